@@ -1,0 +1,51 @@
+"""Configuration: one pydantic-settings class, read from the environment (prefix ``PELOSYNC_``).
+
+Every setting is documented in ``.env.example`` and the README.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TESTING = "testing"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """All of pelosync's settings. Field ``x`` is read from ``PELOSYNC_X``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PELOSYNC_", env_file=".env", env_ignore_empty=True, extra="ignore"
+    )
+
+    env: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Path("./data")
+    log_level: str = "INFO"
+    log_format: str = Field(default="console", pattern="^(console|json)$")
+
+    # Peloton (defaults are Peloton's own; see docs in the README)
+    peloton_api_url: str = "https://api.onepeloton.com"
+    peloton_auth_url: str = "https://auth.onepeloton.com"
+    peloton_web_client_id: str = "WVoJxVDdPoFx4RNewvvg6ch2mZ7bwnsM"
+    peloton_password_client_id: str = "mgsmWCD0A8Qn6uz6mmqI6qeBNHH9IPwS"
+    peloton_audience: str = "https://api.onepeloton.com/"
+    peloton_scope: str = "offline_access openid peloton-api.members:default"
+    peloton_redirect_uri: str = "https://members.onepeloton.com/callback"
+    peloton_user_agent: str = "pelosync/0.1 (+https://github.com/pelosync/pelosync)"
+    peloton_timeout_s: float = Field(default=30.0, gt=0)
+    peloton_concurrency: int = Field(default=4, ge=1, le=32)
+    peloton_every_n: int = Field(default=1, ge=1, le=60)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

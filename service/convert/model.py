@@ -1,0 +1,159 @@
+"""The canonical activity model: the one hub every format is written from.
+
+A Peloton workout bundle is parsed once into an :class:`Activity` (see ``convert.peloton``);
+each writer (``tcx``, ``gpx``, ``fit``, ``json_format``) only reads this model. Units are fixed
+here so writers never convert: times are timezone-aware UTC, distances and altitudes metres,
+speeds metres per second, power watts, heart rate beats per minute, cadence revolutions (or
+strokes, or steps) per minute, energy kilocalories, work joules.
+
+A value of ``None`` means "not recorded": writers omit it, never write it as zero.
+
+The JSON format is this model dumped as is; ``SCHEMA_VERSION`` is bumped on any change that is
+not a pure addition of optional fields.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+
+
+class Discipline(StrEnum):
+    """What kind of workout it was, normalised from Peloton's ``fitness_discipline``."""
+
+    CYCLING = "cycling"
+    RUNNING = "running"
+    WALKING = "walking"
+    ROWING = "rowing"
+    BIKE_BOOTCAMP = "bike_bootcamp"
+    TREAD_BOOTCAMP = "tread_bootcamp"
+    ROW_BOOTCAMP = "row_bootcamp"
+    STRENGTH = "strength"
+    YOGA = "yoga"
+    MEDITATION = "meditation"
+    STRETCHING = "stretching"
+    CARDIO = "cardio"
+    OTHER = "other"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Sample(_Frozen):
+    """One point in time. Every metric is optional: ``None`` means not recorded at this point."""
+
+    offset_s: float = Field(description="Seconds since the workout's start_time.")
+    time: AwareDatetime = Field(description="UTC time: start + offset_s.")
+    heart_rate: int | None = Field(default=None, description="Beats per minute (never 0).")
+    power: float | None = Field(default=None, description="Watts.")
+    cadence: float | None = Field(
+        default=None, description="Per minute: pedal revolutions, run steps or rowing strokes."
+    )
+    speed: float | None = Field(default=None, description="Metres per second.")
+    distance: float | None = Field(default=None, description="Cumulative metres from the start.")
+    latitude: float | None = Field(default=None, description="WGS84 degrees.")
+    longitude: float | None = Field(default=None, description="WGS84 degrees.")
+    altitude: float | None = Field(default=None, description="Metres above sea level.")
+    resistance: float | None = Field(default=None, description="Bike resistance, percent.")
+    incline: float | None = Field(default=None, description="Treadmill incline, percent.")
+    track_segment: int | None = Field(
+        default=None,
+        description="Index of the GPS track segment this position belongs to (None: no position).",
+    )
+
+    @property
+    def has_position(self) -> bool:
+        return self.latitude is not None and self.longitude is not None
+
+
+class Stats(_Frozen):
+    """Totals and extremes over a span (the whole workout or one lap)."""
+
+    duration_s: float
+    distance_m: float | None = None
+    calories_kcal: float | None = None
+    avg_heart_rate: int | None = None
+    max_heart_rate: int | None = None
+    avg_power: float | None = None
+    max_power: float | None = None
+    avg_cadence: float | None = None
+    max_cadence: float | None = None
+    avg_speed: float | None = None
+    max_speed: float | None = None
+
+
+class Lap(_Frozen):
+    """A span of the workout; from the class segments when Peloton gives them."""
+
+    name: str | None = None
+    start_offset_s: float
+    start: AwareDatetime
+    stats: Stats
+
+
+class Summary(Stats):
+    """Whole-workout figures: Peloton's own where it reports them, else computed from samples."""
+
+    total_work_j: float | None = None
+    elevation_gain_m: float | None = None
+    avg_resistance: float | None = None
+    avg_incline: float | None = None
+
+
+class Source(_Frozen):
+    """Where the activity came from."""
+
+    workout_id: str
+    user_id: str | None = None
+    ride_id: str | None = None
+    every_n: float | None = Field(default=None, description="Seconds between samples.")
+
+
+class Device(_Frozen):
+    """The Peloton device or app that recorded the workout."""
+
+    type: str | None = Field(default=None, description="Peloton device_type, e.g. home_bike_v1.")
+    name: str = Field(description="Human-readable name, e.g. 'Peloton Bike'.")
+    platform: str | None = None
+
+
+class Activity(_Frozen):
+    """A workout, ready to be written in any format."""
+
+    schema_version: str = SCHEMA_VERSION
+    source: Source
+    discipline: Discipline
+    peloton_discipline: str = Field(description="Peloton's fitness_discipline, verbatim.")
+    is_outdoor: bool
+    title: str
+    instructor: str | None = None
+    device: Device
+    start: AwareDatetime
+    end: AwareDatetime
+    timezone: str | None = Field(
+        default=None, description="IANA zone the workout was done in (metadata only)."
+    )
+    utc_offset_s: int | None = Field(
+        default=None, description="Offset of local time from UTC at the start, in seconds."
+    )
+    summary: Summary
+    laps: list[Lap]
+    samples: list[Sample]
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.start
+
+    @property
+    def has_gps(self) -> bool:
+        return any(s.has_position for s in self.samples)
+
+    def local_start(self) -> datetime:
+        """The start in the workout's own local time (naive), for formats that want it."""
+        offset = timedelta(seconds=self.utc_offset_s or 0)
+        return (self.start + offset).replace(tzinfo=None)
