@@ -1,0 +1,145 @@
+"""The converter's input: a Peloton "workout bundle", validated into typed models.
+
+A bundle is ``{"workout": <GET /api/workout/{id}?joins=ride,ride.instructor>,
+"performance_graph": <GET /api/workout/{id}/performance_graph?every_n=N>,
+"ride_details": <GET /api/ride/{id}/details> or null}``. Unknown fields are ignored and most
+fields may be missing; only what the converter cannot do without is required. A validation
+failure becomes one :class:`ConversionError` naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from service.errors import ConversionError
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class InstructorIn(_In):
+    name: str | None = None
+
+
+class RideIn(_In):
+    id: str | None = None
+    title: str | None = None
+    duration: float | None = None
+    is_outdoor: bool | None = None
+    instructor: InstructorIn | None = None
+
+
+class WorkoutIn(_In):
+    id: str = Field(min_length=1)
+    user_id: str | None = None
+    start_time: float
+    end_time: float | None = None
+    timezone: str | None = None
+    fitness_discipline: str = "other"
+    status: str | None = None
+    title: str | None = None
+    name: str | None = None
+    device_type: str | None = None
+    device_type_display_name: str | None = None
+    platform: str | None = None
+    is_outdoor: bool | None = None
+    total_work: float | None = None
+    ride: RideIn | None = None
+
+    @field_validator("start_time", "end_time")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not (math.isfinite(v) and 0 <= v < 32503680000):
+            raise ValueError("must be epoch seconds")
+        return v
+
+
+class MetricIn(_In):
+    slug: str
+    display_unit: str | None = None
+    values: list[float | None] = Field(default_factory=list)
+    average_value: float | None = None
+    max_value: float | None = None
+    alternatives: list[MetricIn] = Field(default_factory=list)
+
+
+class SummaryIn(_In):
+    slug: str
+    display_unit: str | None = None
+    value: float | None = None
+
+
+class SegmentIn(_In):
+    name: str | None = None
+    start_time_offset: float
+    length: float
+
+
+class CoordinateIn(_In):
+    seconds_offset_from_start: float
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    distance: float | None = None
+    distance_display_unit: str | None = None
+
+
+class LocationSegmentIn(_In):
+    is_gap: bool = False
+    coordinates: list[CoordinateIn] = Field(default_factory=list)
+
+
+class GraphIn(_In):
+    duration: float | None = None
+    seconds_since_pedaling_start: list[float] = Field(default_factory=list)
+    metrics: list[MetricIn] = Field(default_factory=list)
+    summaries: list[SummaryIn] = Field(default_factory=list)
+    average_summaries: list[SummaryIn] = Field(default_factory=list)
+    segment_list: list[SegmentIn] = Field(default_factory=list)
+    location_data: list[LocationSegmentIn] | None = None
+
+    @field_validator("metrics", "summaries", "average_summaries", "segment_list", mode="before")
+    @classmethod
+    def _null_is_empty(cls, v: Any) -> Any:
+        return [] if v is None else v
+
+
+class RideSegmentsIn(_In):
+    segment_list: list[SegmentIn] = Field(default_factory=list)
+
+
+class RideDetailsIn(_In):
+    segments: RideSegmentsIn | None = None
+
+
+class BundleIn(_In):
+    workout: WorkoutIn
+    performance_graph: GraphIn
+    ride_details: RideDetailsIn | None = None
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "bundle"
+    more = error.error_count() - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{where}: {first['msg'].lower()}{suffix}"
+
+
+def load_bundle(data: bytes | str | dict[str, Any]) -> BundleIn:
+    """Validate a bundle given as JSON text or an already-decoded object."""
+    try:
+        if isinstance(data, dict):
+            return BundleIn.model_validate(data)
+        return BundleIn.model_validate_json(data)
+    except ValidationError as exc:
+        if exc.errors()[0]["type"] == "json_invalid":
+            try:
+                json.loads(data)  # type: ignore[arg-type]
+            except (json.JSONDecodeError, UnicodeDecodeError) as jexc:
+                raise ConversionError(f"not valid JSON: {jexc}") from None
+        raise ConversionError(f"invalid workout bundle: {_describe(exc)}") from None
