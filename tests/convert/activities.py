@@ -94,7 +94,9 @@ def build(
     lap_list = []
     for k in range(max(laps, 1)):
         lo, hi = k * lap_len, (k + 1) * lap_len
-        in_lap = [s for s in samples if lo <= s.offset_s < hi or (k == laps - 1 and s.offset_s == hi)]
+        in_lap = [
+            s for s in samples if lo <= s.offset_s < hi or (k == laps - 1 and s.offset_s == hi)
+        ]
         lap_list.append(
             Lap(
                 name=f"Segment {k + 1}",

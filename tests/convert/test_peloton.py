@@ -124,7 +124,10 @@ def test_gps_is_joined_on_offsets_not_positions() -> None:
 def test_gap_segments_split_the_track_and_give_no_positions() -> None:
     offsets = [float(o) for o in range(1, 10)]
     loc = [
-        {"is_gap": False, "coordinates": coordinates([(o, 40 + o / 100, -73.0) for o in (1, 2, 3)])},
+        {
+            "is_gap": False,
+            "coordinates": coordinates([(o, 40 + o / 100, -73.0) for o in (1, 2, 3)]),
+        },
         {"is_gap": True, "coordinates": coordinates([(o, 41.0, -74.0) for o in (4, 5)])},
         {"is_gap": False, "coordinates": coordinates([(o, 40 + o / 100, -73.0) for o in (6, 7)])},
     ]
@@ -142,7 +145,12 @@ def test_gps_cumulative_distance_is_used_when_present() -> None:
 
 @pytest.mark.parametrize(
     ("zone", "offset"),
-    [("Etc/GMT+5", -5 * 3600), ("America/Chicago", -5 * 3600), ("Europe/Berlin", 3600), (None, None)],
+    [
+        ("Etc/GMT+5", -5 * 3600),
+        ("America/Chicago", -5 * 3600),
+        ("Europe/Berlin", 3600),
+        (None, None),
+    ],
 )
 def test_timezone_is_metadata_only(zone: str | None, offset: int | None) -> None:
     act = parse_bundle(make_bundle(offsets=[1, 2], timezone=zone))
@@ -162,7 +170,9 @@ def test_laps_follow_segments_and_cover_the_workout() -> None:
     segs.append(segment("Bonus", 700, 60))  # after the workout ended: dropped
     metrics = [metric("heart_rate", "bpm", [100 + (o % 50) for o in offsets])]
     calories = [summary("calories", "kcal", 101)]
-    act = parse_bundle(make_bundle(offsets=offsets, metrics=metrics, segments=segs, summaries=calories))
+    act = parse_bundle(
+        make_bundle(offsets=offsets, metrics=metrics, segments=segs, summaries=calories)
+    )
     assert [(lap.name, lap.start_offset_s) for lap in act.laps] == [
         ("Warmup", 0.0),
         ("Main", 120.0),
@@ -201,7 +211,9 @@ def test_workout_without_metrics_keeps_time_and_calories() -> None:
 
 def test_end_time_null_uses_duration_and_just_ride_has_no_class() -> None:
     act = parse_bundle(
-        make_bundle(offsets=[1, 2], end_time=None, duration=27, ride_id="0" * 32, instructor="JUST RIDE")
+        make_bundle(
+            offsets=[1, 2], end_time=None, duration=27, ride_id="0" * 32, instructor="JUST RIDE"
+        )
     )
     assert act.end == T0 + timedelta(seconds=27)
     assert act.source.ride_id is None and act.instructor is None
@@ -242,7 +254,9 @@ def test_parsing_is_deterministic() -> None:
             "performance_graph.seconds_since_pedaling_start",
         ),
         (
-            lambda b: b["performance_graph"]["metrics"][0].update(display_unit="furlongs/fortnight"),
+            lambda b: b["performance_graph"]["metrics"][0].update(
+                display_unit="furlongs/fortnight"
+            ),
             "unknown speed or pace unit 'furlongs/fortnight'",
         ),
         (

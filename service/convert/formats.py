@@ -1,0 +1,73 @@
+"""The output formats and the one entry point that converts a bundle into files."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from service.convert.fit import dump_fit
+from service.convert.gpx import dump_gpx
+from service.convert.json_format import dump_json
+from service.convert.model import Activity
+from service.convert.peloton import parse_bundle
+from service.convert.tcx import dump_tcx
+from service.errors import UnsupportedFormat
+
+
+class Format(StrEnum):
+    TCX = "tcx"
+    GPX = "gpx"
+    FIT = "fit"
+    JSON = "json"
+
+
+@dataclass(frozen=True)
+class FormatInfo:
+    extension: str
+    content_type: str
+    binary: bool
+    writer: Callable[[Activity], bytes]
+
+
+FORMATS: dict[Format, FormatInfo] = {
+    Format.TCX: FormatInfo("tcx", "application/vnd.garmin.tcx+xml", False, dump_tcx),
+    Format.GPX: FormatInfo("gpx", "application/gpx+xml", False, dump_gpx),
+    Format.FIT: FormatInfo("fit", "application/vnd.ant.fit", True, dump_fit),
+    Format.JSON: FormatInfo("json", "application/json", False, dump_json),
+}
+
+
+def possible_formats(activity: Activity) -> list[Format]:
+    """Every format this activity can be written in (GPX needs a GPS track)."""
+    return [f for f in Format if f is not Format.GPX or activity.has_gps]
+
+
+def render(activity: Activity, fmt: Format) -> bytes:
+    """One file's bytes; raises :class:`UnsupportedFormat` when impossible (GPX without GPS)."""
+    if fmt is Format.GPX and not activity.has_gps:
+        raise UnsupportedFormat("workout has no GPS track; use tcx or fit")
+    return FORMATS[fmt].writer(activity)
+
+
+def render_all(activity: Activity, formats: Iterable[Format] | None = None) -> dict[Format, bytes]:
+    """Every requested (default: every possible) format; impossible ones are skipped."""
+    wanted = possible_formats(activity) if formats is None else list(formats)
+    return {f: render(activity, f) for f in wanted if f is not Format.GPX or activity.has_gps}
+
+
+def convert_bundle(bundle: bytes | str | dict[str, Any], fmt: Format) -> bytes:
+    """Parse a Peloton workout bundle and write it in ``fmt``."""
+    return render(parse_bundle(bundle), fmt)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def filename(activity: Activity, fmt: Format) -> str:
+    """A safe, stable file name: ``2026-03-14_cycling_20-min-Pop-Ride_<id8>.tcx``."""
+    title = _UNSAFE.sub("-", activity.title).strip("-")[:60] or "workout"
+    day = activity.start.strftime("%Y-%m-%d")
+    return f"{day}_{activity.discipline.value}_{title}_{activity.source.workout_id[:8]}.{fmt.value}"
