@@ -9,7 +9,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +28,17 @@ class Settings(BaseSettings):
 
     env: Environment = Environment.DEVELOPMENT
     data_dir: Path = Path("./data")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default: a SQLite file in data_dir.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Fernet key(s) encrypting secrets at rest; comma-separated, newest first, for "
+            "rotation. Development generates one into data_dir; production requires it."
+        ),
+    )
     log_level: str = "INFO"
     log_format: str = Field(default="console", pattern="^(console|json)$")
 
@@ -43,6 +54,21 @@ class Settings(BaseSettings):
     peloton_timeout_s: float = Field(default=30.0, gt=0)
     peloton_concurrency: int = Field(default=4, ge=1, le=32)
     peloton_every_n: int = Field(default=1, ge=1, le=60)
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to ``sqlite+aiosqlite:///<data_dir>/pelosync.db``.
+
+        Plain ``postgresql://`` and ``postgres://`` URLs are given the asyncpg driver.
+        """
+        if not self.database_url:
+            return f"sqlite+aiosqlite:///{(self.data_dir / 'pelosync.db').resolve()}"
+        url = self.database_url
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url[len(prefix) :]
+        if url.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+        return url
 
 
 @lru_cache

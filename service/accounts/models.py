@@ -1,0 +1,74 @@
+"""Linked Peloton accounts and the history of their polls."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import Base, UTCDateTime, utcnow
+
+
+class AuthMethod(StrEnum):
+    """How the account was linked (and how it may log in again on its own)."""
+
+    TOKEN = "token"  # refresh and/or access token supplied by the user; no password stored
+    PASSWORD = "password"  # Auth0 password grant
+    PKCE = "pkce"  # scripted Auth0 universal-login (PKCE) with username and password
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "active"
+    NEEDS_REAUTH = "needs_reauth"  # parked until the user links it again
+    ERROR = "error"  # failing; retried with exponential backoff
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    __table_args__ = (Index("ix_accounts_due", "paused", "status", "next_poll_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(String(200))
+    peloton_user_id: Mapped[str] = mapped_column(String(64), unique=True)
+    peloton_username: Mapped[str | None] = mapped_column(String(200))
+    auth_method: Mapped[str] = mapped_column(String(20))
+    # Fernet tokens of JSON objects: {"username", "password"} and {"access_token", "refresh_token"}
+    credentials_encrypted: Mapped[str | None] = mapped_column(Text)
+    tokens_encrypted: Mapped[str | None] = mapped_column(Text)
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    poll_interval_s: Mapped[int | None] = mapped_column(Integer)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20), default=AccountStatus.ACTIVE)
+    next_poll_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sync_since: Mapped[datetime] = mapped_column(UTCDateTime())
+    backfill_complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class SyncRun(Base):
+    """One poll of one account."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (Index("ix_sync_runs_account_started", "account_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    trigger: Mapped[str] = mapped_column(String(20))  # schedule | manual
+    worker: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str | None] = mapped_column(String(20))  # ok | rate_limited | error | ...
+    found: Mapped[int] = mapped_column(Integer, default=0)
+    new: Mapped[int] = mapped_column(Integer, default=0)
+    in_progress: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)

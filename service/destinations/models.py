@@ -1,0 +1,43 @@
+"""Where workouts go: webhooks, a folder, Strava, intervals.icu, Garmin Connect."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Boolean, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import Base, JSONDocument, UTCDateTime, utcnow
+
+
+class DestinationKind(StrEnum):
+    WEBHOOK = "webhook"
+    DIRECTORY = "directory"
+    STRAVA = "strava"
+    INTERVALS = "intervals"
+    GARMIN = "garmin"
+
+
+class Destination(Base):
+    __tablename__ = "destinations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    config: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)  # no secrets
+    secrets_encrypted: Mapped[str | None] = mapped_column(Text)  # Fernet token of a JSON object
+    # Filters: None means "all".
+    formats: Mapped[list[str]] = mapped_column(JSONDocument)
+    account_ids: Mapped[list[int] | None] = mapped_column(JSONDocument)
+    disciplines: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    concurrency: Mapped[int] = mapped_column(Integer, default=4)
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    postponed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -1,0 +1,103 @@
+"""Leases: how replicas share work through the database, and nothing else.
+
+A row (an account to poll, a delivery to send) is *due* when its time has come and nobody holds
+a live lease on it. Claiming sets ``lease_owner`` and ``lease_expires_at`` in one statement:
+
+- PostgreSQL: ``UPDATE … WHERE id IN (SELECT id … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING id``,
+  so concurrent replicas skip each other's rows instead of waiting on them;
+- SQLite: the same conditional ``UPDATE … RETURNING`` without the locking clause; SQLite runs
+  one writer at a time, so the statement is atomic on its own.
+
+A crashed worker's lease simply expires and the row becomes due again (a *reclaim*). Every
+finishing write is guarded by the owner (:func:`owner_guard`), so a worker whose lease lapsed
+and was taken over cannot overwrite the new owner's result.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+
+def lease_free(model: Any, now: datetime) -> ColumnElement[bool]:
+    """Nobody holds a live lease on the row."""
+    return or_(model.lease_expires_at.is_(None), model.lease_expires_at < now)
+
+
+def owner_guard(model: Any, owner: str) -> ColumnElement[bool]:
+    return model.lease_owner == owner  # type: ignore[no-any-return]
+
+
+async def claim(
+    session: AsyncSession,
+    model: Any,
+    *,
+    due: ColumnElement[bool],
+    order_by: InstrumentedAttribute[Any],
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+) -> tuple[list[int], int]:
+    """Lease up to ``limit`` due rows to ``owner``; returns their ids and how many were reclaims.
+
+    The caller commits right away so other replicas see the leases.
+    """
+    if limit <= 0:
+        return [], 0
+    condition = and_(due, lease_free(model, now))
+    pick = (
+        select(model.id, model.lease_owner)
+        .where(condition)
+        .order_by(order_by, model.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    candidates = {row.id: row.lease_owner for row in await session.execute(pick)}
+    if not candidates:
+        return [], 0
+    # The conditional UPDATE is the arbiter: a row another worker leased in between no longer
+    # matches ``condition`` and is not returned.
+    stmt = (
+        update(model)
+        .where(model.id.in_(candidates), condition)
+        .values(lease_owner=owner, lease_expires_at=now + lease)
+        .returning(model.id)
+        .execution_options(synchronize_session=False)
+    )
+    ids = sorted((await session.execute(stmt)).scalars())
+    reclaimed = sum(1 for i in ids if candidates[i] is not None)
+    return ids, reclaimed
+
+
+async def release(
+    session: AsyncSession, model: Any, row_id: int, owner: str, **values: Any
+) -> bool:
+    """Write ``values`` and drop the lease, only if ``owner`` still holds it."""
+    stmt = (
+        update(model)
+        .where(model.id == row_id, owner_guard(model, owner))
+        .values(lease_owner=None, lease_expires_at=None, **values)
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def extend(
+    session: AsyncSession, model: Any, row_id: int, owner: str, until: datetime
+) -> bool:
+    """Push a held lease's expiry (long work renews its lease); False if it was lost."""
+    stmt = (
+        update(model)
+        .where(model.id == row_id, owner_guard(model, owner))
+        .values(lease_expires_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
