@@ -14,7 +14,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from service import __version__
@@ -44,14 +43,20 @@ class FormatChoice(StrEnum):
 
 def write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -132,22 +137,16 @@ def version() -> None:
 
 
 def main() -> None:
-    """Console entry point: run the app, turning expected errors into one clean line."""
+    """Console entry point: Typer handles usage errors; ours become one clean line."""
     try:
-        result = app(standalone_mode=False)
+        app()
     except PelosyncError as exc:
         typer.echo(f"pelosync: error: {exc.message}", err=True)
         sys.exit(2)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        typer.echo("pelosync: aborted", err=True)
+    except KeyboardInterrupt:
+        typer.echo("pelosync: interrupted", err=True)
         sys.exit(130)
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         typer.echo(f"pelosync: error: {exc.strerror or exc}{where}", err=True)
         sys.exit(2)
-    sys.exit(result if isinstance(result, int) else 0)

@@ -125,6 +125,7 @@ def gps_points(
     """
     positions: dict[float, tuple[float, float, int]] = {}
     distances: list[tuple[float, float]] = []
+    factors: dict[str, float] = {}
     segment = 0
     for seg_index, loc in enumerate(location_data or []):
         if not loc.coordinates:
@@ -138,10 +139,13 @@ def gps_points(
                     "non-negative number of seconds"
                 )
             if c.distance is not None:
-                factor = distance_factor(
-                    c.distance_display_unit or "mi",
-                    what=f"performance_graph.location_data[{seg_index}].distance_display_unit",
-                )
+                unit = c.distance_display_unit or "mi"
+                factor = factors.get(unit)
+                if factor is None:
+                    factor = factors[unit] = distance_factor(
+                        unit,
+                        what=f"performance_graph.location_data[{seg_index}].distance_display_unit",
+                    )
                 distances.append((off, c.distance * factor))
             if not loc.is_gap and off not in positions:
                 positions[off] = (c.latitude, c.longitude, segment)

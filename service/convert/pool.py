@@ -1,0 +1,109 @@
+"""Conversion off the event loop.
+
+Parsing and writing files is CPU work (milliseconds to tens of milliseconds per workout); run
+inline it would stall the API and every other sync. :class:`Converter` runs it in worker
+processes (real parallelism on several cores) or, with ``workers=0``, in a thread. The
+functions it runs are top-level so they can be sent to another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from service.convert.fit import FitDevice, dump_fit
+from service.convert.formats import Format, possible_formats, render
+from service.convert.model import Activity
+from service.convert.peloton import parse_bundle
+from service.errors import ConversionError
+
+
+@dataclass(frozen=True)
+class BundleSummary:
+    """What the ledger keeps about a workout, read from its bundle."""
+
+    discipline: str
+    title: str
+    instructor: str | None
+    ride_id: str | None
+    start: datetime
+    end: datetime
+    timezone: str | None
+    is_outdoor: bool
+    has_gps: bool
+    duration_s: float
+    distance_m: float | None
+    calories_kcal: float | None
+    avg_heart_rate: int | None
+    max_heart_rate: int | None
+    avg_power: float | None
+    total_work_j: float | None
+    formats: tuple[str, ...]
+
+    @classmethod
+    def of(cls, activity: Activity) -> BundleSummary:
+        s = activity.summary
+        return cls(
+            discipline=activity.discipline.value,
+            title=activity.title,
+            instructor=activity.instructor,
+            ride_id=activity.source.ride_id,
+            start=activity.start,
+            end=activity.end,
+            timezone=activity.timezone,
+            is_outdoor=activity.is_outdoor,
+            has_gps=activity.has_gps,
+            duration_s=s.duration_s,
+            distance_m=s.distance_m,
+            calories_kcal=s.calories_kcal,
+            avg_heart_rate=s.avg_heart_rate,
+            max_heart_rate=s.max_heart_rate,
+            avg_power=s.avg_power,
+            total_work_j=s.total_work_j,
+            formats=tuple(f.value for f in possible_formats(activity)),
+        )
+
+
+def summarize_bundle(bundle: dict[str, Any]) -> BundleSummary:
+    return BundleSummary.of(parse_bundle(bundle))
+
+
+def render_bundle(bundle: dict[str, Any], fmt: str, device: FitDevice | None = None) -> bytes:
+    activity = parse_bundle(bundle)
+    if device is not None and fmt == Format.FIT:
+        return dump_fit(activity, device=device)
+    return render(activity, Format(fmt))
+
+
+class Converter:
+    """Runs conversions in a process pool (or a thread when ``workers`` is 0)."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self._executor: Executor
+        if workers > 0:
+            # forkserver: children start from a clean process, not a fork of our threads.
+            context = multiprocessing.get_context("forkserver")
+            self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        else:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="convert")
+
+    async def summarize(self, bundle: dict[str, Any]) -> BundleSummary:
+        """Raises :class:`ConversionError` for a bundle that cannot be converted."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, summarize_bundle, bundle)
+
+    async def render(
+        self, bundle: dict[str, Any], fmt: str, device: FitDevice | None = None
+    ) -> bytes:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, render_bundle, bundle, fmt, device)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+__all__ = ["BundleSummary", "ConversionError", "Converter", "render_bundle", "summarize_bundle"]
