@@ -30,7 +30,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-EXAMPLE_BUNDLE = Path(__file__).parent / "convert" / "examples" / "outdoor_run.bundle.json"
+EXAMPLE_BUNDLE = Path(__file__).parent / "convert" / "examples" / "example_outdoor_run.json"
 
 
 class FormatChoice(StrEnum):
