@@ -21,6 +21,7 @@ from service.convert.formats import FORMATS, Format, filename, render, render_al
 from service.convert.json_format import activity_json_schema
 from service.convert.peloton import parse_bundle
 from service.errors import InvalidInput, PelosyncError
+from service.peloton.sandbox.cli import sandbox as sandbox_command
 
 app = typer.Typer(
     name="pelosync",
@@ -128,6 +129,9 @@ def convert(
         output = output / filename(activity, kind)
     write_atomically(output, data)
     typer.echo(f"wrote {output} ({len(data)} bytes)", err=True)
+
+
+app.command("sandbox")(sandbox_command)
 
 
 @app.command()
