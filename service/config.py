@@ -55,6 +55,37 @@ class Settings(BaseSettings):
     peloton_concurrency: int = Field(default=4, ge=1, le=32)
     peloton_every_n: int = Field(default=1, ge=1, le=60)
 
+    # Sync engine
+    poll_interval: int = Field(default=1800, ge=300, description="Seconds between polls.")
+    backfill_days: int = Field(default=30, ge=0, le=3650)
+    tick_seconds: float = Field(default=5.0, gt=0, le=300)
+    lease_seconds: int = Field(default=300, ge=5)
+    sync_concurrency: int = Field(default=8, ge=1, le=256)
+    max_new_per_poll: int = Field(default=25, ge=1, le=1000)
+    convert_workers: int = Field(
+        default=1, ge=0, le=32, description="Conversion processes; 0 converts in a thread."
+    )
+    worker_name: str | None = Field(default=None, description="Default: host:pid:random.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+    # Webhook and folder destinations
+    webhook_timeout_s: float = Field(default=15.0, gt=0, le=300)  # one attempt, in all
+    webhook_allow_private: bool = False  # allow private/loopback/LAN webhook targets
+    webhook_allowlist: str = ""  # comma-separated hosts and CIDRs allowed despite the guard
+    webhook_inline_max_bytes: int = Field(default=256 * 1024, ge=0)  # bigger files: a link
+
+    # Fitness services: Strava, intervals.icu, Garmin Connect
+    strava_client_id: str | None = None  # the Strava API app (strava.com/settings/api)
+    strava_client_secret: SecretStr | None = None  # that app's client secret
+    strava_api_url: str = "https://www.strava.com/api/v3"
+    strava_oauth_url: str = "https://www.strava.com/oauth"
+    intervals_api_url: str = "https://intervals.icu"
+    garmin_enabled: bool = False  # experimental: uses Garmin Connect's unofficial upload API
+    garmin_upload_url: str = "https://connectapi.garmin.com/upload-service/upload"
+    garmin_token_url: str = "https://diauth.garmin.com/di-oauth2-service/oauth/token"
+    garmin_profile_url: str = "https://connectapi.garmin.com/userprofile-service/socialProfile"
+
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to ``sqlite+aiosqlite:///<data_dir>/pelosync.db``.
 

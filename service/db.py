@@ -7,11 +7,14 @@ by the Alembic migrations in ``migrations/``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -63,6 +66,13 @@ JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def insert_ignoring_duplicates(session: AsyncSession, table: Any, key: Sequence[str]) -> Any:
+    """``INSERT … ON CONFLICT (key) DO NOTHING`` for the session's dialect (both have it)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return pg_insert(table).on_conflict_do_nothing(index_elements=list(key))
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(key))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, UTCDateTime, utcnow
+from service.db import Base, JSONDocument, UTCDateTime, utcnow
 
 
 class AuthMethod(StrEnum):
@@ -50,6 +50,9 @@ class Account(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sync_since: Mapped[datetime] = mapped_column(UTCDateTime())
     backfill_complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Workouts seen IN_PROGRESS, re-checked on later polls until complete (they are not stored
+    # before, so the "stop at the first known id" listing alone could step over them).
+    pending_workout_ids: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

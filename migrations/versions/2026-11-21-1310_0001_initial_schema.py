@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: e804ad5a77b4
+Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 12:57:51.959275
+Create Date: 2026-11-21 13:10:08.635033
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 import service.db
 
-revision: str = "e804ad5a77b4"
+revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -43,6 +43,11 @@ def upgrade() -> None:
         sa.Column("last_success_at", service.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("sync_since", service.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("backfill_complete", sa.Boolean(), nullable=False),
+        sa.Column(
+            "pending_workout_ids",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("created_at", service.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", service.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),

@@ -1,0 +1,130 @@
+"""The poll job: each tick leases due accounts up to the free capacity and polls them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+import structlog
+
+from service.accounts.repository import AccountRepository
+from service.accounts.sync import AccountPoller, PollResult, failure_backoff
+from service.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+
+class PollJob:
+    """Runs polls as tasks so a slow account never holds up the tick or the others."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.poller = AccountPoller(runtime)
+        self.running: dict[int, asyncio.Task[PollResult | None]] = {}
+        self.reclaims = 0
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.rt.settings.lease_seconds)
+
+    async def tick(self) -> list[int]:
+        """Lease as many due accounts as there is room for and start polling them."""
+        free = self.rt.settings.sync_concurrency - len(self.running)
+        if free <= 0:
+            return []
+        async with self.rt.sessions() as session, session.begin():
+            ids, reclaimed = await AccountRepository(session).claim_due(
+                owner=self.rt.worker, now=self.rt.clock(), lease=self.lease, limit=free
+            )
+        if reclaimed:
+            self.reclaims += reclaimed
+            log.warning("sync.lease.reclaimed", count=reclaimed, worker=self.rt.worker)
+        for account_id in ids:
+            self._start(account_id, "schedule")
+        return ids
+
+    async def sync_now(self, account_id: int) -> bool:
+        """Poll one account right away unless someone is already polling it."""
+        if account_id in self.running:
+            return False
+        async with self.rt.sessions() as session, session.begin():
+            claimed = await AccountRepository(session).claim_one(
+                account_id, owner=self.rt.worker, now=self.rt.clock(), lease=self.lease
+            )
+        if claimed:
+            self._start(account_id, "manual")
+        return claimed
+
+    async def run_once(self, account_id: int | None = None) -> dict[int, PollResult | None]:
+        """Poll every due account (or one, now) and wait for the results (``sync --once``)."""
+        if account_id is not None:
+            if not await self.sync_now(account_id):
+                return {}
+        else:
+            await self.tick()
+            while True:  # keep going while there is more due (capacity-limited claims)
+                if not await self.tick():
+                    break
+        results: dict[int, PollResult | None] = {}
+        while self.running:
+            done = dict(self.running)
+            await asyncio.gather(*done.values(), return_exceptions=True)
+            for key, task in done.items():
+                results[key] = None if task.cancelled() or task.exception() else task.result()
+        return results
+
+    async def drain(self, grace: float) -> None:
+        """Let polls in flight finish for up to ``grace`` seconds, then cancel and release."""
+        if not self.running:
+            return
+        tasks = list(self.running.values())
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def _start(self, account_id: int, trigger: str) -> None:
+        task = asyncio.create_task(self._run(account_id, trigger), name=f"poll-{account_id}")
+        self.running[account_id] = task
+        task.add_done_callback(lambda _t: self.running.pop(account_id, None))
+
+    async def _run(self, account_id: int, trigger: str) -> PollResult | None:
+        keeper = asyncio.create_task(self._keep_lease(account_id))
+        try:
+            return await self.poller.poll(account_id, trigger=trigger)
+        except asyncio.CancelledError:
+            await self._release(account_id, error=None)
+            raise
+        except Exception as exc:
+            log.exception("sync.poll.crashed", account_id=account_id)
+            await self._release(account_id, error=f"{type(exc).__name__}: {exc}")
+            return None
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+
+    async def _keep_lease(self, account_id: int) -> None:
+        # Long polls (a big backfill, a slow Peloton) renew their lease well before it lapses.
+        period = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(period)
+            async with self.rt.sessions() as session, session.begin():
+                kept = await AccountRepository(session).extend_lease(
+                    account_id, self.rt.worker, self.rt.clock() + self.lease
+                )
+            if not kept:
+                log.warning("sync.lease.lost", account_id=account_id)
+                return
+
+    async def _release(self, account_id: int, error: str | None) -> None:
+        """Give the account back at once (shutdown or a crash) instead of waiting for expiry."""
+        values: dict[str, object] = {"next_poll_at": self.rt.clock()}
+        if error is not None:
+            values.update(last_error=error, next_poll_at=self.rt.clock() + failure_backoff(1))
+        try:
+            async with self.rt.sessions() as session, session.begin():
+                await AccountRepository(session).finish(account_id, self.rt.worker, **values)
+        except Exception:  # the lease will lapse on its own
+            log.warning("sync.lease.release_failed", account_id=account_id)

@@ -1,0 +1,350 @@
+"""Polling one Peloton account: list, fetch, store, create deliveries.
+
+One poll runs while its worker holds the account's lease. The network part (listing and
+fetching bundles) happens outside any transaction; everything it found is then written in ONE
+transaction: the new workouts, their pending deliveries, the account's next poll, and the sync
+run. Workouts are stored oldest first and only as an unbroken run, so the next poll's "stop at
+the first known id" never steps over a workout that failed to download.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.accounts.models import Account, AccountStatus, SyncRun
+from service.accounts.repository import AccountRepository
+from service.accounts.tokens import client_for
+from service.convert.pool import BundleSummary
+from service.db import utcnow
+from service.deliveries.repository import DeliveryRepository
+from service.destinations.matching import formats_for
+from service.destinations.repository import DestinationRepository
+from service.errors import ConversionError, PelosyncError
+from service.peloton.client import PelotonClient
+from service.peloton.errors import NeedsReauthentication, RateLimited
+from service.peloton.models import Workout as PelotonWorkout
+from service.runtime import Runtime
+from service.workouts.repository import WorkoutRepository
+
+log = structlog.get_logger(__name__)
+
+BACKFILL_PAGE_SIZE = 100
+INCREMENTAL_PAGE_SIZE = 20
+PENDING_MAX_AGE = timedelta(days=2)  # give up re-checking a workout stuck IN_PROGRESS
+RATE_LIMIT_MIN_DELAY = timedelta(minutes=15)
+FAILURE_BACKOFF_BASE = timedelta(minutes=1)
+FAILURE_BACKOFF_MAX = timedelta(hours=6)
+
+
+@dataclass
+class PollResult:
+    outcome: str = "ok"  # ok | rate_limited | needs_reauth | error | lease_lost
+    found: int = 0
+    new: int = 0
+    in_progress: int = 0
+    errors: int = 0
+    error: str | None = None
+    more: bool = False  # backfill or cap left work for an immediate next poll
+    expected_ends: list[datetime] = field(default_factory=list)
+    pending_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Fetched:
+    workout: PelotonWorkout
+    bundle: dict[str, Any]
+    summary: BundleSummary | None
+    conversion_error: str | None
+
+
+def jittered(interval: timedelta, rng: random.Random | None = None) -> timedelta:
+    """``interval`` ± 10%, so accounts linked together drift apart."""
+    factor = (rng or random).uniform(0.9, 1.1)
+    return interval * factor
+
+
+def failure_backoff(failures: int) -> timedelta:
+    delay: timedelta = FAILURE_BACKOFF_BASE * (2 ** min(max(failures - 1, 0), 16))
+    return min(delay, FAILURE_BACKOFF_MAX)
+
+
+class AccountPoller:
+    """Polls accounts for the runtime; one instance per process."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.settings = runtime.settings
+
+    async def poll(self, account_id: int, *, trigger: str = "schedule") -> PollResult:
+        """Poll an account whose lease this worker holds, and record the outcome."""
+        started = self.rt.clock()
+        async with self.rt.sessions() as session:
+            account = await AccountRepository(session).get(account_id)
+        if account is None:
+            return PollResult(outcome="gone")
+        client = client_for(self.rt, account)
+        result = PollResult()
+        fetched: list[_Fetched] = []
+        try:
+            fetched = await self._collect(client, account, result)
+        except RateLimited as exc:
+            result.outcome, result.error = "rate_limited", str(exc)
+            result.more = False
+            retry = max(timedelta(seconds=exc.retry_after or 0), RATE_LIMIT_MIN_DELAY)
+            return await self._finish(account, started, trigger, result, [], retry_after=retry)
+        except NeedsReauthentication as exc:
+            result.outcome, result.error = "needs_reauth", exc.message
+        except PelosyncError as exc:
+            result.outcome, result.error = "error", f"{type(exc).__name__}: {exc.message}"
+        except (OSError, TimeoutError) as exc:  # defensive: the client wraps its own
+            result.outcome, result.error = "error", f"{type(exc).__name__}: {exc}"
+        finally:
+            await client.aclose()
+        return await self._finish(account, started, trigger, result, fetched)
+
+    # --- network ----------------------------------------------------------------------------
+
+    async def _list(
+        self, client: PelotonClient, account: Account, result: PollResult
+    ) -> tuple[list[PelotonWorkout], list[PelotonWorkout]]:
+        """(new complete workouts oldest first, workouts still in progress)."""
+        user = account.peloton_user_id
+
+        async def known(peloton_id: str) -> bool:
+            async with self.rt.sessions() as session:
+                found = await WorkoutRepository(session).known_ids(account.id, [peloton_id])
+            return bool(found)
+
+        complete: list[PelotonWorkout] = []
+        in_progress: list[PelotonWorkout] = []
+        if account.backfill_complete:
+            listing = await client.list_new_workouts(
+                user,
+                known_ids=known,
+                since=account.sync_since,
+                page_size=INCREMENTAL_PAGE_SIZE,
+            )
+            complete, in_progress = listing.complete, listing.in_progress
+        else:
+            # Backfill: walk back to the since-date, skipping what is already stored (a
+            # previous capped poll stored the oldest part of the run).
+            page: list[PelotonWorkout] = []
+            async for workout in client.iter_workouts(user, page_size=BACKFILL_PAGE_SIZE):
+                created = workout.created_at or workout.start_time
+                if created is not None and created < account.sync_since:
+                    break
+                page.append(workout)
+            async with self.rt.sessions() as session:
+                stored = await WorkoutRepository(session).known_ids(
+                    account.id, [w.id for w in page if w.id]
+                )
+            for workout in page:
+                if workout.id in stored:
+                    continue
+                (complete if workout.is_complete else in_progress).append(workout)
+        # Workouts seen in progress earlier and not listed as new again: ask for each.
+        listed = {w.id for w in complete} | {w.id for w in in_progress}
+        for pending_id in account.pending_workout_ids or []:
+            if pending_id in listed:
+                continue
+            async with self.rt.sessions() as session:
+                if await WorkoutRepository(session).known_ids(account.id, [pending_id]):
+                    continue
+            workout = await client.workout(pending_id)
+            (complete if workout.is_complete else in_progress).append(workout)
+        result.found = len(complete) + len(in_progress)
+        complete.sort(key=lambda w: (w.created_at or w.start_time or self.rt.clock(), w.id or ""))
+        return complete, in_progress
+
+    async def _collect(
+        self, client: PelotonClient, account: Account, result: PollResult
+    ) -> list[_Fetched]:
+        complete, in_progress = await self._list(client, account, result)
+        now = self.rt.clock()
+        for workout in in_progress:
+            started = workout.start_time or workout.created_at
+            duration = workout.ride.duration if workout.ride and workout.ride.duration else None
+            if started is not None and now - started < PENDING_MAX_AGE and workout.id:
+                end = started + timedelta(seconds=duration or 3600)
+                result.expected_ends.append(end)
+                result.pending_ids.append(workout.id)
+        result.in_progress = len(result.expected_ends)
+        cap = self.settings.max_new_per_poll
+        batch = complete[:cap]
+        result.more = len(complete) > cap
+        bundles = await asyncio.gather(
+            *(client.fetch_bundle(w.id or "") for w in batch), return_exceptions=True
+        )
+        fetched: list[_Fetched] = []
+        for workout, bundle in zip(batch, bundles, strict=True):
+            if isinstance(bundle, BaseException):
+                if isinstance(bundle, RateLimited | NeedsReauthentication):
+                    if not fetched:
+                        raise bundle
+                    result.more = True
+                    break
+                if not isinstance(bundle, Exception):
+                    raise bundle
+                # Keep the unbroken oldest-first run; the rest waits for the next poll.
+                result.errors += 1
+                result.error = f"workout {workout.id}: {type(bundle).__name__}: {bundle}"
+                result.more = True
+                log.warning(
+                    "sync.fetch.failed",
+                    account_id=account.id,
+                    workout_id=workout.id,
+                    error=type(bundle).__name__,
+                )
+                break
+            try:
+                summary: BundleSummary | None = await self.rt.converter.summarize(bundle)
+                problem = None
+            except ConversionError as exc:
+                summary, problem = None, exc.message
+                log.warning(
+                    "sync.workout.unconvertible",
+                    account_id=account.id,
+                    workout_id=workout.id,
+                    error=problem,
+                )
+            fetched.append(_Fetched(workout, bundle, summary, problem))
+        return fetched
+
+    # --- storage ----------------------------------------------------------------------------
+
+    async def _finish(
+        self,
+        account: Account,
+        started: datetime,
+        trigger: str,
+        result: PollResult,
+        fetched: list[_Fetched],
+        *,
+        retry_after: timedelta | None = None,
+    ) -> PollResult:
+        now = self.rt.clock()
+        values: dict[str, Any] = {"last_poll_at": now}
+        interval = timedelta(
+            seconds=max(account.poll_interval_s or self.settings.poll_interval, 300)
+        )
+        if result.outcome == "ok":
+            next_poll = now + jittered(interval)
+            if result.more:
+                next_poll = now + timedelta(seconds=1)  # behind every account already due
+            elif result.expected_ends:
+                soonest = min(result.expected_ends) + timedelta(minutes=2)
+                next_poll = min(next_poll, max(soonest, now + timedelta(minutes=1)))
+            values.update(
+                next_poll_at=next_poll,
+                last_success_at=now,
+                consecutive_failures=0,
+                last_error=result.error,
+                status=AccountStatus.ACTIVE,
+                backfill_complete=account.backfill_complete or not result.more,
+                pending_workout_ids=sorted(set(result.pending_ids)),
+            )
+        elif result.outcome == "rate_limited":
+            values.update(
+                next_poll_at=now + (retry_after or RATE_LIMIT_MIN_DELAY), last_error=result.error
+            )
+        elif result.outcome == "needs_reauth":
+            values.update(status=AccountStatus.NEEDS_REAUTH, last_error=result.error)
+        else:
+            failures = account.consecutive_failures + 1
+            values.update(
+                consecutive_failures=failures,
+                status=AccountStatus.ERROR,
+                last_error=result.error,
+                next_poll_at=now + min(failure_backoff(failures), interval),
+            )
+        async with self.rt.sessions() as session, session.begin():
+            accounts = AccountRepository(session)
+            await self._store(session, account, fetched, result)
+            if not await accounts.finish(account.id, self.rt.worker, **values):
+                # Our lease lapsed and another worker took the account: write nothing.
+                await session.rollback()
+                log.warning("sync.lease_lost", account_id=account.id, worker=self.rt.worker)
+                result.outcome = "lease_lost"
+                return result
+            await accounts.add_run(
+                SyncRun(
+                    account_id=account.id,
+                    trigger=trigger,
+                    worker=self.rt.worker,
+                    started_at=started,
+                    finished_at=now,
+                    outcome=result.outcome,
+                    found=result.found,
+                    new=result.new,
+                    in_progress=result.in_progress,
+                    errors=result.errors,
+                    error=result.error,
+                )
+            )
+        log.info(
+            "sync.poll.finished",
+            account_id=account.id,
+            outcome=result.outcome,
+            found=result.found,
+            new=result.new,
+            in_progress=result.in_progress,
+        )
+        return result
+
+    async def _store(
+        self, session: AsyncSession, account: Account, fetched: list[_Fetched], result: PollResult
+    ) -> None:
+        workouts = WorkoutRepository(session)
+        deliveries = DeliveryRepository(session)
+        destinations = await DestinationRepository(session).enabled()
+        for item in fetched:
+            values = workout_values(account.id, item)
+            workout_id = await workouts.add_new(values)
+            if workout_id is None:
+                continue  # stored meanwhile by another worker: its deliveries exist too
+            result.new += 1
+            if item.summary is None:
+                continue
+            for destination in destinations:
+                formats = formats_for(destination, account.id, item.summary)
+                if formats:
+                    await deliveries.create_pending(workout_id, destination.id, formats)
+
+
+def workout_values(account_id: int, item: _Fetched) -> dict[str, Any]:
+    """Column values of a new workout row."""
+    w, s = item.workout, item.summary
+    raw = item.bundle["workout"]
+    start = s.start if s else (w.start_time or w.created_at or utcnow())
+    return {
+        "account_id": account_id,
+        "peloton_workout_id": w.id,
+        "peloton_ride_id": s.ride_id if s else w.ride_id,
+        "discipline": s.discipline if s else (w.fitness_discipline or "other"),
+        "title": (s.title if s else (w.title or w.name or "Peloton workout"))[:300],
+        "instructor": s.instructor if s else None,
+        "started_at": start,
+        "ended_at": s.end if s else w.end_time,
+        "peloton_status": raw.get("status") or "COMPLETE",
+        "timezone": s.timezone if s else w.timezone,
+        "is_outdoor": s.is_outdoor if s else bool(w.is_outdoor),
+        "has_gps": s.has_gps if s else False,
+        "duration_s": s.duration_s if s else None,
+        "distance_m": s.distance_m if s else None,
+        "calories_kcal": s.calories_kcal if s else None,
+        "avg_heart_rate": s.avg_heart_rate if s else None,
+        "max_heart_rate": s.max_heart_rate if s else None,
+        "avg_power": s.avg_power if s else None,
+        "total_work_j": s.total_work_j if s else None,
+        "conversion_error": item.conversion_error,
+        "raw_workout": raw,
+        "raw_performance_graph": item.bundle["performance_graph"],
+        "raw_ride_details": item.bundle.get("ride_details"),
+    }

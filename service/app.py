@@ -1,0 +1,77 @@
+"""The FastAPI application and its lifespan: resources, migrations, scheduler."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from service import __version__
+from service.accounts.jobs import PollJob
+from service.config import Settings, get_settings
+from service.migrate import check_current, upgrade
+from service.ops.router import router as ops_router
+from service.problems import install_problem_handlers
+from service.runtime import Runtime, open_runtime
+from service.scheduler import Scheduler
+
+log = structlog.get_logger(__name__)
+
+SHUTDOWN_GRACE_S = 20.0
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    migrate: bool = True,
+    scheduler: bool = True,
+    runtime: Runtime | None = None,
+) -> FastAPI:
+    """The app. ``migrate`` applies migrations at start (else an outdated schema refuses to
+    start); ``scheduler`` runs polling and deliveries in this process; ``runtime`` lets tests
+    pass resources they own."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with _runtime(settings, runtime) as rt:
+            if migrate:
+                await upgrade(rt.engine)
+            else:
+                await check_current(rt.engine)
+            app.state.runtime = rt
+            app.state.scheduler_enabled = scheduler
+            poll_job = PollJob(rt)
+            app.state.poll_job = poll_job
+            ticker = Scheduler(rt)
+            ticker.add("accounts.poll", poll_job.tick, settings.tick_seconds)
+            if scheduler:
+                ticker.start()
+            log.info("service.started", worker=rt.worker, version=__version__)
+            try:
+                yield
+            finally:
+                ticker.stop()
+                await poll_job.drain(SHUTDOWN_GRACE_S)
+                log.info("service.stopped", worker=rt.worker)
+
+    app = FastAPI(
+        title="pelosync",
+        version=__version__,
+        description="Admin API of pelosync: Peloton workouts to webhooks, files and services.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(ops_router)
+    return app
+
+
+@asynccontextmanager
+async def _runtime(settings: Settings, given: Runtime | None) -> AsyncIterator[Runtime]:
+    if given is not None:
+        yield given
+        return
+    async with open_runtime(settings) as rt:
+        yield rt

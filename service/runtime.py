@@ -1,0 +1,84 @@
+"""The process's shared resources, created and closed in one place.
+
+The app's lifespan, ``pelosync sync --once`` and the tests all open a :class:`Runtime`: the
+database engine and session factory, one ``httpx.AsyncClient`` for every outgoing call, the
+secret box, the conversion pool, and this worker's identity for leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from service import __version__
+from service.config import Settings
+from service.convert.pool import Converter
+from service.crypto import SecretBox, load_secret_box
+from service.db import create_engine, create_session_factory, utcnow
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    http: httpx.AsyncClient
+    secrets: SecretBox
+    converter: Converter
+    worker: str
+    peloton_slots: asyncio.Semaphore
+    clock: Callable[[], datetime] = utcnow
+    # How retry back-offs wait (tests swap in one that does not).
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    # Set by the scheduler on every tick; /readyz reads it.
+    heartbeat: datetime | None = None
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    http: httpx.AsyncClient | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> AsyncIterator[Runtime]:
+    """Create every shared resource and close them all on exit, whatever happens."""
+    box = load_secret_box(settings)
+    engine = create_engine(settings.resolved_database_url())
+    own_http = http is None
+    client = http or httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.peloton_timeout_s),
+        headers={"User-Agent": f"pelosync/{__version__}"},
+        follow_redirects=False,
+    )
+    converter = Converter(settings.convert_workers)
+    try:
+        yield Runtime(
+            settings=settings,
+            engine=engine,
+            sessions=create_session_factory(engine),
+            http=client,
+            secrets=box,
+            converter=converter,
+            worker=settings.worker_name or default_worker_name(),
+            peloton_slots=asyncio.Semaphore(settings.peloton_concurrency),
+            clock=clock,
+        )
+    finally:
+        converter.close()
+        if own_http:
+            await client.aclose()
+        await engine.dispose()
