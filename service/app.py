@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import structlog
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.accounts.jobs import PollJob
+from service.deliveries.jobs import DeliveryJob
 from service.config import Settings, get_settings
 from service.migrate import check_current, upgrade
 from service.ops.router import router as ops_router
@@ -28,6 +30,7 @@ def create_app(
     migrate: bool = True,
     scheduler: bool = True,
     runtime: Runtime | None = None,
+    on_started: Callable[[Runtime], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """The app. ``migrate`` applies migrations at start (else an outdated schema refuses to
     start); ``scheduler`` runs polling and deliveries in this process; ``runtime`` lets tests
@@ -41,12 +44,17 @@ def create_app(
                 await upgrade(rt.engine)
             else:
                 await check_current(rt.engine)
+            if on_started is not None:
+                await on_started(rt)
             app.state.runtime = rt
             app.state.scheduler_enabled = scheduler
             poll_job = PollJob(rt)
+            delivery_job = DeliveryJob(rt)
             app.state.poll_job = poll_job
+            app.state.delivery_job = delivery_job
             ticker = Scheduler(rt)
             ticker.add("accounts.poll", poll_job.tick, settings.tick_seconds)
+            ticker.add("deliveries.send", delivery_job.tick, max(settings.tick_seconds / 2, 0.2))
             if scheduler:
                 ticker.start()
             log.info("service.started", worker=rt.worker, version=__version__)
@@ -54,7 +62,10 @@ def create_app(
                 yield
             finally:
                 ticker.stop()
-                await poll_job.drain(SHUTDOWN_GRACE_S)
+                # Work in flight finishes (or its lease lapses and another replica takes it).
+                await asyncio.gather(
+                    poll_job.drain(SHUTDOWN_GRACE_S), delivery_job.drain(SHUTDOWN_GRACE_S)
+                )
                 log.info("service.stopped", worker=rt.worker)
 
     app = FastAPI(

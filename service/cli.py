@@ -21,6 +21,11 @@ from service.convert.formats import FORMATS, Format, filename, render, render_al
 from service.convert.json_format import activity_json_schema
 from service.convert.peloton import parse_bundle
 from service.errors import InvalidInput, PelosyncError
+from service.commands import accounts as account_commands
+from service.commands import db as db_commands
+from service.commands import secrets as secrets_commands
+from service.commands.serve import serve as serve_command
+from service.commands.serve import sync as sync_command
 from service.peloton.sandbox.cli import sandbox as sandbox_command
 
 app = typer.Typer(
@@ -132,6 +137,11 @@ def convert(
 
 
 app.command("sandbox")(sandbox_command)
+app.command("serve")(serve_command)
+app.command("sync")(sync_command)
+app.add_typer(db_commands.app, name="db")
+app.add_typer(account_commands.app, name="account")
+app.add_typer(secrets_commands.app, name="secrets")
 
 
 @app.command()

@@ -49,5 +49,5 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     logging.basicConfig(
         level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
     )
-    for noisy in ("uvicorn.access", "httpx", "apscheduler"):
+    for noisy in ("uvicorn.access", "httpx", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

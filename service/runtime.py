@@ -24,6 +24,7 @@ from service.config import Settings
 from service.convert.pool import Converter
 from service.crypto import SecretBox, load_secret_box
 from service.db import create_engine, create_session_factory, utcnow
+from service.destinations.kinds.webhook import build_client as build_webhook_client
 
 
 def default_worker_name() -> str:
@@ -36,6 +37,8 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
+    # For user-supplied webhook URLs: no redirects, no proxies from the environment.
+    webhook_http: httpx.AsyncClient
     secrets: SecretBox
     converter: Converter
     worker: str
@@ -64,6 +67,7 @@ async def open_runtime(
         headers={"User-Agent": f"pelosync/{__version__}"},
         follow_redirects=False,
     )
+    webhook_http = build_webhook_client(settings)
     converter = Converter(settings.convert_workers)
     try:
         yield Runtime(
@@ -71,6 +75,7 @@ async def open_runtime(
             engine=engine,
             sessions=create_session_factory(engine),
             http=client,
+            webhook_http=webhook_http,
             secrets=box,
             converter=converter,
             worker=settings.worker_name or default_worker_name(),
@@ -79,6 +84,7 @@ async def open_runtime(
         )
     finally:
         converter.close()
+        await webhook_http.aclose()
         if own_http:
             await client.aclose()
         await engine.dispose()

@@ -1,0 +1,135 @@
+"""``pelosync account``: link, list, pause, resume, delete Peloton accounts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from service.accounts import service as accounts_service
+from service.accounts.models import AuthMethod
+from service.accounts.repository import AccountRepository
+from service.commands.common import run, setup
+from service.errors import InvalidInput, NotFound
+from service.migrate import check_current
+from service.runtime import open_runtime
+
+app = typer.Typer(help="Linked Peloton accounts.", no_args_is_help=True)
+
+
+@app.command("link")
+def link(
+    label: Annotated[str | None, typer.Option(help="A name for the account.")] = None,
+    refresh_token: Annotated[
+        str | None, typer.Option(envvar="PELOTON_REFRESH_TOKEN", help="Peloton refresh token.")
+    ] = None,
+    access_token: Annotated[
+        str | None, typer.Option(envvar="PELOTON_ACCESS_TOKEN", help="Peloton access token.")
+    ] = None,
+    username: Annotated[str | None, typer.Option(help="Peloton username or email.")] = None,
+    method: Annotated[
+        AuthMethod, typer.Option(help="With a username: password grant or scripted web login.")
+    ] = AuthMethod.PASSWORD,
+) -> None:
+    """Link an account with tokens (recommended) or a username and password."""
+    settings = setup("WARNING")
+    password: str | None = None
+    if username and not (refresh_token or access_token):
+        password = typer.prompt("Peloton password", hide_input=True)
+    request = accounts_service.LinkRequest(
+        label=label,
+        refresh_token=refresh_token,
+        access_token=access_token,
+        username=username,
+        password=password,
+        method=method if username else None,
+    )
+
+    async def go() -> tuple[int, str, str | None]:
+        async with open_runtime(settings) as rt:
+            await check_current(rt.engine)
+            async with rt.sessions() as session, session.begin():
+                account = await accounts_service.link(rt, session, request)
+                return account.id, account.peloton_user_id, account.peloton_username
+
+    account_id, user_id, name = run(go())
+    typer.echo(f"linked account {account_id}: Peloton user {name or user_id}")
+
+
+@app.command("list")
+def list_accounts() -> None:
+    """List linked accounts with their status (never their secrets)."""
+    settings = setup("WARNING")
+
+    async def go() -> list[str]:
+        async with open_runtime(settings) as rt:
+            await check_current(rt.engine)
+            async with rt.sessions() as session:
+                repo = AccountRepository(session)
+                rows = await repo.all()
+                counts = await repo.workout_counts([a.id for a in rows])
+        return [
+            f"{a.id:>4}  {a.label[:24]:24}  {a.status:12}  {'paused' if a.paused else 'active':6}  "
+            f"workouts={counts.get(a.id, 0):<5} next={a.next_poll_at:%Y-%m-%d %H:%M}Z"
+            + (f"  error={a.last_error[:60]}" if a.last_error else "")
+            for a in rows
+        ]
+
+    lines = run(go())
+    typer.echo("\n".join(lines) if lines else "no accounts linked yet: pelosync account link")
+
+
+def _set_paused(account_id: int, paused: bool) -> None:
+    settings = setup("WARNING")
+
+    async def go() -> None:
+        async with open_runtime(settings) as rt:
+            await check_current(rt.engine)
+            async with rt.sessions() as session, session.begin():
+                account = await AccountRepository(session).get(account_id)
+                if account is None:
+                    raise NotFound(f"account {account_id} not found")
+                account.paused = paused
+                if not paused:
+                    account.next_poll_at = rt.clock()
+
+    run(go())
+    typer.echo(f"account {account_id} {'paused' if paused else 'resumed'}")
+
+
+@app.command("pause")
+def pause(account_id: int) -> None:
+    """Stop polling an account (its workouts and deliveries stay)."""
+    _set_paused(account_id, True)
+
+
+@app.command("resume")
+def resume(account_id: int) -> None:
+    """Resume polling an account now."""
+    _set_paused(account_id, False)
+
+
+@app.command("delete")
+def delete(
+    account_id: int,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete an account with its workouts, deliveries and sync history."""
+    settings = setup("WARNING")
+    if not yes and not typer.confirm(
+        f"Delete account {account_id} with all its workouts and deliveries?"
+    ):
+        raise InvalidInput("not deleted")
+
+    async def go() -> None:
+        async with open_runtime(settings) as rt:
+            await check_current(rt.engine)
+            async with rt.sessions() as session, session.begin():
+                repo = AccountRepository(session)
+                account = await repo.get(account_id)
+                if account is None:
+                    raise NotFound(f"account {account_id} not found")
+                await repo.delete(account)
+
+    run(go())
+    typer.echo(f"account {account_id} deleted")

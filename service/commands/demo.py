@@ -1,0 +1,67 @@
+"""``pelosync serve --demo``: a sandbox Peloton, a linked demo account, a folder export."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import structlog
+import typer
+from sqlalchemy import select
+
+from service.accounts import service as accounts_service
+from service.accounts.repository import AccountRepository
+from service.destinations.models import Destination
+from service.peloton.sandbox import SandboxState
+from service.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+DEMO_SEED = 2024
+DEMO_DESTINATION = "Demo folder export"
+
+
+def demo_setup(
+    state: SandboxState, exports: Path, api_url: str
+) -> Callable[[Runtime], Awaitable[None]]:
+    """Link the sandbox's demo user and a folder destination, once (idempotent)."""
+
+    async def setup(rt: Runtime) -> None:
+        user = next(iter(state.accounts.values()))
+        info = state.describe_user(user)
+        async with rt.sessions() as session, session.begin():
+            existing = await AccountRepository(session).by_peloton_user(info["user_id"])
+            if existing is None:
+                await accounts_service.link(
+                    rt,
+                    session,
+                    accounts_service.LinkRequest(
+                        label="Demo rider",
+                        refresh_token=info["refresh_tokens"][0]["token"],
+                        sync_since=rt.clock() - timedelta(days=60),
+                    ),
+                )
+            found = await session.execute(
+                select(Destination).where(Destination.name == DEMO_DESTINATION)
+            )
+            if found.scalar_one_or_none() is None:
+                session.add(
+                    Destination(
+                        name=DEMO_DESTINATION,
+                        kind="directory",
+                        config={"root": str(exports)},
+                        formats=["tcx", "gpx", "fit", "json"],
+                        enabled=True,
+                        concurrency=2,
+                    )
+                )
+        typer.echo(
+            f"\npelosync demo: a sandbox Peloton is serving the demo rider's workouts.\n"
+            f"  files are written to  {exports}\n"
+            f"  admin API             {api_url}/docs\n"
+            f"  stop with Ctrl-C\n",
+            err=True,
+        )
+
+    return setup

@@ -1,0 +1,103 @@
+"""``pelosync serve`` and ``pelosync sync``."""
+
+from __future__ import annotations
+
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from service.accounts.jobs import PollJob
+from service.app import create_app
+from service.commands.common import run, setup
+from service.commands.demo import DEMO_SEED, demo_setup
+from service.db import create_engine
+from service.deliveries.jobs import DeliveryJob
+from service.migrate import check_current
+from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
+from service.runtime import open_runtime
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface (default PELOSYNC_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default PELOSYNC_PORT).")] = None,
+    no_migrate: Annotated[
+        bool, typer.Option("--no-migrate", help="Refuse to start on an outdated schema.")
+    ] = False,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo", help="Also run a sandbox Peloton with a demo account and a folder export."
+        ),
+    ] = False,
+) -> None:
+    """Run the admin API and the scheduler (polling and deliveries) in one process."""
+    settings = setup()
+    host = host or settings.host
+    port = port or settings.port
+
+    async def go() -> None:
+        async with AsyncExitStack() as stack:
+            current = settings
+            on_started = None
+            if demo:
+                state = SandboxState(
+                    SandboxConfig(seed=DEMO_SEED, users=1, workouts=6, anchor=int(time.time()))
+                )
+                url = await stack.enter_async_context(run_sandbox(state))
+                current = settings.model_copy(
+                    update={"peloton_api_url": url, "peloton_auth_url": url}
+                )
+                exports = Path(settings.data_dir).resolve() / "exports"
+                on_started = demo_setup(state, exports, f"http://{host}:{port}")
+            if no_migrate:
+                engine = create_engine(current.resolved_database_url())
+                try:
+                    await check_current(engine)
+                finally:
+                    await engine.dispose()
+            app = create_app(current, migrate=not no_migrate, on_started=on_started)
+            config = uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+                timeout_graceful_shutdown=25,
+            )
+            await uvicorn.Server(config).serve()
+
+    run(go())
+
+
+def sync(
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = True,
+    account: Annotated[int | None, typer.Option(help="Only this account, now.")] = None,
+) -> None:
+    """Poll due accounts (or one account now) and send due deliveries, then exit."""
+    settings = setup()
+    if not once:
+        raise typer.BadParameter("only --once is supported; `pelosync serve` runs continuously")
+
+    async def go() -> list[str]:
+        async with open_runtime(settings) as rt:
+            await check_current(rt.engine)
+            results = await PollJob(rt).run_once(account)
+            await DeliveryJob(rt).run_until_idle()
+        lines = []
+        for account_id, result in sorted(results.items()):
+            if result is None:
+                lines.append(f"account {account_id}: crashed (see the log)")
+            else:
+                lines.append(
+                    f"account {account_id}: {result.outcome}, {result.new} new, "
+                    f"{result.in_progress} in progress"
+                    + (f", error: {result.error}" if result.error else "")
+                )
+        return lines or ["nothing was due"]
+
+    typer.echo("\n".join(run(go())))

@@ -1,0 +1,109 @@
+"""The delivery job: each tick leases due deliveries per destination, within its concurrency.
+
+Claiming per destination keeps destinations apart: a slow or dead one only ever occupies its
+own ``concurrency`` slots, so the others' deliveries keep flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+
+import structlog
+
+from service.deliveries.repository import DeliveryRepository
+from service.deliveries.service import AttemptOutcome, DeliveryRunner
+from service.destinations.models import Destination
+from service.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+
+class DeliveryJob:
+    def __init__(self, runtime: Runtime, runner: DeliveryRunner | None = None) -> None:
+        self.rt = runtime
+        self.runner = runner or DeliveryRunner(runtime)
+        self.running: dict[int, asyncio.Task[AttemptOutcome | None]] = {}
+        self.per_destination: Counter[int] = Counter()
+        self._tick_lock = asyncio.Lock()
+        self._refill: asyncio.Task[None] | None = None
+
+    @property
+    def lease(self) -> timedelta:
+        # Long enough for a conversion, a slow receiver's timeout and Strava's upload polling.
+        return timedelta(seconds=max(self.rt.settings.lease_seconds, 120))
+
+    async def tick(self) -> list[int]:
+        async with self._tick_lock:
+            return await self._claim_and_start()
+
+    async def _claim_and_start(self) -> list[int]:
+        now = self.rt.clock()
+        claimed: list[tuple[int, int]] = []
+        async with self.rt.sessions() as session, session.begin():
+            repo = DeliveryRepository(session)
+            for destination_id in await repo.due_destination_ids(now):
+                destination = await session.get(Destination, destination_id)
+                if destination is None:
+                    continue
+                free = destination.concurrency - self.per_destination[destination_id]
+                if free <= 0:
+                    continue
+                ids = await repo.claim_for_destination(
+                    destination_id, owner=self.rt.worker, now=now, lease=self.lease, limit=free
+                )
+                self.per_destination[destination_id] += len(ids)
+                claimed.extend((delivery_id, destination_id) for delivery_id in ids)
+        # Only now, with the leases committed, do the attempts start.
+        for delivery_id, destination_id in claimed:
+            self._start(delivery_id, destination_id)
+        return [delivery_id for delivery_id, _ in claimed]
+
+    async def run_until_idle(self, max_ticks: int = 1000) -> None:
+        """Tick and wait until nothing is due or running (CLI ``--once`` and tests)."""
+        for _ in range(max_ticks):
+            started = await self.tick()
+            if not started and not self.running:
+                return
+            if self.running:
+                await asyncio.wait(list(self.running.values()), return_when=asyncio.FIRST_COMPLETED)
+
+    _stopping = False
+
+    async def _quiet_tick(self) -> None:
+        try:
+            await self.tick()
+        except Exception as exc:  # the scheduled tick will try again
+            log.warning("deliveries.refill.failed", error=type(exc).__name__)
+
+    async def drain(self, grace: float) -> None:
+        self._stopping = True
+        if self._refill is not None:
+            await asyncio.gather(self._refill, return_exceptions=True)
+        if not self.running:
+            return
+        _, pending = await asyncio.wait(list(self.running.values()), timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def _start(self, delivery_id: int, destination_id: int) -> None:
+        task = asyncio.create_task(self._run(delivery_id), name=f"deliver-{delivery_id}")
+        self.running[delivery_id] = task
+
+        def done(_task: asyncio.Task[AttemptOutcome | None]) -> None:
+            self.running.pop(delivery_id, None)
+            self.per_destination[destination_id] -= 1
+            # A slot is free: refill it now rather than at the next scheduled tick.
+            if not self._stopping and (self._refill is None or self._refill.done()):
+                self._refill = asyncio.create_task(self._quiet_tick())
+
+        task.add_done_callback(done)
+
+    async def _run(self, delivery_id: int) -> AttemptOutcome | None:
+        try:
+            return await self.runner.attempt(delivery_id)
+        except Exception:
+            log.exception("deliveries.attempt.crashed", delivery_id=delivery_id)
+            return None

@@ -1,0 +1,116 @@
+"""The retry policy for deliveries: when to try again, when to give up, when to disable.
+
+Pure functions; the engine feeds them the attempt number and the error's ``retry_after``.
+
+Schedule (Svix's, which the Standard Webhooks spec also quotes): the first attempt at once, then
+5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h, each with ±20 % jitter so a destination that comes
+back is not hit by every queued delivery in the same second. Eight attempts span about 27.5 h.
+
+``Retry-After`` (from a 429/503, or the 60 s overload penalty a kind sets after a timeout) can
+only push an attempt *later* than the schedule, never earlier: a receiver asking for 1 s does not
+get hammered, and the schedule already backs off. It is capped at :data:`RETRY_AFTER_CAP_S`
+(10 h, the schedule's longest step, as Hook0 does) so a hostile or confused header ("retry in a
+month") cannot park a delivery beyond the normal retry window. Svix instead clamps to
+[base, 2 × base], which discards most of a receiver's request on early attempts; we prefer
+honouring it within the cap.
+
+Auto-disable (Svix): a destination whose deliveries have failed without a single success for
+5 days is disabled; a success at any time clears ``failing_since``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Protocol
+
+#: Delay before each attempt, in seconds; index 0 is the first attempt (immediately).
+SCHEDULE_S: tuple[float, ...] = (0, 5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
+#: Attempts in all, the first one included.
+MAX_ATTEMPTS = len(SCHEDULE_S)
+#: Each scheduled delay is multiplied by a uniform factor in [1 - JITTER, 1 + JITTER].
+JITTER = 0.2
+#: The longest wait a ``Retry-After`` can impose.
+RETRY_AFTER_CAP_S = 10 * 3600.0
+#: What kinds put in ``retry_after`` after a timeout or a 429 without ``Retry-After``: an
+#: overloaded receiver gets at least a minute (Svix's ``OVERLOAD_PENALTY_SECS``).
+OVERLOAD_PENALTY_S = 60.0
+#: A destination failing for this long with no success in between is disabled.
+DISABLE_AFTER = timedelta(days=5)
+
+
+class RandomSource(Protocol):
+    """What the policy needs from a random generator (``random.Random`` fits)."""
+
+    def uniform(self, a: float, b: float) -> float: ...
+
+
+_default_rng = random.Random()
+
+
+def first_attempt_delay() -> float:
+    """The first attempt is due at once."""
+    return SCHEDULE_S[0]
+
+
+def next_attempt_delay(
+    attempt: int, retry_after: float | None = None, *, rng: RandomSource | None = None
+) -> float | None:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based), or ``None`` to give up.
+
+    ``retry_after`` is the wait the destination asked for (or a kind's overload penalty);
+    it only lengthens the wait, up to :data:`RETRY_AFTER_CAP_S`.
+    """
+    if attempt < 1:
+        raise ValueError(f"attempt numbers start at 1, got {attempt}")
+    if attempt >= MAX_ATTEMPTS:
+        return None
+    base = SCHEDULE_S[attempt]
+    factor = (rng or _default_rng).uniform(1 - JITTER, 1 + JITTER)
+    delay = base * factor
+    if retry_after is not None and math.isfinite(retry_after) and retry_after > 0:
+        delay = max(delay, min(retry_after, RETRY_AFTER_CAP_S))
+    return delay
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """A ``Retry-After`` header as seconds from ``now`` (it holds seconds or an HTTP date).
+
+    ``None`` when absent or unreadable; never negative. ``now`` must be timezone-aware.
+    """
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # an HTTP date is always GMT
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - now).total_seconds())
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def should_disable(
+    failing_since: datetime | None,
+    last_success_at: datetime | None,
+    now: datetime,
+    window: timedelta = DISABLE_AFTER,
+) -> bool:
+    """Whether a destination has failed for ``window`` with no success since it began failing.
+
+    Call it when a delivery fails for good (retries exhausted); ``failing_since`` is when the
+    current run of failures started (``None`` while healthy).
+    """
+    if failing_since is None:
+        return False
+    if last_success_at is not None and last_success_at >= failing_since:
+        return False
+    return now - failing_since >= window

@@ -1,0 +1,243 @@
+"""One delivery attempt: convert, hand to the destination's kind, record, decide what's next.
+
+Outcomes (each attempt is logged in ``delivery_attempts``):
+
+- delivered → ``succeeded`` with the destination's id for it; the destination is healthy;
+- :class:`Postponed` (rate limited) → due again after ``retry_after``; not counted;
+- :class:`NeedsReauthorization` / :class:`DestinationGone` → the destination is disabled with
+  the reason; the delivery stays pending and resumes when the destination is re-enabled;
+- :class:`PermanentFailure` or an unconvertible workout → ``failed`` (retry or replay by hand);
+- any other :class:`DeliveryError` → retried on the schedule, ``failed`` when it runs out; a
+  destination failing for 5 days without a success is disabled.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from service.accounts.models import Account
+from service.convert.formats import FORMATS, Format
+from service.deliveries.models import Delivery, DeliveryAttempt, DeliveryState
+from service.deliveries.repository import DeliveryRepository
+from service.deliveries.retry import next_attempt_delay, should_disable
+from service.destinations.kinds.base import (
+    AccountInfo,
+    Delivered,
+    DeliveryError,
+    DeliveryRequest,
+    DestinationGone,
+    NeedsReauthorization,
+    OutgoingFile,
+    PermanentFailure,
+    Postponed,
+    WorkoutInfo,
+    excerpt,
+)
+from service.destinations.models import Destination
+from service.destinations.service import build_handler
+from service.errors import ConversionError, PelosyncError
+from service.runtime import Runtime
+from service.workouts.models import Workout
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class AttemptOutcome:
+    outcome: str  # succeeded | retry | failed | postponed | parked
+    error: str | None = None
+
+
+def outgoing_name(workout: Workout, fmt: str) -> str:
+    title = "".join(c if c.isalnum() or c in "-_" else "-" for c in workout.title).strip("-")
+    day = workout.started_at.strftime("%Y-%m-%d")
+    return f"{day}_{workout.discipline}_{title[:60] or 'workout'}_{workout.peloton_workout_id[:8]}.{fmt}"
+
+
+def workout_info(workout: Workout) -> WorkoutInfo:
+    return WorkoutInfo(
+        id=workout.id,
+        peloton_workout_id=workout.peloton_workout_id,
+        discipline=workout.discipline,
+        title=workout.title,
+        instructor=workout.instructor,
+        start=workout.started_at,
+        end=workout.ended_at,
+        duration_s=workout.duration_s,
+        distance_m=workout.distance_m,
+        calories_kcal=workout.calories_kcal,
+        avg_heart_rate=workout.avg_heart_rate,
+        max_heart_rate=workout.max_heart_rate,
+        avg_power=workout.avg_power,
+        is_outdoor=workout.is_outdoor,
+        has_gps=workout.has_gps,
+    )
+
+
+def account_info(account: Account) -> AccountInfo:
+    return AccountInfo(
+        id=account.id,
+        label=account.label,
+        peloton_user_id=account.peloton_user_id,
+        peloton_username=account.peloton_username,
+    )
+
+
+class DeliveryRunner:
+    def __init__(self, runtime: Runtime, rng: random.Random | None = None) -> None:
+        self.rt = runtime
+        self.rng = rng or random.Random()
+
+    async def attempt(self, delivery_id: int) -> AttemptOutcome | None:
+        """Run one attempt of a delivery this worker has leased."""
+        async with self.rt.sessions() as session:
+            loaded = await DeliveryRepository(session).load(delivery_id)
+        if loaded is None:
+            return None
+        delivery, workout, account, destination = loaded
+        started = self.rt.clock()
+        t0 = time.perf_counter()
+        result: Delivered | None = None
+        error: BaseException | None = None
+        try:
+            data = await self.rt.converter.render(workout.bundle(), delivery.format)
+            file = OutgoingFile(
+                format=delivery.format,
+                filename=outgoing_name(workout, delivery.format),
+                content_type=FORMATS[Format(delivery.format)].content_type,
+                data=data,
+            )
+            request = DeliveryRequest(
+                delivery_id=delivery.id,
+                message_id=delivery.message_id,
+                attempt=delivery.attempts + 1,
+                account=account_info(account),
+                workout=workout_info(workout),
+                file=file,
+            )
+            handler = build_handler(self.rt, destination)
+            result = await handler.deliver(request)
+        except ConversionError as exc:
+            error = PermanentFailure(
+                f"workout cannot be converted to {delivery.format}: {exc.message}"
+            )
+        except DeliveryError as exc:
+            error = exc
+        except PelosyncError as exc:  # a broken destination config, a secret that won't decrypt
+            error = PermanentFailure(exc.message)
+        duration_ms = int((time.perf_counter() - t0) * 1000)
+        return await self._record(delivery, destination, started, duration_ms, result, error)
+
+    async def _record(
+        self,
+        delivery: Delivery,
+        destination: Destination,
+        started: datetime,
+        duration_ms: int,
+        result: Delivered | None,
+        error: BaseException | None,
+    ) -> AttemptOutcome:
+        now = self.rt.clock()
+        number = delivery.attempts + 1
+        values: dict[str, Any]
+        dest_values: dict[str, Any] = {}
+        attempt = DeliveryAttempt(
+            delivery_id=delivery.id,
+            number=number,
+            worker=self.rt.worker,
+            started_at=started,
+            duration_ms=duration_ms,
+            outcome="succeeded",
+        )
+        if result is not None:
+            outcome = AttemptOutcome("succeeded")
+            attempt.status_code = result.status_code
+            attempt.response_excerpt = excerpt(result.response_excerpt)
+            values = {
+                "state": DeliveryState.SUCCEEDED,
+                "attempts": number,
+                "next_attempt_at": None,
+                "last_status_code": result.status_code,
+                "last_error": None,
+                "external_id": result.external_id,
+                "delivered_at": now,
+            }
+            dest_values = {"last_success_at": now, "failing_since": None}
+            secrets_update = result.updated_secrets
+        else:
+            assert isinstance(error, DeliveryError)
+            message = error.message
+            attempt.status_code = error.remote_status
+            attempt.error_class = type(error).__name__
+            attempt.error = message
+            attempt.response_excerpt = excerpt(error.response_excerpt)
+            secrets_update = error.updated_secrets
+            values = {"last_status_code": error.remote_status, "last_error": message}
+            if isinstance(error, Postponed):
+                outcome = AttemptOutcome("postponed", message)
+                wait = timedelta(seconds=max(error.retry_after or 60.0, 1.0))
+                values["next_attempt_at"] = now + wait
+                dest_values["postponed_until"] = now + wait
+            elif isinstance(error, NeedsReauthorization | DestinationGone):
+                outcome = AttemptOutcome("parked", message)
+                values["next_attempt_at"] = now
+                reason = (
+                    "needs re-authorization" if isinstance(error, NeedsReauthorization) else "gone"
+                )
+                dest_values.update(enabled=False, disabled_reason=f"{reason}: {message}")
+            elif not error.retryable:
+                outcome = AttemptOutcome("failed", message)
+                values.update(state=DeliveryState.FAILED, attempts=number, next_attempt_at=None)
+            else:
+                delay = next_attempt_delay(number, error.retry_after, rng=self.rng)
+                dest_values["failing_since"] = destination.failing_since or now
+                values["attempts"] = number
+                if delay is None:
+                    outcome = AttemptOutcome("failed", message)
+                    values.update(state=DeliveryState.FAILED, next_attempt_at=None)
+                    if should_disable(
+                        dest_values["failing_since"], destination.last_success_at, now
+                    ):
+                        dest_values.update(
+                            enabled=False,
+                            disabled_reason=f"failing without a success since "
+                            f"{dest_values['failing_since']:%Y-%m-%d %H:%M} UTC",
+                        )
+                else:
+                    outcome = AttemptOutcome("retry", message)
+                    values["next_attempt_at"] = now + timedelta(seconds=delay)
+        attempt.outcome = outcome.outcome
+        async with self.rt.sessions() as session, session.begin():
+            repo = DeliveryRepository(session)
+            if not await repo.finish(delivery.id, self.rt.worker, **values):
+                await session.rollback()
+                log.warning("deliveries.lease_lost", delivery_id=delivery.id)
+                return AttemptOutcome("lease_lost")
+            await repo.add_attempt(attempt)
+            row = await session.get(Destination, destination.id)
+            if row is not None:
+                for key, value in dest_values.items():
+                    setattr(row, key, value)
+                if secrets_update:
+                    merged = {
+                        **self.rt.secrets.decrypt_json(row.secrets_encrypted),
+                        **secrets_update,
+                    }
+                    row.secrets_encrypted = self.rt.secrets.encrypt_json(merged)
+        log.info(
+            "deliveries.attempt.finished",
+            delivery_id=delivery.id,
+            destination_id=destination.id,
+            format=delivery.format,
+            attempt=number,
+            outcome=outcome.outcome,
+            status=attempt.status_code,
+            duration_ms=duration_ms,
+        )
+        return outcome

@@ -1,0 +1,427 @@
+"""Webhook destinations, signed as the Standard Webhooks spec says.
+
+Every request carries ``webhook-id`` (the delivery's message id, the same on every retry:
+receivers dedupe on it), ``webhook-timestamp`` (this attempt, Unix seconds) and
+``webhook-signature`` (``v1,<base64 HMAC-SHA256>`` of ``id.timestamp.body`` per active secret,
+space-separated, so a rotated-out secret keeps verifying for 24 hours). Signing is plain
+``hmac``; the tests verify it with the reference ``standardwebhooks`` library.
+
+Answers (the spec and Svix retry every non-2xx; so do we, but for 410 and 413):
+
+* 2xx: delivered. 3xx: retried; redirects are never followed (one could lead past the SSRF
+  guard), the user should fix the URL.
+* 410: :class:`DestinationGone`. 413: :class:`PermanentFailure` (the body will not shrink).
+* 429/503: retried with ``retry_after`` from ``Retry-After`` (429 without one: 60 s).
+* Other statuses (a receiver answering 400/401/404 is usually mid-deploy or misconfigured and
+  recovers; the 5-day auto-disable ends hopeless cases), timeouts (also 60 s) and connection
+  failures: retried.
+
+Secrets never appear in errors, logs, ``repr`` or stored excerpts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import json
+import re
+import secrets as random_secrets
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, cast
+
+import httpx
+import structlog
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from service import __version__
+from service.config import Settings, get_settings
+from service.deliveries.retry import OVERLOAD_PENALTY_S, parse_retry_after
+from service.destinations.kinds.base import (
+    EXCERPT_LIMIT,
+    Delivered,
+    DeliveryError,
+    DeliveryRequest,
+    DestinationGone,
+    PermanentFailure,
+    excerpt,
+)
+from service.destinations.kinds.http_common import Redactor
+from service.destinations.ssrf import (
+    AddressPolicy,
+    CheckedTarget,
+    InvalidDestinationUrl,
+    Resolver,
+    check_destination,
+    validate_url,
+)
+from service.errors import InvalidInput
+
+log = structlog.get_logger(__name__)
+
+USER_AGENT = f"pelosync/{__version__}"
+EVENT_TYPE = "workout.synced"
+SECRET_PREFIX = "whsec_"
+ROTATION_GRACE = timedelta(hours=24)
+CONNECT_TIMEOUT_S = 5.0
+# Names a user's extra headers may not set: the signature, framing and identity headers.
+RESERVED_HEADERS = frozenset(
+    {"content-type", "content-length", "content-encoding", "transfer-encoding", "host"}
+    | {"connection", "user-agent", "te", "upgrade", "expect", "keep-alive", "accept-encoding"}
+)
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def generate_secret(nbytes: int = 24) -> str:
+    """A new signing secret: ``whsec_`` + base64 of ``nbytes`` (24-64) random bytes."""
+    if not 24 <= nbytes <= 64:
+        raise ValueError("a webhook secret has 24 to 64 bytes")
+    return SECRET_PREFIX + base64.b64encode(random_secrets.token_bytes(nbytes)).decode("ascii")
+
+
+def secret_bytes(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_`` secret (the base64-decoded part after the prefix)."""
+    body = secret.removeprefix(SECRET_PREFIX).strip()
+    try:
+        key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("a webhook secret is 'whsec_' followed by base64") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError(f"a webhook secret must hold 24 to 64 bytes, this one has {len(key)}")
+    return key
+
+
+def sign(message_id: str, timestamp: int, body: bytes, secrets: Sequence[str]) -> str:
+    """The ``webhook-signature`` value: one ``v1,<base64>`` per secret, space-separated."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return " ".join(
+        "v1," + base64.b64encode(hmac.digest(secret_bytes(s), signed, hashlib.sha256)).decode()
+        for s in secrets
+    )
+
+
+class WebhookConfig(BaseModel):
+    """A webhook destination's settings. ``SECRET_FIELDS`` belong in the encrypted secrets."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset({"secret", "previous_secret", "headers"})
+
+    url: str
+    secret: SecretStr
+    # The secret before the last rotation; it also signs until ``previous_secret_expires_at``.
+    previous_secret: SecretStr | None = None
+    previous_secret_expires_at: AwareDatetime | None = None
+    # Extra request headers (e.g. a receiver's own Authorization); may hold credentials.
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    # Files up to this size travel inside the payload; None means PELOSYNC_WEBHOOK_INLINE_MAX_BYTES.
+    inline_max_bytes: int | None = Field(default=None, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        try:
+            return validate_url(value)
+        except InvalidDestinationUrl as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("secret", "previous_secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        key = secret_bytes(value.get_secret_value())  # ValueError names the problem only
+        return SecretStr(SECRET_PREFIX + base64.b64encode(key).decode("ascii"))
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, header_value in value.items():
+            lowered = name.lower()
+            if not _TOKEN.match(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+            if lowered in RESERVED_HEADERS or lowered.startswith("webhook-"):
+                raise ValueError(f"the {name} header is set by pelosync and cannot be overridden")
+            if any(c in header_value for c in "\r\n\0"):
+                raise ValueError(f"the {name} header value contains a line break")
+        return value
+
+    @model_validator(mode="after")
+    def _rotation(self) -> WebhookConfig:
+        if (self.previous_secret is None) != (self.previous_secret_expires_at is None):
+            raise ValueError("previous_secret and previous_secret_expires_at go together")
+        return self
+
+    @classmethod
+    def parse(
+        cls, config: Mapping[str, Any], secrets: Mapping[str, Any] | None = None
+    ) -> WebhookConfig:
+        """From the stored config and decrypted secrets; :class:`InvalidInput` if invalid."""
+        try:
+            return cls.model_validate({**config, **(secrets or {})})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
+                for e in exc.errors(include_input=False, include_url=False)
+            )
+            raise InvalidInput(f"invalid webhook settings: {problems}") from None
+
+    def split(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(config, secrets)`` as JSON-ready dicts, secrets in clear for encryption."""
+        public = self.model_dump(mode="json", exclude=set(self.SECRET_FIELDS))
+        hidden: dict[str, Any] = {"secret": self.secret.get_secret_value(), "headers": self.headers}
+        if self.previous_secret is not None:
+            hidden["previous_secret"] = self.previous_secret.get_secret_value()
+        return public, hidden
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets that sign at ``now``: the current one, and the previous during its grace."""
+        active = [self.secret.get_secret_value()]
+        expires = self.previous_secret_expires_at
+        if self.previous_secret is not None and expires is not None and now < expires:
+            active.append(self.previous_secret.get_secret_value())
+        return active
+
+
+def rotate(
+    config: WebhookConfig, now: datetime, *, grace: timedelta = ROTATION_GRACE
+) -> WebhookConfig:
+    """A new secret; the current one keeps signing for ``grace`` (an older one is dropped)."""
+    return config.model_copy(
+        update={
+            "secret": SecretStr(generate_secret()),
+            "previous_secret": config.secret,
+            "previous_secret_expires_at": now + grace,
+        }
+    )
+
+
+def build_client(settings: Settings | None = None) -> httpx.AsyncClient:
+    """The HTTP client for webhooks: no redirects, no proxies/netrc from the environment."""
+    timeout_s = (settings or get_settings()).webhook_timeout_s
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        trust_env=False,  # env proxies and ~/.netrc credentials must not apply to user URLs
+        timeout=httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
+        headers={"user-agent": USER_AGENT},
+    )
+
+
+def _iso(now: datetime) -> str:
+    return now.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class WebhookKind:
+    """Delivers workouts to one webhook. ``client`` is shared and closed by its owner."""
+
+    def __init__(
+        self,
+        config: WebhookConfig,
+        *,
+        client: httpx.AsyncClient,
+        settings: Settings | None = None,
+        policy: AddressPolicy | None = None,
+        resolver: Resolver | None = None,
+        clock: Clock = _utcnow,
+    ) -> None:
+        settings = settings or get_settings()
+        self._config = config
+        self._client = client
+        self._policy = policy or AddressPolicy.from_settings(settings)
+        self._resolver = resolver
+        self._clock = clock
+        self._timeout_s = settings.webhook_timeout_s
+        self._inline_max = (
+            config.inline_max_bytes
+            if config.inline_max_bytes is not None
+            else settings.webhook_inline_max_bytes
+        )
+        self._host = httpx.URL(config.url).host
+        # A receiver may echo what it got (debug endpoints do): keep the secrets and the extra
+        # header values (often credentials) out of stored excerpts and messages.
+        hidden = [s for s in (config.secret, config.previous_secret) if s is not None]
+        keys = [s.get_secret_value() for s in hidden]
+        self._redactor = Redactor(
+            [*keys, *(k.removeprefix(SECRET_PREFIX) for k in keys), *config.headers.values()]
+        )
+
+    async def deliver(self, request: DeliveryRequest) -> Delivered:
+        """POST a ``workout.synced`` event with the file inline or as a download link."""
+        file = request.file
+        entry: dict[str, Any] = {
+            "format": file.format,
+            "filename": file.filename,
+            "content_type": file.content_type,
+            "size": file.size,
+            "sha256": file.sha256,
+        }
+        if file.size <= self._inline_max:
+            entry["content_base64"] = base64.b64encode(file.data).decode("ascii")
+        elif request.download_url is not None:
+            entry["url"] = request.download_url()
+        else:
+            raise PermanentFailure(
+                f"{file.filename} is {file.size} bytes, over this webhook's inline limit of "
+                f"{self._inline_max} bytes, and no download link can be made for it: raise "
+                "inline_max_bytes or configure a public URL for downloads"
+            )
+        account = request.account
+        data = {
+            "account": {
+                "id": account.id,
+                "label": account.label,
+                "peloton_user_id": account.peloton_user_id,
+                "peloton_username": account.peloton_username,
+            },
+            "workout": request.workout.as_payload(),
+            "files": [entry],
+        }
+        return await self._send(request.message_id, EVENT_TYPE, data)
+
+    async def ping(self) -> Delivered:
+        """A signed ``ping`` event through the same address checks as real deliveries."""
+        message_id = f"msg_ping_{random_secrets.token_hex(12)}"
+        data = {"message": "Test event from pelosync: this webhook is set up correctly."}
+        return await self._send(message_id, "ping", data)
+
+    async def _send(self, message_id: str, event_type: str, data: dict[str, Any]) -> Delivered:
+        if not message_id or "." in message_id or not message_id.isprintable():
+            raise PermanentFailure(f"message id {message_id!r} cannot be a webhook-id")
+        now = self._clock()
+        timestamp = int(now.timestamp())
+        payload = {"type": event_type, "timestamp": _iso(now), "data": data}
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        headers = {
+            **self._config.headers,
+            "content-type": "application/json",
+            "accept-encoding": "identity",  # only an excerpt is read: nothing to decompress
+            "user-agent": USER_AGENT,
+            "webhook-id": message_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(
+                message_id, timestamp, body, self._config.signing_secrets(now)
+            ),
+        }
+        try:
+            status, response_headers, head = await self._attempt(headers, body)
+        except DeliveryError as exc:
+            log.info("webhook.failed", host=self._host, message_id=message_id, error=exc.message)
+            raise
+        log.info("webhook.answered", host=self._host, message_id=message_id, status=status)
+        return self._outcome(status, response_headers, head)
+
+    async def _attempt(
+        self, headers: dict[str, str], body: bytes
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """Check the address and POST, all within the attempt's time limit."""
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                target = await check_destination(
+                    self._config.url, self._policy, resolver=self._resolver
+                )
+                return await self._post(target, headers, body)
+        except TimeoutError:
+            raise DeliveryError(
+                f"{self._host} did not answer within {self._timeout_s:g} s (timeout)",
+                retry_after=OVERLOAD_PENALTY_S,
+            ) from None
+
+    async def _post(
+        self, target: CheckedTarget, headers: dict[str, str], body: bytes
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """Send to the checked addresses in turn (next one only if a connection is refused)."""
+        timeout = httpx.Timeout(self._timeout_s, connect=min(CONNECT_TIMEOUT_S, self._timeout_s))
+        # Connection pools key on scheme/IP/port; closing each connection stops a TLS session
+        # verified for one host name from carrying a request for another name on the same IP.
+        pinned_headers = {**headers, "host": target.host_header(), "connection": "close"}
+        last: httpx.ConnectError | None = None
+        for address in target.addresses:
+            request = self._client.build_request(
+                "POST",
+                target.pinned_url(address),
+                headers=pinned_headers,
+                content=body,
+                extensions=target.extensions(),
+                timeout=timeout,
+            )
+            try:
+                response = await self._client.send(request, stream=True, follow_redirects=False)
+                try:
+                    head = await _read_head(response)
+                except httpx.HTTPError:
+                    head = b""  # the status line arrived; a broken body does not change it
+                finally:
+                    await response.aclose()
+            except httpx.ConnectError as exc:
+                last = exc
+                continue
+            except httpx.TimeoutException as exc:
+                raise DeliveryError(
+                    f"{target.host} did not answer in time ({type(exc).__name__})",
+                    retry_after=OVERLOAD_PENALTY_S,
+                ) from None
+            except httpx.HTTPError as exc:
+                raise DeliveryError(
+                    f"could not deliver to {target.host}: {type(exc).__name__}: "
+                    f"{self._redactor.text(str(exc)[:300])}"
+                ) from None
+            return response.status_code, response.headers, head
+        reason = self._redactor.text(str(last)[:300])
+        raise DeliveryError(f"could not connect to {target.host}: ConnectError: {reason}") from None
+
+    def _outcome(self, status: int, headers: httpx.Headers, head: bytes) -> Delivered:
+        text = self._redactor.text(excerpt(head))
+        if 200 <= status < 300:
+            return Delivered(status_code=status, response_excerpt=text)
+        what = f"{self._host} answered HTTP {status}"
+        common: dict[str, Any] = {"remote_status": status, "response_excerpt": text}
+        if 300 <= status < 400:
+            location = self._redactor.text(headers.get("location", "")[:200]) or "nowhere"
+            raise DeliveryError(
+                f"{what} redirecting to {location}; redirects are not followed: "
+                "update the webhook URL",
+                **common,
+            )
+        if status == 410:
+            raise DestinationGone(f"{what} (Gone): the receiver says it no longer exists", **common)
+        if status == 413:
+            raise PermanentFailure(
+                f"{what} (payload too large): lower this webhook's inline_max_bytes", **common
+            )
+        if status in (429, 503):
+            retry_after = parse_retry_after(headers.get("retry-after"), self._clock())
+            if retry_after is None and status == 429:
+                retry_after = OVERLOAD_PENALTY_S
+            raise DeliveryError(what, retry_after=retry_after, **common)
+        raise DeliveryError(what, **common)
+
+
+async def _read_head(response: httpx.Response) -> bytes:
+    """The first :data:`EXCERPT_LIMIT` bytes of the body; the rest is never downloaded."""
+    head = bytearray()
+    # aiter_bytes is an async generator: close it when stopping early, not at GC time
+    stream = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+    async with contextlib.aclosing(stream) as chunks:
+        async for chunk in chunks:
+            head += chunk
+            if len(head) >= EXCERPT_LIMIT:
+                break
+    return bytes(head[:EXCERPT_LIMIT])

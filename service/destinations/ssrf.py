@@ -1,0 +1,293 @@
+"""Keeping outbound requests to user-given URLs off the server's own network (SSRF guard).
+
+A webhook URL is chosen by a user, so without a guard it can point pelosync at the loopback
+interface, the LAN or a cloud metadata service. Before every attempt (not only when the URL is
+saved: DNS answers change) :func:`check_destination` resolves the host once and refuses it if
+*any* address is not a public unicast address, unless the operator allowed private delivery or
+allowlisted the host or network. The request is then sent to the address that was checked
+(:meth:`CheckedTarget.pinned_url`), keeping the original ``Host`` header and TLS server name, so a
+second DNS answer (DNS rebinding) cannot redirect it. Redirects are never followed by callers
+(a 3xx could point anywhere).
+
+Cloud metadata addresses stay refused even with ``PELOSYNC_WEBHOOK_ALLOW_PRIVATE=true`` (no LAN
+webhook lives there, and they hand out cloud credentials); only an explicit allowlist entry
+covering them lets them through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from service.destinations.kinds.base import DeliveryError, PermanentFailure
+from service.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from service.config import Settings
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: ``async (host, port) -> addresses``; the default asks the system resolver.
+Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+
+DNS_TIMEOUT_S = 5.0
+
+METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, Oracle
+        "169.254.170.2",  # AWS ECS task metadata
+        "169.254.169.253",  # AWS VPC DNS
+        "100.100.100.200",  # Alibaba Cloud
+        "192.0.0.192",  # Oracle Cloud (legacy)
+        "fd00:ec2::254",  # AWS IMDS over IPv6
+        "fd00:ec2::253",  # AWS VPC DNS over IPv6
+    )
+)
+_SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT (RFC 6598)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64 prefix: embeds an IPv4
+_SITE_LOCAL = ipaddress.ip_network("fec0::/10")  # deprecated, still routed privately
+
+_PRIVATE_HINT = (
+    "set PELOSYNC_WEBHOOK_ALLOW_PRIVATE=true or add it to PELOSYNC_WEBHOOK_ALLOWLIST "
+    "to deliver on your own network"
+)
+_METADATA_HINT = "only an explicit PELOSYNC_WEBHOOK_ALLOWLIST entry allows it"
+
+
+class UnsafeDestination(PermanentFailure):
+    """The destination's address is refused by the SSRF guard (private, loopback, ...)."""
+
+    status_code = 422
+    title = "Destination address not allowed"
+
+
+class InvalidDestinationUrl(InvalidInput):
+    """A destination URL that can never be delivered to (scheme, host, syntax)."""
+
+    title = "Invalid destination URL"
+
+
+class ResolutionFailed(DeliveryError):
+    """The destination's host name did not resolve (often transient: retried)."""
+
+
+def validate_url(url: str) -> str:
+    """Check a destination URL at creation: http(s), a host, nothing unparsable.
+
+    Returns the normalised URL; raises :class:`InvalidDestinationUrl` naming the problem.
+    No DNS is done here (addresses are checked at every delivery instead).
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidDestinationUrl("the URL is empty")
+    if url != url.strip() or any(c.isspace() or ord(c) < 0x20 for c in url):
+        raise InvalidDestinationUrl("the URL must not contain spaces or control characters")
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
+        raise InvalidDestinationUrl(f"the URL cannot be parsed: {exc}") from None
+    if parsed.scheme not in ("http", "https"):
+        shown = parsed.scheme or "none"
+        raise InvalidDestinationUrl(f"the URL scheme must be http or https, not {shown}")
+    if not parsed.host:
+        raise InvalidDestinationUrl("the URL has no host")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise InvalidDestinationUrl(f"the URL port must be 1 to 65535, not {parsed.port}")
+    if parsed.userinfo:
+        raise InvalidDestinationUrl(
+            "the URL must not contain a user name or password; send credentials in a header"
+        )
+    if parsed.fragment:
+        raise InvalidDestinationUrl("the URL must not have a #fragment")
+    return str(parsed)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 transition format carries (mapped, 6to4, NAT64)."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def unsafe_reason(ip: IPAddress) -> str | None:
+    """Why ``ip`` is not a public unicast address ("a loopback address"), or ``None``."""
+    if ip in METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.scope_id:
+            ip = ipaddress.IPv6Address(ip.compressed.split("%", 1)[0])
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            inner = unsafe_reason(embedded)
+            return f"{inner} inside an IPv6 address" if inner else None
+        if ip in _SITE_LOCAL:
+            return "a private (site-local) address"
+    for test, reason in (
+        (ip.is_unspecified, "an unspecified address"),
+        (ip.is_loopback, "a loopback address"),
+        (ip.is_link_local, "a link-local address"),
+        (ip.is_multicast, "a multicast address"),
+        (isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED, "a shared (CGNAT) address"),
+        (ip.is_private, "a private address"),
+        (ip.is_reserved, "a reserved address"),
+        (not ip.is_global, "a non-public address"),
+    ):
+        if test:
+            return reason
+    return None
+
+
+def _normalise_host(host: str) -> str:
+    host = host.strip().lower().rstrip(".")
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    """Which non-public destinations the operator allows."""
+
+    allow_private: bool = False
+    hosts: frozenset[str] = frozenset()  # exact names, or "*.suffix"
+    networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, allowlist: str, *, allow_private: bool = False) -> AddressPolicy:
+        """From a comma-separated list of host names, ``*.domain`` patterns, IPs and CIDRs."""
+        hosts: set[str] = set()
+        networks: list[IPNetwork] = []
+        for raw in allowlist.split(","):
+            entry = raw.strip()
+            if not entry:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+                continue
+            except ValueError:
+                pass
+            if "/" in entry or any(c.isspace() for c in entry) or ":" in entry:
+                raise InvalidInput(f"PELOSYNC_WEBHOOK_ALLOWLIST: {entry!r} is not a host or CIDR")
+            hosts.add(_normalise_host(entry))
+        return cls(allow_private=allow_private, hosts=frozenset(hosts), networks=tuple(networks))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AddressPolicy:
+        return cls.parse(settings.webhook_allowlist, allow_private=settings.webhook_allow_private)
+
+    def allows_host(self, host: str) -> bool:
+        """Whether ``host`` (a name) is allowlisted, whatever it resolves to."""
+        host = _normalise_host(host)
+        return host in self.hosts or any(
+            p.startswith("*.") and host.endswith(p[1:]) for p in self.hosts
+        )
+
+    def refusal(self, ip: IPAddress) -> str | None:
+        """Why ``ip`` is refused under this policy, or ``None`` if it may be used."""
+        reason = unsafe_reason(ip)
+        if reason is None:
+            return None
+        candidates: list[IPAddress] = [ip]
+        if isinstance(ip, ipaddress.IPv6Address) and (inner := _embedded_ipv4(ip)) is not None:
+            candidates.append(inner)
+        if any(c in net for c in candidates for net in self.networks if net.version == c.version):
+            return None
+        if self.allow_private and ip not in METADATA_ADDRESSES:
+            return None
+        return reason
+
+
+@dataclass(frozen=True)
+class CheckedTarget:
+    """A URL whose addresses passed the guard; send requests to one of ``addresses``."""
+
+    url: httpx.URL
+    host: str  # ASCII (IDNA) host name or IP literal, as sent in Host and TLS SNI
+    addresses: tuple[IPAddress, ...]
+
+    def pinned_url(self, address: IPAddress) -> httpx.URL:
+        """The URL with its host replaced by ``address``, so no new DNS lookup happens."""
+        return self.url.copy_with(host=str(address))
+
+    def host_header(self) -> str:
+        return self.url.netloc.decode("ascii")
+
+    def extensions(self) -> dict[str, Any]:
+        """httpx request extensions: TLS SNI and certificate checks use the real host name."""
+        return {"sni_hostname": self.host} if self.url.scheme == "https" else {}
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """The host's addresses from the system resolver (``getaddrinfo``, off the event loop)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )
+    return [str(info[4][0]) for info in infos]
+
+
+def _ip_literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+async def check_destination(
+    url: str | httpx.URL,
+    policy: AddressPolicy,
+    *,
+    resolver: Resolver | None = None,
+    dns_timeout_s: float = DNS_TIMEOUT_S,
+) -> CheckedTarget:
+    """Resolve ``url``'s host once and check every address against ``policy``.
+
+    Raises :class:`UnsafeDestination` (permanent) if any address is refused,
+    :class:`ResolutionFailed` (retried) if the name does not resolve, and
+    :class:`InvalidDestinationUrl` for a URL that is not http(s) with a host.
+    """
+    parsed = httpx.URL(validate_url(str(url)))
+    host = parsed.raw_host.decode("ascii")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    literal = _ip_literal(host)
+    if literal is not None:
+        reason = policy.refusal(literal)
+        if reason is not None:
+            hint = _METADATA_HINT if literal in METADATA_ADDRESSES else _PRIVATE_HINT
+            raise UnsafeDestination(f"{literal} is {reason}; {hint}")
+        return CheckedTarget(parsed, host, (literal,))
+
+    try:
+        async with asyncio.timeout(dns_timeout_s):
+            answers = await (resolver or system_resolver)(host, port)
+    except TimeoutError:
+        raise ResolutionFailed(
+            f"could not resolve {host}: no answer in {dns_timeout_s:g} s"
+        ) from None
+    except OSError as exc:  # socket.gaierror
+        raise ResolutionFailed(f"could not resolve {host}: {exc}") from None
+    addresses: list[IPAddress] = []
+    for answer in answers:
+        ip = ipaddress.ip_address(answer)
+        if ip not in addresses:
+            addresses.append(ip)
+    if not addresses:
+        raise ResolutionFailed(f"could not resolve {host}: no addresses")
+    if policy.allows_host(host):
+        return CheckedTarget(parsed, host, tuple(addresses))
+    for ip in addresses:
+        reason = policy.refusal(ip)
+        if reason is not None:
+            hint = _METADATA_HINT if ip in METADATA_ADDRESSES else _PRIVATE_HINT
+            raise UnsafeDestination(f"{host} resolves to {ip}, {reason}; {hint}")
+    return CheckedTarget(parsed, host, tuple(addresses))
