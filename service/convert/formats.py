@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -66,8 +67,17 @@ def convert_bundle(bundle: bytes | str | dict[str, Any], fmt: Format) -> bytes:
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def filename(activity: Activity, fmt: Format) -> str:
+def file_name(start: datetime, discipline: str, title: str, workout_id: str, fmt: str) -> str:
     """A safe, stable file name: ``2026-03-14_cycling_20-min-Pop-Ride_<id8>.tcx``."""
-    title = _UNSAFE.sub("-", activity.title).strip("-")[:60] or "workout"
-    day = activity.start.strftime("%Y-%m-%d")
-    return f"{day}_{activity.discipline.value}_{title}_{activity.source.workout_id[:8]}.{fmt.value}"
+    safe_title = _UNSAFE.sub("-", title).strip("-")[:60] or "workout"
+    return f"{start:%Y-%m-%d}_{discipline}_{safe_title}_{workout_id[:8]}.{fmt}"
+
+
+def filename(activity: Activity, fmt: Format) -> str:
+    return file_name(
+        activity.start,
+        activity.discipline.value,
+        activity.title,
+        activity.source.workout_id,
+        fmt.value,
+    )

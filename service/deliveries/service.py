@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 
 from service.accounts.models import Account
-from service.convert.formats import FORMATS, Format
+from service.convert.formats import FORMATS, Format, file_name
 from service.deliveries.models import Delivery, DeliveryAttempt, DeliveryState
 from service.deliveries.repository import DeliveryRepository
 from service.deliveries.retry import next_attempt_delay, should_disable
@@ -40,7 +40,7 @@ from service.destinations.kinds.base import (
     excerpt,
 )
 from service.destinations.models import Destination
-from service.destinations.service import build_handler
+from service.destinations.service import build_handler, fit_device
 from service.errors import ConversionError, PelosyncError
 from service.runtime import Runtime
 from service.workouts.models import Workout
@@ -55,9 +55,9 @@ class AttemptOutcome:
 
 
 def outgoing_name(workout: Workout, fmt: str) -> str:
-    title = "".join(c if c.isalnum() or c in "-_" else "-" for c in workout.title).strip("-")
-    day = workout.started_at.strftime("%Y-%m-%d")
-    return f"{day}_{workout.discipline}_{title[:60] or 'workout'}_{workout.peloton_workout_id[:8]}.{fmt}"
+    return file_name(
+        workout.started_at, workout.discipline, workout.title, workout.peloton_workout_id, fmt
+    )
 
 
 def workout_info(workout: Workout) -> WorkoutInfo:
@@ -106,7 +106,10 @@ class DeliveryRunner:
         result: Delivered | None = None
         error: BaseException | None = None
         try:
-            data = await self.rt.converter.render(workout.bundle(), delivery.format)
+            device = (
+                fit_device(destination, workout.discipline) if delivery.format == "fit" else None
+            )
+            data = await self.rt.converter.render(workout.bundle(), delivery.format, device)
             file = OutgoingFile(
                 format=delivery.format,
                 filename=outgoing_name(workout, delivery.format),

@@ -1,0 +1,242 @@
+"""The intervals.icu destination kind: upload a workout file to an athlete's activities.
+
+API (intervals.icu/api-docs.html and the developer's answers on forum.intervals.icu):
+
+* ``POST {api}/api/v1/athlete/{id}/activities``, ``multipart/form-data`` with the file in
+  ``file`` (FIT preferred; TCX and GPX work too) and ``name``, ``description`` and
+  ``external_id`` as query parameters. The answer is JSON with the new activity's ``id``
+  (``"i12345"``; also under ``activities[]``).
+* Athlete id ``0`` means "the athlete this key or token belongs to"; ids look like ``i12345``.
+* Personal use: HTTP Basic with the *literal* user name ``API_KEY`` and the key from the
+  athlete's settings page as the password (a Bearer header does not work with an API key).
+  Apps registered for OAuth send ``Authorization: Bearer <access token>``. The secrets hold
+  ``api_key`` or ``access_token``.
+
+Duplicates: intervals.icu documents no duplicate answer for this endpoint. Handled either way:
+a 2xx answer carries the id (new or existing); a 409, or any 4xx whose body says "duplicate",
+is treated as "already there" and resolved to the existing activity by its ``external_id``.
+Retries (attempt 2 onwards) first look for an activity with our ``external_id`` around the
+workout's date, so an upload whose answer was lost is not uploaded twice.
+
+Status mapping: 401/403 :class:`NeedsReauthorization`; 429 :class:`Postponed` (Retry-After);
+408/5xx retryable; other 4xx permanent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.destinations.kinds.base import (
+    Delivered,
+    DeliveryError,
+    DeliveryRequest,
+    NeedsReauthorization,
+    PermanentFailure,
+)
+from service.destinations.kinds.http_common import (
+    Clock,
+    Redactor,
+    Sleep,
+    activity_text,
+    json_object,
+    status_error,
+    transport_error,
+    utcnow,
+)
+
+log = structlog.get_logger(__name__)
+
+SERVICE = "intervals.icu"
+DEFAULT_API_URL = "https://intervals.icu"
+FORMATS = ("fit", "tcx", "gpx")
+UPLOAD_TIMEOUT_S = 120.0
+REQUEST_TIMEOUT_S = 30.0
+
+
+class IntervalsConfig(BaseModel):
+    """An intervals.icu destination's settings (no secrets)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    athlete_id: str = Field(
+        default="0",
+        pattern=r"^(0|i?[0-9]+)$",
+        description='The athlete ("i12345"); "0" is the athlete of the key or token.',
+    )
+
+
+def basic_auth_header(api_key: str) -> str:
+    """``Authorization`` for a personal API key: user ``API_KEY``, password the key."""
+    return "Basic " + base64.b64encode(f"API_KEY:{api_key}".encode()).decode()
+
+
+def external_id_for(request: DeliveryRequest) -> str:
+    return f"pelosync-{request.workout.peloton_workout_id}-{request.file.format}"
+
+
+def _activity_id(body: Mapping[str, Any] | None) -> str | None:
+    """The activity id in an upload answer: ``id``, else the first of ``activities``."""
+    if not body:
+        return None
+    if isinstance(body.get("id"), str | int):
+        return str(body["id"])
+    for activity in body.get("activities") or []:
+        if isinstance(activity, dict) and isinstance(activity.get("id"), str | int):
+            return str(activity["id"])
+    return None
+
+
+class IntervalsDestination:
+    """One intervals.icu athlete as a destination (implements ``DestinationKindHandler``)."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        config: IntervalsConfig,
+        secrets: Mapping[str, Any],
+        *,
+        api_url: str = DEFAULT_API_URL,
+        clock: Clock = utcnow,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._http = http
+        self.config = config
+        self._api = f"{api_url.rstrip('/')}/api/v1/athlete/{config.athlete_id}"
+        self._clock = clock
+        self._sleep = sleep  # unused today; kept for the common constructor shape
+        api_key, token = secrets.get("api_key"), secrets.get("access_token")
+        self._auth: str | None = None
+        if isinstance(api_key, str) and api_key.strip():
+            self._auth = basic_auth_header(api_key.strip())
+        elif isinstance(token, str) and token.strip():
+            self._auth = f"Bearer {token.strip()}"
+        self._redactor = Redactor([api_key, token, self._auth])
+
+    async def deliver(self, request: DeliveryRequest) -> Delivered:
+        file = request.file
+        if file.format not in FORMATS:
+            raise PermanentFailure(
+                f"intervals.icu takes FIT, TCX or GPX files, not {file.format!r}; "
+                "change the destination's formats"
+            )
+        external_id = external_id_for(request)
+        if request.attempt > 1:
+            existing = await self._find(request, external_id)
+            if existing is not None:
+                log.info("intervals.upload.already_there", activity=existing)
+                return Delivered(external_id=existing, response_excerpt="already uploaded")
+        name, description = activity_text(request.workout)
+        response = await self._send(
+            "POST",
+            "/activities",
+            what="the upload",
+            params={"name": name, "description": description, "external_id": external_id},
+            files={"file": (file.filename, file.data, file.content_type)},
+            timeout=UPLOAD_TIMEOUT_S,
+        )
+        body = json_object(response)
+        if response.is_success:
+            activity = _activity_id(body)
+            if activity is None:
+                raise DeliveryError(
+                    "intervals.icu accepted the upload but named no activity",
+                    remote_status=response.status_code,
+                    response_excerpt=self._redactor.excerpt(response),
+                )
+            return Delivered(
+                status_code=response.status_code,
+                external_id=activity,
+                response_excerpt=self._redactor.excerpt(response),
+            )
+        if self._is_duplicate(response):
+            existing = _activity_id(body) or await self._find(request, external_id)
+            log.info("intervals.upload.duplicate", activity=existing)
+            return Delivered(
+                status_code=response.status_code,
+                external_id=existing,
+                response_excerpt=self._redactor.excerpt(response),
+            )
+        raise self._error("the upload", response, body)
+
+    async def ping(self) -> Delivered:
+        """Check the credentials with ``GET /api/v1/athlete/{id}``."""
+        response = await self._send("GET", "", what="the athlete check")
+        body = json_object(response)
+        if not response.is_success or body is None:
+            raise self._error("the athlete check", response, body)
+        athlete = body.get("id")
+        return Delivered(
+            status_code=response.status_code,
+            external_id=str(athlete) if athlete is not None else None,
+            response_excerpt=f"authorized as intervals.icu athlete {athlete}",
+        )
+
+    async def _find(self, request: DeliveryRequest, external_id: str) -> str | None:
+        """The id of our earlier upload of this workout, looked up by ``external_id`` in the
+        athlete's activities of the workout's day (a day either side for time zones)."""
+        day = request.workout.start.date()
+        response = await self._send(
+            "GET",
+            "/activities",
+            what="the activity lookup",
+            params={
+                "oldest": (day - timedelta(days=1)).isoformat(),
+                "newest": (day + timedelta(days=1)).isoformat(),
+            },
+        )
+        if not response.is_success:
+            raise self._error("the activity lookup", response, json_object(response))
+        try:
+            activities = response.json()
+        except ValueError:
+            return None
+        for activity in activities if isinstance(activities, list) else []:
+            if isinstance(activity, dict) and activity.get("external_id") == external_id:
+                found = activity.get("id")
+                return str(found) if found is not None else None
+        return None
+
+    async def _send(self, method: str, path: str, *, what: str, **kwargs: Any) -> httpx.Response:
+        if self._auth is None:
+            raise NeedsReauthorization(
+                "the intervals.icu destination has neither api_key nor access_token; "
+                "add an API key from intervals.icu/settings"
+            )
+        kwargs.setdefault("timeout", REQUEST_TIMEOUT_S)
+        try:
+            return await self._http.request(
+                method,
+                f"{self._api}{path}",
+                headers={"Authorization": self._auth, "Accept": "application/json"},
+                **kwargs,
+            )
+        except httpx.HTTPError as exc:
+            raise transport_error(SERVICE, what, exc) from None
+
+    @staticmethod
+    def _is_duplicate(response: httpx.Response) -> bool:
+        if response.status_code == 409:
+            return True
+        return (
+            400 <= response.status_code < 500
+            and response.status_code not in (401, 403, 429)
+            and ("duplicate" in response.text[:4096].lower())
+        )
+
+    def _error(
+        self, what: str, response: httpx.Response, body: dict[str, Any] | None
+    ) -> DeliveryError:
+        detail = None
+        if body:  # intervals answers {"status": 422, "error": "Name is too long"}
+            detail = str(body.get("error") or body.get("message") or "") or None
+        return status_error(
+            SERVICE, what, response, now=self._clock(), redactor=self._redactor, detail=detail
+        )

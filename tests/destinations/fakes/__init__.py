@@ -1,0 +1,2 @@
+"""Loopback fakes of the fitness services (Strava, intervals.icu, Garmin Connect) and the
+uvicorn harness that serves them in-process."""
