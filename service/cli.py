@@ -1,32 +1,19 @@
 """The ``pelosync`` command line (Typer).
 
-Every command turns a :class:`PelosyncError` into one line on stderr and exit code 2; nothing
-is half-written (files are written to a temporary name and renamed into place).
+Only the command being run is imported (the service's full import graph takes seconds on a
+small machine). Every command turns a :class:`PelosyncError` into one line on stderr and exit
+code 2; nothing is half-written (files are written to a temporary name and renamed into place).
 """
 
 from __future__ import annotations
 
-import json
-import os
+import importlib
 import sys
-import tempfile
-from enum import StrEnum
-from pathlib import Path
-from typing import Annotated
 
 import typer
 
 from service import __version__
-from service.convert.formats import FORMATS, Format, filename, render, render_all
-from service.convert.json_format import activity_json_schema
-from service.convert.peloton import parse_bundle
-from service.errors import InvalidInput, PelosyncError
-from service.commands import accounts as account_commands
-from service.commands import db as db_commands
-from service.commands import secrets as secrets_commands
-from service.commands.serve import serve as serve_command
-from service.commands.serve import sync as sync_command
-from service.peloton.sandbox.cli import sandbox as sandbox_command
+from service.errors import PelosyncError
 
 app = typer.Typer(
     name="pelosync",
@@ -36,112 +23,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-EXAMPLE_BUNDLE = Path(__file__).parent / "convert" / "examples" / "example_outdoor_run.json"
+# name -> (module, attribute, is a group of sub-commands)
+COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "serve": ("service.commands.serve", "serve", False),
+    "sync": ("service.commands.serve", "sync", False),
+    "convert": ("service.commands.convert", "convert", False),
+    "sandbox": ("service.peloton.sandbox.cli", "sandbox", False),
+    "account": ("service.commands.accounts", "app", True),
+    "db": ("service.commands.db", "app", True),
+    "secrets": ("service.commands.secrets", "app", True),
+}
 
 
-class FormatChoice(StrEnum):
-    TCX = "tcx"
-    GPX = "gpx"
-    FIT = "fit"
-    JSON = "json"
-    ALL = "all"
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _read_input(source: str) -> bytes:
-    if source == "-":
-        return sys.stdin.buffer.read()
-    path = Path(source)
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InvalidInput(f"{source}: no such file") from None
-    except IsADirectoryError:
-        raise InvalidInput(f"{source}: is a directory, not a workout bundle") from None
-    except OSError as exc:
-        raise InvalidInput(f"{source}: cannot read ({exc.strerror})") from None
-
-
-@app.command()
-def convert(
-    bundle: Annotated[
-        str | None,
-        typer.Argument(
-            help="Workout bundle JSON file ('-' for stdin; default: the bundled example)."
-        ),
-    ] = None,
-    fmt: Annotated[
-        FormatChoice, typer.Option("--format", "-f", help="Output format.")
-    ] = FormatChoice.TCX,
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Output file (or folder with --format all)."),
-    ] = None,
-    schema: Annotated[
-        bool, typer.Option("--schema", help="Print the JSON format's JSON Schema and exit.")
-    ] = False,
-) -> None:
-    """Convert a Peloton workout bundle into TCX, GPX, FIT or JSON.
-
-    A bundle is {"workout": ..., "performance_graph": ..., "ride_details": ...} as returned by
-    Peloton's API. Text formats go to stdout unless -o is given; FIT needs -o.
-    """
-    if schema:
-        typer.echo(json.dumps(activity_json_schema(), indent=2, sort_keys=True))
-        return
-    source = bundle if bundle is not None else str(EXAMPLE_BUNDLE)
-    activity = parse_bundle(_read_input(source))
-    if fmt is FormatChoice.ALL:
-        if output is None:
-            raise InvalidInput("--format all writes several files: give a folder with -o DIR")
-        if output.exists() and not output.is_dir():
-            raise InvalidInput(f"{output}: --format all needs a folder, not a file")
-        files = render_all(activity)
-        for kind, data in files.items():
-            target = output / filename(activity, kind)
-            write_atomically(target, data)
-            typer.echo(f"wrote {target} ({len(data)} bytes)")
-        return
-    kind = Format(fmt.value)
-    data = render(activity, kind)
-    if output is None:
-        if FORMATS[kind].binary:
-            raise InvalidInput(f"{kind.value} is a binary format: give an output file with -o")
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
-    if output.is_dir():
-        output = output / filename(activity, kind)
-    write_atomically(output, data)
-    typer.echo(f"wrote {output} ({len(data)} bytes)", err=True)
-
-
-app.command("sandbox")(sandbox_command)
-app.command("serve")(serve_command)
-app.command("sync")(sync_command)
-app.add_typer(db_commands.app, name="db")
-app.add_typer(account_commands.app, name="account")
-app.add_typer(secrets_commands.app, name="secrets")
+@app.callback()
+def root() -> None:
+    """Sync Peloton workouts to webhooks, files and fitness services."""
 
 
 @app.command()
@@ -150,10 +46,29 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _register(names: list[str]) -> None:
+    for name in names:
+        module_name, attribute, group = COMMANDS[name]
+        target = getattr(importlib.import_module(module_name), attribute)
+        if group:
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+
+
+def build(argv: list[str]) -> typer.Typer:
+    """The app with the command named in ``argv`` registered (all of them for help)."""
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    if wanted == "version":
+        return app
+    _register([wanted] if wanted in COMMANDS else list(COMMANDS))
+    return app
+
+
 def main() -> None:
     """Console entry point: Typer handles usage errors; ours become one clean line."""
     try:
-        app()
+        build(sys.argv[1:])()
     except PelosyncError as exc:
         typer.echo(f"pelosync: error: {exc.message}", err=True)
         sys.exit(2)
@@ -164,3 +79,15 @@ def main() -> None:
         where = f" ({exc.filename})" if exc.filename else ""
         typer.echo(f"pelosync: error: {exc.strerror or exc}{where}", err=True)
         sys.exit(2)
+    except Exception as exc:
+        if not _is_database_error(exc):
+            raise
+        cause = getattr(exc, "orig", None) or exc
+        typer.echo(f"pelosync: error: database: {str(cause).splitlines()[0]}", err=True)
+        sys.exit(1)
+
+
+def _is_database_error(exc: Exception) -> bool:
+    from sqlalchemy.exc import SQLAlchemyError  # only loaded when something went wrong
+
+    return isinstance(exc, SQLAlchemyError)

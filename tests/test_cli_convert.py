@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import EXAMPLE_BUNDLE
+from service.commands.convert import EXAMPLE_BUNDLE
 from service.convert.model import Activity
 from tests.convert.bundles import make_bundle, metric
 from tests.convert.fitcheck import decode

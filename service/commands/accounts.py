@@ -32,7 +32,7 @@ def link(
     ] = AuthMethod.PASSWORD,
 ) -> None:
     """Link an account with tokens (recommended) or a username and password."""
-    settings = setup("WARNING")
+    settings = setup("ERROR")
     password: str | None = None
     if username and not (refresh_token or access_token):
         password = typer.prompt("Peloton password", hide_input=True)
@@ -59,7 +59,7 @@ def link(
 @app.command("list")
 def list_accounts() -> None:
     """List linked accounts with their status (never their secrets)."""
-    settings = setup("WARNING")
+    settings = setup("ERROR")
 
     async def go() -> list[str]:
         async with open_runtime(settings) as rt:
@@ -80,7 +80,7 @@ def list_accounts() -> None:
 
 
 def _set_paused(account_id: int, paused: bool) -> None:
-    settings = setup("WARNING")
+    settings = setup("ERROR")
 
     async def go() -> None:
         async with open_runtime(settings) as rt:
@@ -115,7 +115,7 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete an account with its workouts, deliveries and sync history."""
-    settings = setup("WARNING")
+    settings = setup("ERROR")
     if not yes and not typer.confirm(
         f"Delete account {account_id} with all its workouts and deliveries?"
     ):

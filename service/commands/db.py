@@ -14,7 +14,7 @@ app = typer.Typer(help="Database schema: upgrade, show, check.", no_args_is_help
 @app.command("upgrade")
 def upgrade_command() -> None:
     """Apply every pending migration."""
-    settings = setup("WARNING")
+    settings = setup("ERROR")
 
     async def go() -> str | None:
         engine = create_engine(settings.resolved_database_url())
@@ -30,7 +30,7 @@ def upgrade_command() -> None:
 @app.command("current")
 def current_command() -> None:
     """Print the database's revision and the newest one this version knows."""
-    settings = setup("WARNING")
+    settings = setup("ERROR")
 
     async def go() -> str | None:
         engine = create_engine(settings.resolved_database_url())
@@ -45,7 +45,7 @@ def current_command() -> None:
 @app.command("check")
 def check_command() -> None:
     """Exit 0 if the schema is current, else print what to do and exit 2."""
-    settings = setup("WARNING")
+    settings = setup("ERROR")
 
     async def go() -> None:
         engine = create_engine(settings.resolved_database_url())

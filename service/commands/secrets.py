@@ -27,7 +27,7 @@ def rotate() -> None:
 
     Rotation: put the new key first (``NEW,OLD``), run this, then drop the old key.
     """
-    settings = setup("WARNING")
+    settings = setup("ERROR")
 
     async def go() -> int:
         count = 0

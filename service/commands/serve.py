@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +22,26 @@ from service.deliveries.jobs import DeliveryJob
 from service.migrate import check_current
 from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
 from service.runtime import open_runtime
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a SIGTERM or SIGINT ends in exit code 0 once the graceful
+    shutdown (lifespan drain included) is done.
+
+    uvicorn re-raises the caught signal after shutting down, so the process died of SIGTERM
+    (exit 143 / -15) even when it stopped cleanly, and supervisors reported a failure.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def serve(
@@ -38,6 +61,7 @@ def serve(
     settings = setup()
     host = host or settings.host
     port = port or settings.port
+    exports = Path(settings.data_dir).resolve() / "exports"
 
     async def go() -> None:
         async with AsyncExitStack() as stack:
@@ -51,7 +75,6 @@ def serve(
                 current = settings.model_copy(
                     update={"peloton_api_url": url, "peloton_auth_url": url}
                 )
-                exports = Path(settings.data_dir).resolve() / "exports"
                 on_started = demo_setup(state, exports, f"http://{host}:{port}")
             if no_migrate:
                 engine = create_engine(current.resolved_database_url())
@@ -69,7 +92,7 @@ def serve(
                 lifespan="on",
                 timeout_graceful_shutdown=25,
             )
-            await uvicorn.Server(config).serve()
+            await _Server(config).serve()
 
     run(go())
 

@@ -1,0 +1,121 @@
+"""The operator's commands, run as real processes against a sandbox Peloton on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
+from tests.conftest import TEST_SECRET_KEY
+
+
+async def pelosync(
+    env: dict[str, str], *args: str, stdin: bytes | None = None
+) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from service.cli import main; main()",
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=90)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+def base_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PELOSYNC_")}
+    env.update(
+        PELOSYNC_DATA_DIR=str(tmp_path / "data"),
+        PELOSYNC_SECRET_KEY=TEST_SECRET_KEY,
+        PELOSYNC_LOG_LEVEL="WARNING",
+        PELOSYNC_CONVERT_WORKERS="0",
+        PELOSYNC_BACKFILL_DAYS="3650",
+    )
+    return env
+
+
+async def test_link_list_sync_pause_delete(base_env: dict[str, str]) -> None:
+    state = SandboxState(SandboxConfig(seed=5, users=1, workouts=3, anchor=int(time.time())))
+    async with run_sandbox(state) as url:
+        env = dict(base_env, PELOSYNC_PELOTON_API_URL=url, PELOSYNC_PELOTON_AUTH_URL=url)
+        info = state.describe_user(next(iter(state.accounts.values())))
+        token = info["refresh_tokens"][0]["token"]
+
+        code, out, err = await pelosync(env, "db", "check")
+        assert code == 2
+        assert "pelosync db upgrade" in err
+        assert "Traceback" not in err
+        code, out, err = await pelosync(env, "db", "upgrade")
+        assert code == 0, err
+
+        code, out, err = await pelosync(
+            env, "account", "link", "--label", "Me", "--refresh-token", token
+        )
+        assert code == 0, err
+        assert "linked account 1" in out
+        code, out, err = await pelosync(
+            env, "account", "link", "--refresh-token", state.describe_user(
+                next(iter(state.accounts.values()))
+            )["refresh_tokens"][0]["token"]
+        )
+        assert code == 2
+        assert "already linked" in err
+
+        code, out, err = await pelosync(env, "sync", "--once", "--account", "1")
+        assert code == 0, err
+        assert "account 1: ok, 3 new" in out
+        code, out, err = await pelosync(env, "account", "list")
+        assert "Me" in out
+        assert "workouts=3" in out
+        assert token not in out + err
+
+        code, out, _ = await pelosync(env, "account", "pause", "1")
+        assert code == 0
+        code, out, err = await pelosync(env, "account", "pause", "99")
+        assert code == 2
+        assert "account 99 not found" in err
+        code, out, err = await pelosync(env, "account", "delete", "1", "--yes")
+        assert code == 0, err
+        code, out, _ = await pelosync(env, "account", "list")
+        assert "no accounts linked yet" in out
+
+
+async def test_bad_refresh_token_is_refused_clearly(base_env: dict[str, str]) -> None:
+    state = SandboxState(SandboxConfig(seed=6, users=1, workouts=1))
+    async with run_sandbox(state) as url:
+        env = dict(base_env, PELOSYNC_PELOTON_API_URL=url, PELOSYNC_PELOTON_AUTH_URL=url)
+        assert (await pelosync(env, "db", "upgrade"))[0] == 0
+        code, out, err = await pelosync(env, "account", "link", "--refresh-token", "v1.bogus")
+        assert code == 2
+        assert "Traceback" not in err
+        assert err.strip().splitlines() == [
+            "pelosync: error: token refresh was refused by Peloton "
+            "(invalid_grant: Unknown or invalid refresh token.)"
+        ]
+
+
+async def test_serve_no_migrate_refuses_an_outdated_schema(base_env: dict[str, str]) -> None:
+    code, out, err = await pelosync(base_env, "serve", "--no-migrate", "--port", "18999")
+    assert code == 2
+    assert "schema" in err
+    assert "pelosync db upgrade" in err
+    assert "Traceback" not in err
+
+
+async def test_production_without_key_refuses_to_start(base_env: dict[str, str]) -> None:
+    env = dict(base_env, PELOSYNC_ENV="production")
+    env.pop("PELOSYNC_SECRET_KEY")
+    code, _, err = await pelosync(env, "account", "list")
+    assert code == 2
+    assert "PELOSYNC_SECRET_KEY is required" in err
