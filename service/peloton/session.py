@@ -176,7 +176,6 @@ class AuthSession:
         async with self._lock:
             if self._generation != seen or self._dead is not None:
                 return None  # someone else tried: their outcome stands
-            self._generation += 1
             try:
                 tokens = await (self._login() if force_login else self._obtain())
             except PelotonError as exc:
@@ -184,6 +183,11 @@ class AuthSession:
                 self._renew_not_before = self._clock() + _RENEWAL_BACKOFF
                 log.warning("peloton.auth.renewal_failed", error=str(exc), kind=type(exc).__name__)
                 return exc
+            finally:
+                # Counted when the attempt ends, not when it starts: a task that read the
+                # generation while this attempt was in flight must wait for it and use its
+                # outcome, not renew a second time.
+                self._generation += 1
             self._last_error = None
             self._renew_not_before = None
             self._tokens = tokens
