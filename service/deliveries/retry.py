@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 from typing import Protocol
+
+from service.http_headers import parse_retry_after
 
 #: Delay before each attempt, in seconds; index 0 is the first attempt (immediately).
 SCHEDULE_S: tuple[float, ...] = (0, 5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
@@ -75,29 +76,6 @@ def next_attempt_delay(
     return delay
 
 
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """A ``Retry-After`` header as seconds from ``now`` (it holds seconds or an HTTP date).
-
-    ``None`` when absent or unreadable; never negative. ``now`` must be timezone-aware.
-    """
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:  # an HTTP date is always GMT
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - now).total_seconds())
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
 def should_disable(
     failing_since: datetime | None,
     last_success_at: datetime | None,
@@ -114,3 +92,13 @@ def should_disable(
     if last_success_at is not None and last_success_at >= failing_since:
         return False
     return now - failing_since >= window
+
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "SCHEDULE_S",
+    "first_attempt_delay",
+    "next_attempt_delay",
+    "parse_retry_after",
+    "should_disable",
+]

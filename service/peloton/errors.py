@@ -23,12 +23,12 @@ Messages never contain tokens or passwords: they are shown to users and logged.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 
 import httpx
 
 from service.errors import ExternalServiceError
+from service.http_headers import parse_retry_after
 
 
 class PelotonError(ExternalServiceError):
@@ -107,24 +107,6 @@ class UnexpectedResponse(PelotonError):
 CLOUDFLARE_RATE_LIMIT_MARKER = b"error code: 1015"
 
 
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """``Retry-After`` as seconds from ``now``: it is either seconds or an HTTP date."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # an HTTP date is always GMT
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
 def is_rate_limited(response: httpx.Response) -> bool:
     """403, 429, or Cloudflare's 1015 body on any error status."""
     if response.status_code in (403, 429):
@@ -133,7 +115,7 @@ def is_rate_limited(response: httpx.Response) -> bool:
 
 
 def rate_limited(response: httpx.Response, what: str, now: datetime) -> RateLimited:
-    retry_after = retry_after_seconds(response.headers.get("retry-after"), now)
+    retry_after = parse_retry_after(response.headers.get("retry-after"), now)
     cloudflare = CLOUDFLARE_RATE_LIMIT_MARKER in response.content[:4096]
     source = "Cloudflare (error 1015)" if cloudflare else f"HTTP {response.status_code}"
     return RateLimited(
@@ -158,6 +140,6 @@ def api_error(response: httpx.Response, what: str, now: datetime) -> PelotonErro
     if status in (404, 410):
         return PelotonNotFound(f"Peloton has no such object: {what} answered {status}")
     if status == 408 or status >= 500:
-        retry_after = retry_after_seconds(response.headers.get("retry-after"), now)
+        retry_after = parse_retry_after(response.headers.get("retry-after"), now)
         return TransientError(f"Peloton failed {what}: HTTP {status}", retry_after=retry_after)
     return UnexpectedResponse(f"Peloton answered HTTP {status} to {what}")

@@ -13,13 +13,13 @@ from pydantic import ValidationError
 
 from service.config import Settings
 from service.errors import ExternalServiceError, InvalidInput
+from service.http_headers import parse_retry_after
 from service.peloton.auth import auth_error, parse_hidden_form
 from service.peloton.errors import (
     NeedsReauthentication,
     RateLimited,
     TransientError,
     UnexpectedResponse,
-    retry_after_seconds,
 )
 from service.peloton.models import (
     Credentials,
@@ -265,7 +265,7 @@ def test_parse_hidden_form() -> None:
     ],
 )
 def test_retry_after_seconds(header: str | None, expected: float | None) -> None:
-    assert retry_after_seconds(header, NOW) == expected
+    assert parse_retry_after(header, NOW) == expected
 
 
 @pytest.mark.parametrize(

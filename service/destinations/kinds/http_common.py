@@ -20,7 +20,7 @@ from service.destinations.kinds.base import (
     WorkoutInfo,
     excerpt,
 )
-from service.peloton.errors import retry_after_seconds
+from service.http_headers import parse_retry_after
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
@@ -82,7 +82,7 @@ def json_object(response: httpx.Response) -> dict[str, Any] | None:
 
 
 def retry_after(response: httpx.Response, now: datetime) -> float | None:
-    return retry_after_seconds(response.headers.get("retry-after"), now)
+    return parse_retry_after(response.headers.get("retry-after"), now)
 
 
 def transport_error(service: str, what: str, exc: httpx.HTTPError) -> DeliveryError:
