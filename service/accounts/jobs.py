@@ -16,13 +16,23 @@ log = structlog.get_logger(__name__)
 
 
 class PollJob:
-    """Runs polls as tasks so a slow account never holds up the tick or the others."""
+    """Runs polls as tasks so a slow account never holds up the tick or the others.
+
+    A scheduled poll that finishes refills its slot at once: a tick only fills free slots, so
+    waiting for the next one would leave capacity idle for up to ``tick_seconds``.
+    """
 
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.poller = AccountPoller(runtime)
         self.running: dict[int, asyncio.Task[PollResult | None]] = {}
         self.reclaims = 0
+        # One claim at a time: two overlapping ticks would both count the same free slots.
+        self._tick_lock = asyncio.Lock()
+        self._refill: asyncio.Task[None] | None = None
+        self._refill_wanted = False
+        self._batch = False  # run_once claims by itself
+        self._stopping = False
 
     @property
     def lease(self) -> timedelta:
@@ -30,19 +40,20 @@ class PollJob:
 
     async def tick(self) -> list[int]:
         """Lease as many due accounts as there is room for and start polling them."""
-        free = self.rt.settings.sync_concurrency - len(self.running)
-        if free <= 0:
-            return []
-        async with self.rt.sessions() as session, session.begin():
-            ids, reclaimed = await AccountRepository(session).claim_due(
-                owner=self.rt.worker, now=self.rt.clock(), lease=self.lease, limit=free
-            )
-        if reclaimed:
-            self.reclaims += reclaimed
-            log.warning("sync.lease.reclaimed", count=reclaimed, worker=self.rt.worker)
-        for account_id in ids:
-            self._start(account_id, "schedule")
-        return ids
+        async with self._tick_lock:
+            free = self.rt.settings.sync_concurrency - len(self.running)
+            if free <= 0 or self._stopping:
+                return []
+            async with self.rt.sessions() as session, session.begin():
+                ids, reclaimed = await AccountRepository(session).claim_due(
+                    owner=self.rt.worker, now=self.rt.clock(), lease=self.lease, limit=free
+                )
+            if reclaimed:
+                self.reclaims += reclaimed
+                log.warning("sync.lease.reclaimed", count=reclaimed, worker=self.rt.worker)
+            for account_id in ids:
+                self._start(account_id, "schedule")
+            return ids
 
     async def sync_now(self, account_id: int) -> bool:
         """Poll one account right away unless someone is already polling it."""
@@ -58,24 +69,40 @@ class PollJob:
 
     async def run_once(self, account_id: int | None = None) -> dict[int, PollResult | None]:
         """Poll every due account (or one, now) and wait for the results (``sync --once``)."""
-        if account_id is not None:
-            if not await self.sync_now(account_id):
-                return {}
-        else:
-            await self.tick()
-            while True:  # keep going while there is more due (capacity-limited claims)
-                if not await self.tick():
-                    break
-        results: dict[int, PollResult | None] = {}
-        while self.running:
-            done = dict(self.running)
-            await asyncio.gather(*done.values(), return_exceptions=True)
-            for key, task in done.items():
-                results[key] = None if task.cancelled() or task.exception() else task.result()
-        return results
+        tasks: dict[int, asyncio.Task[PollResult | None]] = {}
+        self._batch = True
+        try:
+            if account_id is not None:
+                if not await self.sync_now(account_id):
+                    return {}
+                tasks[account_id] = self.running[account_id]
+            else:
+                # A tick only fills free slots (a full one claims nothing): claim again as
+                # polls finish, until nothing due is left.
+                while True:
+                    for claimed in await self.tick():
+                        tasks[claimed] = self.running[claimed]
+                    if not self.running:
+                        break
+                    await asyncio.wait(self.running.values(), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+        finally:
+            self._batch = False
+        return {
+            key: None if task.cancelled() or task.exception() else task.result()
+            for key, task in tasks.items()
+        }
 
     async def drain(self, grace: float) -> None:
         """Let polls in flight finish for up to ``grace`` seconds, then cancel and release."""
+        self._stopping = True
+        # A tick in flight starts its polls first, so they are drained too (unless the
+        # database hangs it: then there is nothing to drain from it anyway).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace), self._tick_lock:
+                pass
+        if self._refill is not None and not self._refill.done():
+            await asyncio.wait([self._refill], timeout=grace)
         if not self.running:
             return
         tasks = list(self.running.values())
@@ -87,7 +114,25 @@ class PollJob:
     def _start(self, account_id: int, trigger: str) -> None:
         task = asyncio.create_task(self._run(account_id, trigger), name=f"poll-{account_id}")
         self.running[account_id] = task
-        task.add_done_callback(lambda _t: self.running.pop(account_id, None))
+        task.add_done_callback(lambda _t: self._finished(account_id, trigger))
+
+    def _finished(self, account_id: int, trigger: str) -> None:
+        self.running.pop(account_id, None)
+        if trigger != "schedule" or self._batch or self._stopping:
+            return
+        self._refill_wanted = True
+        if self._refill is None or self._refill.done():
+            self._refill = asyncio.create_task(self._refill_slots(), name="poll-refill")
+
+    async def _refill_slots(self) -> None:
+        # Polls finishing while this claims ask for another round rather than wait a tick.
+        while self._refill_wanted and not self._stopping:
+            self._refill_wanted = False
+            try:
+                await self.tick()
+            except Exception as exc:  # the scheduled tick will try again
+                log.warning("sync.refill.failed", error=type(exc).__name__)
+                return
 
     async def _run(self, account_id: int, trigger: str) -> PollResult | None:
         keeper = asyncio.create_task(self._keep_lease(account_id))

@@ -10,6 +10,7 @@ the first known id" never steps over a workout that failed to download.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -81,6 +82,7 @@ class AccountPoller:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.settings = runtime.settings
+        self._write_turn = asyncio.Lock()
 
     async def poll(self, account_id: int, *, trigger: str = "schedule") -> PollResult:
         """Poll an account whose lease this worker holds, and record the outcome."""
@@ -264,7 +266,7 @@ class AccountPoller:
                 last_error=result.error,
                 next_poll_at=now + min(failure_backoff(failures), interval),
             )
-        async with self.rt.sessions() as session, session.begin():
+        async with self._writing(), self.rt.sessions() as session, session.begin():
             accounts = AccountRepository(session)
             await self._store(session, account, fetched, result)
             if not await accounts.finish(account.id, self.rt.worker, **values):
@@ -297,6 +299,14 @@ class AccountPoller:
             in_progress=result.in_progress,
         )
         return result
+
+    def _writing(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """SQLite has one writer at a time and its busy handler gives up after busy_timeout:
+        many polls finishing together (a high sync_concurrency) queue here instead, in order
+        and without a time limit. PostgreSQL writes them side by side."""
+        if self.rt.engine.dialect.name == "sqlite":
+            return self._write_turn
+        return contextlib.nullcontext()
 
     async def _store(
         self, session: AsyncSession, account: Account, fetched: list[_Fetched], result: PollResult
