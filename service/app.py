@@ -11,13 +11,15 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.accounts.jobs import PollJob
-from service.deliveries.jobs import DeliveryJob
+from service.api import install_api
 from service.config import Settings, get_settings
+from service.deliveries.jobs import DeliveryJob
 from service.migrate import check_current, upgrade
 from service.ops.router import router as ops_router
 from service.problems import install_problem_handlers
 from service.runtime import Runtime, open_runtime
 from service.scheduler import Scheduler
+from service.web import install_web
 
 log = structlog.get_logger(__name__)
 
@@ -76,6 +78,8 @@ def create_app(
     )
     install_problem_handlers(app)
     app.include_router(ops_router)
+    install_api(app, settings)
+    install_web(app)
     return app
 
 

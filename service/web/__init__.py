@@ -1,0 +1,24 @@
+"""The dashboard: server-rendered pages at ``/`` for people, beside the ``/v1`` admin API.
+
+Signing in with an API key sets a signed session cookie (``service.web.session``); read-only
+keys see every page without its buttons and get a 403 page on any change. Pages call the same
+domain services as the API; charts are server-side SVG (``service.web.charts``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from service.web import accounts, deliveries, destinations, login, overview, workouts
+
+STATIC = Path(__file__).parent / "static"
+
+
+def install_web(app: FastAPI) -> None:
+    """Mount the dashboard's pages and its static files (``/static``)."""
+    for module in (login, overview, workouts, deliveries, destinations, accounts):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")

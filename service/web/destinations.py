@@ -1,0 +1,285 @@
+"""Destinations: health at a glance, adding and editing, testing, pausing, connecting Strava."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from service.auth.service import Forbidden
+from service.convert.model import Discipline
+from service.deps import RuntimeDep, SessionDep
+from service.destinations import manage
+from service.destinations.kinds_api import FORMATS
+from service.destinations.models import Destination, DestinationKind
+from service.destinations.router import callback_url
+from service.errors import InvalidInput, PelosyncError
+from service.runtime import Runtime
+from service.schemas import IdPath
+from service.web import forms, queries
+from service.web.deps import (
+    Action,
+    ActionDep,
+    Form,
+    Viewer,
+    ViewerDep,
+    WebRoute,
+    redirect,
+    render,
+    safe_next,
+)
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+# Kinds the dashboard can add (Garmin needs tokens from a login script: the API adds those).
+ADDABLE = ("webhook", "directory", "strava", "intervals")
+KIND_NAMES = {
+    "webhook": "Webhook",
+    "directory": "Folder",
+    "strava": "Strava",
+    "intervals": "intervals.icu",
+    "garmin": "Garmin Connect",
+}
+KindQuery = Annotated[str, Query(pattern=r"^[a-z]{1,20}$")]
+
+
+def _connected(runtime: Runtime, destination: Destination) -> bool:
+    return "refresh_token" in manage.masked_secrets(runtime, destination)
+
+
+@router.get("/destinations")
+async def list_destinations(
+    request: Request, runtime: RuntimeDep, db: SessionDep, viewer: ViewerDep
+) -> Response:
+    destinations = await queries.destinations(db)
+    return render(
+        request,
+        runtime,
+        "destinations.html",
+        viewer,
+        page="destinations",
+        destinations=destinations,
+        counts=await queries.delivery_counts(db),
+        kinds=KIND_NAMES,
+        addable=ADDABLE,
+        strava_connected={
+            d.id: _connected(runtime, d) for d in destinations if d.kind == DestinationKind.STRAVA
+        },
+    )
+
+
+async def _form_page(
+    request: Request,
+    runtime: Runtime,
+    db: AsyncSession,
+    viewer: Viewer,
+    kind: str,
+    destination: Destination | None,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    values: dict[str, Any] | None = None,
+    generated_secret: str | None = None,
+) -> Response:
+    """The add or edit form of a destination, with its values (never its secrets)."""
+    if values is None:
+        values = _values_of(destination) if destination is not None else {"formats": ["fit"]}
+    return render(
+        request,
+        runtime,
+        "destination.html",
+        viewer,
+        status=status,
+        page="destinations",
+        kind=kind,
+        kind_name=KIND_NAMES.get(kind, kind),
+        destination=destination,
+        values=values,
+        error=error,
+        generated_secret=generated_secret,
+        formats=FORMATS.get(kind, ()),
+        accounts=await queries.account_labels(db),
+        disciplines=[d.value for d in Discipline],
+        connected=destination is not None and _connected(runtime, destination),
+        counts=(await queries.delivery_counts(db)).get(destination.id, {}) if destination else {},
+    )
+
+
+def _values_of(destination: Destination) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "name": destination.name,
+        "formats": destination.formats,
+        "account_ids": destination.account_ids or [],
+        "disciplines": destination.disciplines or [],
+        "concurrency": destination.concurrency,
+    }
+    for key, value in destination.config.items():
+        values[key] = "" if value is None else value
+    return values
+
+
+def _form_values(form: Form) -> dict[str, Any]:
+    """What was typed, to show the form again after an error (secrets left out)."""
+    values: dict[str, Any] = {
+        k: form.get(k)
+        for k in (
+            "name",
+            "url",
+            "inline_max_bytes",
+            "root",
+            "template",
+            "athlete_id",
+            "concurrency",
+        )
+    }
+    values["formats"] = form.getlist("formats")
+    values["account_ids"] = [int(a) for a in form.getlist("account_ids") if a.isdigit()]
+    values["disciplines"] = form.getlist("disciplines")
+    return values
+
+
+@router.get("/destinations/new")
+async def new_destination(
+    request: Request, runtime: RuntimeDep, db: SessionDep, viewer: ViewerDep, kind: KindQuery
+) -> Response:
+    if not viewer.can_write:
+        raise Forbidden("this API key is read-only; sign in with an admin key to add one")
+    if kind not in ADDABLE:
+        raise InvalidInput(f"kind: one of {', '.join(ADDABLE)}")
+    return await _form_page(request, runtime, db, viewer, kind, None)
+
+
+@router.post("/destinations")
+async def create_destination(
+    request: Request, runtime: RuntimeDep, db: SessionDep, action: ActionDep
+) -> Response:
+    """Add it. A webhook's generated signing secret is shown on this one answer, never again."""
+    kind = action.form.get("kind")
+    if kind not in ADDABLE:
+        raise InvalidInput(f"kind: one of {', '.join(ADDABLE)}")
+    try:
+        destination, generated = await manage.create(
+            runtime, db, forms.destination_create(kind, action.form)
+        )
+    except PelosyncError as exc:
+        await db.rollback()
+        return await _form_page(
+            request,
+            runtime,
+            db,
+            action.viewer,
+            kind,
+            None,
+            status=exc.status_code,
+            error=exc.message,
+            values=_form_values(action.form),
+        )
+    if generated is not None:
+        # Rendered, not redirected: the secret must not travel in a cookie or a URL.
+        return await _form_page(
+            request, runtime, db, action.viewer, kind, destination, generated_secret=generated
+        )
+    return redirect(
+        request, runtime, f"/destinations/{destination.id}", ok=f"Added {destination.name}."
+    )
+
+
+@router.get("/destinations/{destination_id}")
+async def show_destination(
+    destination_id: IdPath, request: Request, runtime: RuntimeDep, db: SessionDep, viewer: ViewerDep
+) -> Response:
+    destination = await manage.get(db, destination_id)
+    return await _form_page(request, runtime, db, viewer, destination.kind, destination)
+
+
+@router.post("/destinations/{destination_id}/edit")
+async def edit_destination(
+    destination_id: IdPath, request: Request, runtime: RuntimeDep, db: SessionDep, action: ActionDep
+) -> Response:
+    destination = await manage.get(db, destination_id)
+    kind = destination.kind
+    try:
+        changes = forms.destination_update(kind, action.form)
+        await manage.update(runtime, db, destination_id, changes)
+    except PelosyncError as exc:
+        await db.rollback()
+        destination = await manage.get(db, destination_id)
+        return await _form_page(
+            request,
+            runtime,
+            db,
+            action.viewer,
+            kind,
+            destination,
+            status=exc.status_code,
+            error=exc.message,
+            values=_form_values(action.form),
+        )
+    return redirect(request, runtime, f"/destinations/{destination_id}", ok="Saved.")
+
+
+@router.post("/destinations/{destination_id}/test")
+async def test_destination(
+    destination_id: IdPath, request: Request, runtime: RuntimeDep, db: SessionDep, action: ActionDep
+) -> Response:
+    """Send the kind's test event now (a signed webhook ping, an authorization check...)."""
+    back = f"/destinations/{destination_id}"
+    try:
+        result, error = await manage.test(runtime, db, destination_id)
+    except PelosyncError as exc:
+        await db.rollback()
+        return redirect(request, runtime, back, error=f"Test: {exc.message}")
+    if error is not None:
+        status = f" (HTTP {error.remote_status})" if error.remote_status else ""
+        return redirect(request, runtime, back, error=f"Test failed{status}: {error.message}")
+    assert result is not None
+    status = f" (HTTP {result.status_code})" if result.status_code else ""
+    return redirect(request, runtime, back, ok=f"Test succeeded{status}.")
+
+
+async def _set_enabled(
+    request: Request,
+    runtime: Runtime,
+    db: AsyncSession,
+    action: Action,
+    destination_id: int,
+    on: bool,
+) -> Response:
+    destination = await manage.set_enabled(runtime, db, destination_id, on)
+    back = safe_next(action.form.get("next"), f"/destinations/{destination_id}")
+    word = "Resumed" if on else "Paused"
+    return redirect(request, runtime, back, ok=f"{word} {destination.name}.")
+
+
+@router.post("/destinations/{destination_id}/enable")
+async def enable_destination(
+    destination_id: IdPath, request: Request, runtime: RuntimeDep, db: SessionDep, action: ActionDep
+) -> Response:
+    """Resume: its waiting deliveries go out, its failure streak starts over."""
+    return await _set_enabled(request, runtime, db, action, destination_id, True)
+
+
+@router.post("/destinations/{destination_id}/disable")
+async def disable_destination(
+    destination_id: IdPath, request: Request, runtime: RuntimeDep, db: SessionDep, action: ActionDep
+) -> Response:
+    """Pause: nothing is sent; deliveries wait for it."""
+    return await _set_enabled(request, runtime, db, action, destination_id, False)
+
+
+@router.get("/destinations/{destination_id}/strava/connect")
+async def connect_strava(
+    destination_id: IdPath, request: Request, runtime: RuntimeDep, db: SessionDep, viewer: ViewerDep
+) -> Response:
+    """To Strava's authorization page; Strava sends the user back to the API's callback."""
+    if not viewer.can_write:
+        raise Forbidden("this API key is read-only; sign in with an admin key to connect Strava")
+    try:
+        url = await manage.strava_authorize_url(
+            runtime, db, destination_id, callback_url(runtime, request)
+        )
+    except InvalidInput as exc:
+        return redirect(request, runtime, f"/destinations/{destination_id}", error=exc.message)
+    return redirect(request, runtime, url)

@@ -1,0 +1,62 @@
+"""Signing in to the dashboard with an API key, and signing out."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from service.auth.service import Forbidden, Unauthenticated, authenticate
+from service.deps import RuntimeDep, SessionDep
+from service.web import session as cookies
+from service.web.deps import FormDep, WebRoute, read_form, redirect, render, safe_next
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+
+@router.get("/login")
+async def login_page(request: Request, runtime: RuntimeDep, next: str = "/") -> Response:
+    """The sign-in form; its anonymous session holds the form's CSRF token."""
+    found = cookies.read(request, runtime)
+    if found is not None and found.signed_in:
+        return redirect(request, runtime, safe_next(next))
+    if found is None:
+        found = cookies.new_session(None, runtime.clock())
+    response = render(
+        request, runtime, "login.html", None, csrf=found.csrf, next=safe_next(next), error=None
+    )
+    cookies.store(response, request, runtime, found)
+    return response
+
+
+@router.post("/login")
+async def login(request: Request, runtime: RuntimeDep, db: SessionDep) -> Response:
+    """Check the key; a new session (and CSRF token) for it on success."""
+    form = await read_form(request)
+    found = cookies.read(request, runtime)
+    target = safe_next(form.get("next"))
+    if not cookies.csrf_ok(found, form.get("csrf")):
+        raise Forbidden("the sign-in form has expired (or cookies are off); reload and retry")
+    assert found is not None
+    try:
+        key = await authenticate(db, form.get("key"), runtime.clock())
+    except Unauthenticated:
+        return render(
+            request,
+            runtime,
+            "login.html",
+            None,
+            status=401,
+            csrf=found.csrf,
+            next=target,
+            error="That API key is not valid (unknown or revoked).",
+        )
+    response = redirect(request, runtime, target)
+    cookies.store(response, request, runtime, cookies.new_session(key.id, runtime.clock()))
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, runtime: RuntimeDep, _form: FormDep) -> Response:
+    response = redirect(request, runtime, "/login", ok="Signed out.")
+    cookies.clear(response, request, runtime)
+    return response

@@ -1,0 +1,182 @@
+"""The dashboard's session cookie and one-shot messages ("flash").
+
+A session is ``{"k": API key id or null, "c": CSRF token, "e": expiry (unix time)}`` in a
+cookie signed with HMAC-SHA256 under a key derived from the service's secret key (sign with
+the newest, accept any: a secret-key rotation does not sign everyone out). The API key itself
+is never stored: the key id is re-checked against the database on every request, so revoking
+a key ends its sessions at once. A session without a key (``k`` null) only carries the CSRF
+token of the sign-in form.
+
+The cookie is HttpOnly, SameSite=Lax and, when the dashboard is served over https, Secure.
+Every POST form carries the session's CSRF token as well (see ``service.web.deps``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.runtime import Runtime
+
+COOKIE = "pelosync_session"
+FLASH_COOKIE = "pelosync_flash"
+PURPOSE = "pelosync dashboard sessions"
+SESSION_TTL = timedelta(hours=12)
+SIGN_IN_TTL = timedelta(hours=1)  # an anonymous session: the sign-in form's CSRF token
+FLASH_TTL_S = 120
+MAX_COOKIE = 1024  # ours are ~150 characters; anything much longer is not ours
+
+
+@dataclass(frozen=True)
+class SessionData:
+    key_id: int | None
+    csrf: str
+    expires: int
+
+    @property
+    def signed_in(self) -> bool:
+        return self.key_id is not None
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(key: bytes, payload: str) -> str:
+    return _b64(hmac.digest(key, payload.encode(), hashlib.sha256))
+
+
+def sign(runtime: Runtime, value: dict[str, Any]) -> str:
+    """``base64url(json).base64url(hmac)`` with the newest derived key."""
+    payload = _b64(json.dumps(value, separators=(",", ":")).encode())
+    return f"{payload}.{_mac(runtime.secrets.derive_keys(PURPOSE)[0], payload)}"
+
+
+def unsign(runtime: Runtime, token: str | None) -> dict[str, Any] | None:
+    """The signed value, or None if missing, malformed or not signed by us."""
+    if not token or len(token) > MAX_COOKIE or token.count(".") != 1:
+        return None
+    payload, mac = token.split(".")
+    if not any(
+        hmac.compare_digest(_mac(key, payload), mac) for key in runtime.secrets.derive_keys(PURPOSE)
+    ):
+        return None
+    try:
+        value = json.loads(_unb64(payload))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def new_session(key_id: int | None, now: datetime) -> SessionData:
+    """A fresh session (a new CSRF token: signing in never keeps the anonymous one)."""
+    ttl = SESSION_TTL if key_id is not None else SIGN_IN_TTL
+    return SessionData(key_id, secrets.token_urlsafe(24), int((now + ttl).timestamp()))
+
+
+def encode(runtime: Runtime, session: SessionData) -> str:
+    return sign(runtime, {"k": session.key_id, "c": session.csrf, "e": session.expires})
+
+
+def decode(runtime: Runtime, token: str | None, now: datetime) -> SessionData | None:
+    """The session in the cookie, or None if missing, forged, malformed or expired."""
+    value = unsign(runtime, token)
+    if value is None:
+        return None
+    key_id, csrf, expires = value.get("k"), value.get("c"), value.get("e")
+    if key_id is not None and (not isinstance(key_id, int) or isinstance(key_id, bool)):
+        return None
+    if not isinstance(csrf, str) or not csrf or not isinstance(expires, int):
+        return None
+    if expires <= now.timestamp():
+        return None
+    return SessionData(key_id, csrf, expires)
+
+
+def read(request: Request, runtime: Runtime) -> SessionData | None:
+    return decode(runtime, request.cookies.get(COOKIE), runtime.clock())
+
+
+def is_https(request: Request, runtime: Runtime) -> bool:
+    """Served over https: directly, or (behind a proxy) as PELOSYNC_PUBLIC_URL says."""
+    public = runtime.settings.public_url or ""
+    return request.url.scheme == "https" or public.startswith("https://")
+
+
+def store(response: Response, request: Request, runtime: Runtime, session: SessionData) -> None:
+    """Set the session cookie on ``response``."""
+    max_age = max(0, session.expires - int(runtime.clock().timestamp()))
+    response.set_cookie(
+        COOKIE,
+        encode(runtime, session),
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=is_https(request, runtime),
+    )
+
+
+def clear(response: Response, request: Request, runtime: Runtime) -> None:
+    response.delete_cookie(
+        COOKIE, path="/", httponly=True, samesite="lax", secure=is_https(request, runtime)
+    )
+
+
+def csrf_ok(session: SessionData | None, submitted: str | None) -> bool:
+    return (
+        session is not None
+        and submitted is not None
+        and hmac.compare_digest(session.csrf.encode(), submitted.encode())
+    )
+
+
+# --- flash: a one-shot message shown on the next page ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Flash:
+    level: str  # ok | error
+    text: str
+
+
+def set_flash(response: Response, request: Request, runtime: Runtime, flash: Flash) -> None:
+    value = sign(runtime, {"l": flash.level, "t": flash.text[:300]})
+    response.set_cookie(
+        FLASH_COOKIE,
+        value,
+        max_age=FLASH_TTL_S,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=is_https(request, runtime),
+    )
+
+
+def take_flash(request: Request, runtime: Runtime) -> Flash | None:
+    """The pending message, if any (the caller clears the cookie with :func:`drop_flash`)."""
+    value = unsign(runtime, request.cookies.get(FLASH_COOKIE))
+    if value is None:
+        return None
+    level, text = value.get("l"), value.get("t")
+    if level not in ("ok", "error") or not isinstance(text, str):
+        return None
+    return Flash(level, text)
+
+
+def drop_flash(response: Response) -> None:
+    response.delete_cookie(FLASH_COOKIE, path="/")
