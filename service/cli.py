@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "account": ("service.commands.accounts", "app", True),
     "db": ("service.commands.db", "app", True),
     "secrets": ("service.commands.secrets", "app", True),
+    "apikey": ("service.commands.apikeys", "app", True),
 }
 
 

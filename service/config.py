@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
 
+    # Admin API
+    public_url: str | None = Field(
+        default=None,
+        description="Where receivers reach this API (https://sync.example.com): download links.",
+    )
+    download_url_ttl_s: int = Field(default=86400, ge=60, le=7 * 86400)  # signed links' life
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # bigger request bodies: 413
+
     # Webhook and folder destinations
     webhook_timeout_s: float = Field(default=15.0, gt=0, le=300)  # one attempt, in all
     webhook_allow_private: bool = False  # allow private/loopback/LAN webhook targets

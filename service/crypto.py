@@ -17,6 +17,8 @@ from typing import Any
 
 import structlog
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from service.config import Environment, Settings
 from service.errors import PelosyncError
@@ -46,6 +48,7 @@ class SecretBox:
                 "make one with `pelosync secrets generate-key`)"
             ) from None
         self._multi = MultiFernet(self._fernets)
+        self._keys = [k.strip().encode() for k in keys]
 
     def encrypt(self, plaintext: str) -> str:
         return self._multi.encrypt(plaintext.encode()).decode()
@@ -69,6 +72,17 @@ class SecretBox:
         if not isinstance(value, dict):
             raise SecretKeyError("a stored secret is not a JSON object")
         return value
+
+    def derive_keys(self, purpose: str) -> list[bytes]:
+        """32-byte keys for ``purpose`` (HMAC signing...), one per secret key, newest first.
+
+        Derived (HKDF) so a signature key is never the encryption key itself; sign with the
+        first, accept any, so links signed before a key rotation keep working until they expire.
+        """
+        return [
+            HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(k)
+            for k in self._keys
+        ]
 
     def rotate(self, token: str) -> str:
         """Re-encrypt ``token`` with the newest key."""

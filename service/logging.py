@@ -7,6 +7,7 @@ reaches a log line.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -36,7 +37,15 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(),
+            # Tracebacks without local variables: they hold tokens, keys and passwords.
+            exception_formatter=(
+                structlog.dev.RichTracebackFormatter(show_locals=False)
+                if importlib.util.find_spec("rich") is not None
+                else structlog.dev.plain_traceback
+            ),
+        )
     )
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],

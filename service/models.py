@@ -1,9 +1,19 @@
 """Every ORM model, imported in one place so Alembic sees one complete metadata."""
 
 from service.accounts.models import Account, SyncRun
+from service.auth.models import ApiKey
 from service.db import Base
 from service.deliveries.models import Delivery, DeliveryAttempt
 from service.destinations.models import Destination
 from service.workouts.models import Workout
 
-__all__ = ["Account", "Base", "Delivery", "DeliveryAttempt", "Destination", "SyncRun", "Workout"]
+__all__ = [
+    "Account",
+    "ApiKey",
+    "Base",
+    "Delivery",
+    "DeliveryAttempt",
+    "Destination",
+    "SyncRun",
+    "Workout",
+]

@@ -33,7 +33,9 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(PelosyncError)
     async def domain_error(_request: Request, exc: PelosyncError) -> JSONResponse:
-        return problem(exc.status_code, exc.title, exc.message)
+        response = problem(exc.status_code, exc.title, exc.message)
+        response.headers.update(getattr(exc, "headers", None) or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -45,9 +47,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized"}.get(
-            exc.status_code, "HTTP error"
-        )
+        title = {
+            404: "Not found",
+            405: "Method not allowed",
+            401: "Unauthorized",
+            413: "Content too large",
+        }.get(exc.status_code, "HTTP error")
         response = problem(exc.status_code, title, str(exc.detail) if exc.detail else None)
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value

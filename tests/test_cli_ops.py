@@ -65,9 +65,11 @@ async def test_link_list_sync_pause_delete(base_env: dict[str, str]) -> None:
         assert code == 0, err
         assert "linked account 1" in out
         code, out, err = await pelosync(
-            env, "account", "link", "--refresh-token", state.describe_user(
-                next(iter(state.accounts.values()))
-            )["refresh_tokens"][0]["token"]
+            env,
+            "account",
+            "link",
+            "--refresh-token",
+            state.describe_user(next(iter(state.accounts.values())))["refresh_tokens"][0]["token"],
         )
         assert code == 2
         assert "already linked" in err

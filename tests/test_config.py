@@ -14,9 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_every_setting_is_documented_in_env_example() -> None:
     text = (ROOT / ".env.example").read_text()
-    missing = [
-        name for name in Settings.model_fields if f"PELOSYNC_{name.upper()}=" not in text
-    ]
+    missing = [name for name in Settings.model_fields if f"PELOSYNC_{name.upper()}=" not in text]
     assert missing == []
 
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from service.db import create_engine
-from service.migrate import SchemaOutdated, check_current, current_revision, head_revision, upgrade
+from service.migrate import (
+    SchemaOutdated,
+    alembic_config,
+    check_current,
+    current_revision,
+    head_revision,
+    upgrade,
+)
 from service.models import Base
 
 
@@ -33,34 +42,19 @@ async def test_migrated_schema_matches_the_models(database_url: str) -> None:
 
 
 async def test_downgrade_and_upgrade_round_trip(database_url: str) -> None:
-    engine = create_engine(database_url)
-    try:
-        await upgrade(engine, "base")  # upgrade() to "base" is rejected; use the command path
-    except Exception:
-        pass
-    finally:
-        await engine.dispose()
-    from alembic import command
-
-    from service.migrate import alembic_config
+    def down(conn: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, "base")
 
     engine = create_engine(database_url)
     try:
         async with engine.begin() as connection:
-
-            def down(conn: Connection) -> None:
-                config = alembic_config()
-                config.attributes["connection"] = conn
-                command.downgrade(config, "base")
-
             await connection.run_sync(down)
         async with engine.connect() as connection:
             assert await connection.run_sync(_tables) <= {"alembic_version"}
-        try:
+        with pytest.raises(SchemaOutdated, match="pelosync db upgrade"):
             await check_current(engine)
-            raise AssertionError("an empty database must not pass the schema check")
-        except SchemaOutdated as exc:
-            assert "pelosync db upgrade" in exc.message
         await upgrade(engine)
         assert await current_revision(engine) == head_revision()
         async with engine.connect() as connection:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import leases
 from service.accounts.models import Account, AccountStatus, SyncRun
+from service.deliveries.models import Delivery
 from service.workouts.models import Workout
 
 
@@ -98,6 +99,23 @@ class AccountRepository:
             select(Workout.account_id, func.count())
             .where(Workout.account_id.in_(account_ids))
             .group_by(Workout.account_id)
+        )
+        return {row[0]: row[1] for row in await self.session.execute(stmt)}
+
+    async def page(self, *, after_id: int | None, limit: int) -> list[Account]:
+        """Accounts in id order after ``after_id``, up to ``limit``."""
+        stmt = select(Account).order_by(Account.id).limit(limit)
+        if after_id is not None:
+            stmt = stmt.where(Account.id > after_id)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def delivery_counts(self, account_id: int) -> dict[str, int]:
+        """The account's deliveries by state."""
+        stmt = (
+            select(Delivery.state, func.count())
+            .join(Workout, Workout.id == Delivery.workout_id)
+            .where(Workout.account_id == account_id)
+            .group_by(Delivery.state)
         )
         return {row[0]: row[1] for row in await self.session.execute(stmt)}
 

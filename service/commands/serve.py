@@ -15,6 +15,7 @@ import uvicorn
 
 from service.accounts.jobs import PollJob
 from service.app import create_app
+from service.commands.apikeys import first_key_setup
 from service.commands.common import run, setup
 from service.commands.demo import DEMO_SEED, demo_setup
 from service.db import create_engine
@@ -82,6 +83,7 @@ def serve(
                     await check_current(engine)
                 finally:
                     await engine.dispose()
+            on_started = first_key_setup(f"http://{host}:{port}", demo=demo, then=on_started)
             app = create_app(current, migrate=not no_migrate, on_started=on_started)
             config = uvicorn.Config(
                 app,

@@ -12,9 +12,8 @@ from datetime import timedelta
 
 import structlog
 
-from service.deliveries.repository import DeliveryRepository
+from service.deliveries.repository import DeliveryRepository, Loaded
 from service.deliveries.service import AttemptOutcome, DeliveryRunner
-from service.destinations.models import Destination
 from service.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -41,12 +40,10 @@ class DeliveryJob:
     async def _claim_and_start(self) -> list[int]:
         now = self.rt.clock()
         claimed: list[tuple[int, int]] = []
-        async with self.rt.sessions() as session, session.begin():
+        async with self.runner.recorder.writing(), self.rt.sessions() as session, session.begin():
             repo = DeliveryRepository(session)
-            for destination_id in await repo.due_destination_ids(now):
-                destination = await session.get(Destination, destination_id)
-                if destination is None:
-                    continue
+            for destination in await repo.due_destinations(now):
+                destination_id = destination.id
                 free = destination.concurrency - self.per_destination[destination_id]
                 if free <= 0:
                     continue
@@ -55,9 +52,11 @@ class DeliveryJob:
                 )
                 self.per_destination[destination_id] += len(ids)
                 claimed.extend((delivery_id, destination_id) for delivery_id in ids)
+            # One query for every claimed delivery's rows, rather than one per attempt.
+            loaded = await repo.load_many([delivery_id for delivery_id, _ in claimed])
         # Only now, with the leases committed, do the attempts start.
         for delivery_id, destination_id in claimed:
-            self._start(delivery_id, destination_id)
+            self._start(delivery_id, destination_id, loaded.get(delivery_id))
         return [delivery_id for delivery_id, _ in claimed]
 
     async def run_until_idle(self, max_ticks: int = 1000) -> None:
@@ -65,7 +64,15 @@ class DeliveryJob:
         for _ in range(max_ticks):
             started = await self.tick()
             if not started and not self.running:
-                return
+                # A refill scheduled by the last completion may still be waiting for the tick
+                # lock: let it finish (and carry on if it started something) rather than leave
+                # it claiming deliveries after the caller has closed the runtime.
+                if self._refill is not None:
+                    await asyncio.gather(self._refill, return_exceptions=True)
+                if not self.running:
+                    await self.runner.recorder.idle()
+                    return
+                continue
             if self.running:
                 await asyncio.wait(list(self.running.values()), return_when=asyncio.FIRST_COMPLETED)
 
@@ -81,15 +88,15 @@ class DeliveryJob:
         self._stopping = True
         if self._refill is not None:
             await asyncio.gather(self._refill, return_exceptions=True)
-        if not self.running:
-            return
-        _, pending = await asyncio.wait(list(self.running.values()), timeout=grace)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        if self.running:
+            _, pending = await asyncio.wait(list(self.running.values()), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.runner.recorder.idle()  # outcomes of cancelled attempts are still written
 
-    def _start(self, delivery_id: int, destination_id: int) -> None:
-        task = asyncio.create_task(self._run(delivery_id), name=f"deliver-{delivery_id}")
+    def _start(self, delivery_id: int, destination_id: int, loaded: Loaded | None) -> None:
+        task = asyncio.create_task(self._run(delivery_id, loaded), name=f"deliver-{delivery_id}")
         self.running[delivery_id] = task
 
         def done(_task: asyncio.Task[AttemptOutcome | None]) -> None:
@@ -101,9 +108,9 @@ class DeliveryJob:
 
         task.add_done_callback(done)
 
-    async def _run(self, delivery_id: int) -> AttemptOutcome | None:
+    async def _run(self, delivery_id: int, loaded: Loaded | None) -> AttemptOutcome | None:
         try:
-            return await self.runner.attempt(delivery_id)
+            return await self.runner.attempt(delivery_id, loaded=loaded)
         except Exception:
             log.exception("deliveries.attempt.crashed", delivery_id=delivery_id)
             return None

@@ -23,6 +23,7 @@ class Delivery(Base):
         UniqueConstraint("workout_id", "destination_id", "format"),
         Index("ix_deliveries_due", "state", "next_attempt_at"),
         Index("ix_deliveries_destination_state", "destination_id", "state", "id"),
+        Index("ix_deliveries_state_id", "state", "id"),  # the API's list by state
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

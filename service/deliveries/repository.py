@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Row, and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import leases
@@ -15,6 +16,9 @@ from service.db import insert_ignoring_duplicates
 from service.deliveries.models import Delivery, DeliveryAttempt, DeliveryState
 from service.destinations.models import Destination
 from service.workouts.models import Workout
+
+#: A delivery with what an attempt at it needs.
+Loaded = tuple[Delivery, Workout, Account, Destination]
 
 
 def new_message_id() -> str:
@@ -69,41 +73,83 @@ class DeliveryRepository:
         )
         return ids
 
-    async def due_destination_ids(self, now: datetime) -> list[int]:
-        """Enabled, not postponed destinations with deliveries due now."""
+    async def due_destinations(self, now: datetime) -> list[Destination]:
+        """Enabled, not postponed destinations with deliveries due now, by id.
+
+        One query over the destinations, each checked with EXISTS (which stops at its first
+        due delivery), rather than collecting every due delivery's destination: with a backlog
+        this runs on every refill, and thousands of due rows would be read each time.
+        """
+        due = select(Delivery.id).where(
+            Delivery.destination_id == Destination.id,
+            Delivery.state == DeliveryState.PENDING,
+            Delivery.next_attempt_at <= now,
+            leases.lease_free(Delivery, now),
+        )
         stmt = (
-            select(Delivery.destination_id)
-            .join(Destination, Destination.id == Delivery.destination_id)
+            select(Destination)
             .where(
-                Delivery.state == DeliveryState.PENDING,
-                Delivery.next_attempt_at <= now,
-                leases.lease_free(Delivery, now),
                 Destination.enabled.is_(True),
                 or_(Destination.postponed_until.is_(None), Destination.postponed_until <= now),
+                due.exists(),
             )
-            .distinct()
+            .order_by(Destination.id)
         )
-        return sorted((await self.session.execute(stmt)).scalars())
+        return list((await self.session.execute(stmt)).scalars())
 
-    async def load(self, delivery_id: int) -> tuple[Delivery, Workout, Account, Destination] | None:
+    async def load(self, delivery_id: int) -> Loaded | None:
+        return (await self.load_many([delivery_id])).get(delivery_id)
+
+    async def load_many(self, delivery_ids: Sequence[int]) -> dict[int, Loaded]:
+        """Deliveries with what an attempt needs (workout, account, destination), by id."""
+        if not delivery_ids:
+            return {}
         stmt = (
             select(Delivery, Workout, Account, Destination)
             .join(Workout, Workout.id == Delivery.workout_id)
             .join(Account, Account.id == Workout.account_id)
             .join(Destination, Destination.id == Delivery.destination_id)
-            .where(Delivery.id == delivery_id)
+            .where(Delivery.id.in_(delivery_ids))
         )
-        row = (await self.session.execute(stmt)).one_or_none()
-        if row is None:
-            return None
-        return row[0], row[1], row[2], row[3]
+        rows = await self.session.execute(stmt)
+        return {row[0].id: (row[0], row[1], row[2], row[3]) for row in rows}
 
     async def finish(self, delivery_id: int, owner: str, **values: Any) -> bool:
         return await leases.release(self.session, Delivery, delivery_id, owner, **values)
 
     async def add_attempt(self, attempt: DeliveryAttempt) -> None:
-        self.session.add(attempt)
-        await self.session.flush()
+        """Insert the attempt's row: a plain INSERT, without the unit of work's flush."""
+        values = {
+            column.key: getattr(attempt, column.key)
+            for column in DeliveryAttempt.__table__.columns
+            if column.key != "id"
+        }
+        await self.session.execute(insert(DeliveryAttempt).values(values))
+
+    async def mark_destination_healthy(
+        self, destination_id: int, now: datetime, *, every: timedelta
+    ) -> None:
+        """After a success: clear ``failing_since`` and stamp ``last_success_at``.
+
+        The row is written only when that changes something: it was failing, or its last
+        success is older than ``every``. Every success rewriting it would make concurrent
+        deliveries to one destination queue on its row lock; the condition is evaluated by the
+        database, so a failure recorded meanwhile by another attempt is still cleared.
+        """
+        stmt = (
+            update(Destination)
+            .where(
+                Destination.id == destination_id,
+                or_(
+                    Destination.failing_since.is_not(None),
+                    Destination.last_success_at.is_(None),
+                    Destination.last_success_at <= now - every,
+                ),
+            )
+            .values(last_success_at=now, failing_since=None)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(stmt)
 
     async def pending_count(self) -> int:
         stmt = (
@@ -112,3 +158,42 @@ class DeliveryRepository:
             .where(Delivery.state == DeliveryState.PENDING)
         )
         return int((await self.session.execute(stmt)).scalar_one())
+
+    # --- the admin API's lists ----------------------------------------------------------------
+
+    async def page(
+        self,
+        *,
+        limit: int,
+        before_id: int | None = None,
+        state: str | None = None,
+        destination_id: int | None = None,
+        workout_id: int | None = None,
+    ) -> list[Row[Any]]:
+        """Deliveries (columns, not lease fields), newest first (by id), below ``before_id``."""
+        columns = [c for c in Delivery.__table__.columns if not c.key.startswith("lease_")]
+        stmt = select(*columns).order_by(Delivery.id.desc()).limit(limit)
+        if before_id is not None:
+            stmt = stmt.where(Delivery.id < before_id)
+        if state is not None:
+            stmt = stmt.where(Delivery.state == state)
+        if destination_id is not None:
+            stmt = stmt.where(Delivery.destination_id == destination_id)
+        if workout_id is not None:
+            stmt = stmt.where(Delivery.workout_id == workout_id)
+        return list(await self.session.execute(stmt))
+
+    async def get(self, delivery_id: int) -> Delivery | None:
+        return await self.session.get(Delivery, delivery_id)
+
+    async def for_workout(self, workout_id: int) -> list[Delivery]:
+        stmt = select(Delivery).where(Delivery.workout_id == workout_id).order_by(Delivery.id)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def attempts(self, delivery_id: int) -> list[DeliveryAttempt]:
+        stmt = (
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id == delivery_id)
+            .order_by(DeliveryAttempt.id)
+        )
+        return list((await self.session.execute(stmt)).scalars())

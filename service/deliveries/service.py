@@ -20,11 +20,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.models import Account
 from service.convert.formats import FORMATS, Format, file_name
 from service.deliveries.models import Delivery, DeliveryAttempt, DeliveryState
-from service.deliveries.repository import DeliveryRepository
+from service.deliveries.recorder import Recorder
+from service.deliveries.repository import DeliveryRepository, Loaded
 from service.deliveries.retry import next_attempt_delay, should_disable
 from service.destinations.kinds.base import (
     AccountInfo,
@@ -42,10 +44,16 @@ from service.destinations.kinds.base import (
 from service.destinations.models import Destination
 from service.destinations.service import build_handler, fit_device
 from service.errors import ConversionError, PelosyncError
+from service.files.signing import download_link
+from service.ops.metrics import observe_attempt
 from service.runtime import Runtime
 from service.workouts.models import Workout
 
 log = structlog.get_logger(__name__)
+
+#: A healthy destination's ``last_success_at`` is rewritten at most this often (see
+#: :meth:`DeliveryRepository.mark_destination_healthy`).
+SUCCESS_STAMP = timedelta(seconds=60)
 
 
 @dataclass
@@ -93,11 +101,18 @@ class DeliveryRunner:
     def __init__(self, runtime: Runtime, rng: random.Random | None = None) -> None:
         self.rt = runtime
         self.rng = rng or random.Random()
+        # Finished attempts are written in shared transactions (see recorder.py).
+        self.recorder = Recorder(
+            runtime.sessions, single_writer=runtime.engine.dialect.name == "sqlite"
+        )
 
-    async def attempt(self, delivery_id: int) -> AttemptOutcome | None:
-        """Run one attempt of a delivery this worker has leased."""
-        async with self.rt.sessions() as session:
-            loaded = await DeliveryRepository(session).load(delivery_id)
+    async def attempt(
+        self, delivery_id: int, *, loaded: Loaded | None = None
+    ) -> AttemptOutcome | None:
+        """Run one attempt of a delivery this worker has leased (``loaded`` with the claim)."""
+        if loaded is None:
+            async with self.rt.sessions() as session:
+                loaded = await DeliveryRepository(session).load(delivery_id)
         if loaded is None:
             return None
         delivery, workout, account, destination = loaded
@@ -123,6 +138,8 @@ class DeliveryRunner:
                 account=account_info(account),
                 workout=workout_info(workout),
                 file=file,
+                # Files over a webhook's inline limit travel as a signed link instead.
+                download_url=download_link(self.rt, workout.id, delivery.format),
             )
             handler = build_handler(self.rt, destination)
             result = await handler.deliver(request)
@@ -134,6 +151,12 @@ class DeliveryRunner:
             error = exc
         except PelosyncError as exc:  # a broken destination config, a secret that won't decrypt
             error = PermanentFailure(exc.message)
+        except Exception as exc:
+            # A bug or a broken conversion pool: record it and retry on the schedule. Left to
+            # crash, the delivery would stay leased until the lease lapsed and then be retried
+            # forever, uncounted and unrecorded. Only the class is kept: messages may hold data.
+            log.exception("deliveries.attempt.crashed", delivery_id=delivery.id)
+            error = DeliveryError(f"internal error while delivering: {type(exc).__name__}")
         duration_ms = int((time.perf_counter() - t0) * 1000)
         return await self._record(delivery, destination, started, duration_ms, result, error)
 
@@ -150,6 +173,7 @@ class DeliveryRunner:
         number = delivery.attempts + 1
         values: dict[str, Any]
         dest_values: dict[str, Any] = {}
+        failing = gave_up = False  # a retryable failure; one that ran out of retries
         attempt = DeliveryAttempt(
             delivery_id=delivery.id,
             number=number,
@@ -199,40 +223,50 @@ class DeliveryRunner:
                 values.update(state=DeliveryState.FAILED, attempts=number, next_attempt_at=None)
             else:
                 delay = next_attempt_delay(number, error.retry_after, rng=self.rng)
-                dest_values["failing_since"] = destination.failing_since or now
+                failing = True
                 values["attempts"] = number
                 if delay is None:
                     outcome = AttemptOutcome("failed", message)
                     values.update(state=DeliveryState.FAILED, next_attempt_at=None)
-                    if should_disable(
-                        dest_values["failing_since"], destination.last_success_at, now
-                    ):
-                        dest_values.update(
-                            enabled=False,
-                            disabled_reason=f"failing without a success since "
-                            f"{dest_values['failing_since']:%Y-%m-%d %H:%M} UTC",
-                        )
+                    gave_up = True
                 else:
                     outcome = AttemptOutcome("retry", message)
                     values["next_attempt_at"] = now + timedelta(seconds=delay)
         attempt.outcome = outcome.outcome
-        async with self.rt.sessions() as session, session.begin():
+
+        async def write(session: AsyncSession) -> bool:
             repo = DeliveryRepository(session)
             if not await repo.finish(delivery.id, self.rt.worker, **values):
-                await session.rollback()
-                log.warning("deliveries.lease_lost", delivery_id=delivery.id)
-                return AttemptOutcome("lease_lost")
+                return False  # nothing written: another worker owns the delivery now
             await repo.add_attempt(attempt)
-            row = await session.get(Destination, destination.id)
+            if result is not None and not secrets_update:
+                await repo.mark_destination_healthy(destination.id, now, every=SUCCESS_STAMP)
+                return True
+            # Read (and lock) the destination's health now, not as it was when the attempt
+            # started: a concurrent attempt may have succeeded since, and a stale
+            # failing_since written back would predate that success and stop auto-disable.
+            row = await session.get(Destination, destination.id, with_for_update=True)
             if row is not None:
                 for key, value in dest_values.items():
                     setattr(row, key, value)
+                if failing:
+                    row.failing_since = row.failing_since or now
+                if gave_up and should_disable(row.failing_since, row.last_success_at, now):
+                    row.enabled = False
+                    row.disabled_reason = (
+                        f"failing without a success since {row.failing_since:%Y-%m-%d %H:%M} UTC"
+                    )
                 if secrets_update:
                     merged = {
                         **self.rt.secrets.decrypt_json(row.secrets_encrypted),
                         **secrets_update,
                     }
                     row.secrets_encrypted = self.rt.secrets.encrypt_json(merged)
+            return True
+
+        if not await self.recorder.write(write):
+            log.warning("deliveries.lease_lost", delivery_id=delivery.id)
+            return AttemptOutcome("lease_lost")
         log.info(
             "deliveries.attempt.finished",
             delivery_id=delivery.id,
@@ -243,4 +277,5 @@ class DeliveryRunner:
             status=attempt.status_code,
             duration_ms=duration_ms,
         )
+        observe_attempt(destination.kind, outcome.outcome, duration_ms / 1000)
         return outcome

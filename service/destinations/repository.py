@@ -23,3 +23,14 @@ class DestinationRepository:
         self.session.add(destination)
         await self.session.flush()
         return destination
+
+    async def page(self, *, after_id: int | None, limit: int) -> list[Destination]:
+        """Destinations in id order after ``after_id``, up to ``limit``."""
+        stmt = select(Destination).order_by(Destination.id).limit(limit)
+        if after_id is not None:
+            stmt = stmt.where(Destination.id > after_id)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def delete(self, destination: Destination) -> None:
+        await self.session.delete(destination)
+        await self.session.flush()

@@ -15,7 +15,7 @@ class Workout(Base):
     __tablename__ = "workouts"
     __table_args__ = (
         UniqueConstraint("account_id", "peloton_workout_id"),
-        Index("ix_workouts_account_started", "account_id", "started_at"),
+        Index("ix_workouts_account_started", "account_id", "started_at", "id"),
         Index("ix_workouts_started", "started_at", "id"),
     )
 

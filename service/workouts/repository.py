@@ -3,13 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Row, and_, exists, func, not_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db import insert_ignoring_duplicates
+from service.deliveries.models import Delivery, DeliveryState
 from service.workouts.models import Workout
+
+# What lists show: every column but the raw Peloton documents (large; only for conversion).
+SUMMARY_COLUMNS = tuple(
+    column
+    for column in Workout.__table__.columns
+    if column.key not in {"raw_workout", "raw_performance_graph", "raw_ride_details"}
+)
+
+
+def _has(state: str) -> ColumnElement[bool]:
+    return exists().where(Delivery.workout_id == Workout.id, Delivery.state == state)
+
+
+def status_condition(status: str) -> ColumnElement[bool]:
+    """Workouts whose summary status (see ``WorkoutStatus``) is ``status``."""
+    convertible = Workout.conversion_error.is_(None)
+    failed, pending = _has(DeliveryState.FAILED), _has(DeliveryState.PENDING)
+    if status == "unconvertible":
+        return not_(convertible)
+    if status == "failed":
+        return and_(convertible, failed)
+    if status == "pending":
+        return and_(convertible, not_(failed), pending)
+    if status == "delivered":
+        return and_(convertible, not_(failed), not_(pending), _has(DeliveryState.SUCCEEDED))
+    return and_(convertible, not_(exists().where(Delivery.workout_id == Workout.id)))
 
 
 class WorkoutRepository:
@@ -37,3 +65,48 @@ class WorkoutRepository:
 
     async def get(self, workout_id: int) -> Workout | None:
         return await self.session.get(Workout, workout_id)
+
+    async def page(
+        self,
+        *,
+        limit: int,
+        before: tuple[datetime, int] | None = None,
+        account_id: int | None = None,
+        discipline: str | None = None,
+        started_from: datetime | None = None,
+        started_before: datetime | None = None,
+        status: str | None = None,
+    ) -> list[Row[Any]]:
+        """Summaries, newest first (started_at, id), strictly after the cursor ``before``."""
+        stmt = select(*SUMMARY_COLUMNS).order_by(Workout.started_at.desc(), Workout.id.desc())
+        if before is not None:
+            stmt = stmt.where(tuple_(Workout.started_at, Workout.id) < tuple_(*before))
+        if account_id is not None:
+            stmt = stmt.where(Workout.account_id == account_id)
+        if discipline is not None:
+            stmt = stmt.where(Workout.discipline == discipline)
+        if started_from is not None:
+            stmt = stmt.where(Workout.started_at >= started_from)
+        if started_before is not None:
+            stmt = stmt.where(Workout.started_at < started_before)
+        if status is not None:
+            stmt = stmt.where(status_condition(status))
+        return list(await self.session.execute(stmt.limit(limit)))
+
+    async def summary(self, workout_id: int) -> Row[Any] | None:
+        stmt = select(*SUMMARY_COLUMNS).where(Workout.id == workout_id)
+        return (await self.session.execute(stmt)).one_or_none()
+
+    async def delivery_states(self, workout_ids: list[int]) -> dict[int, dict[str, int]]:
+        """Deliveries by state for each workout."""
+        if not workout_ids:
+            return {}
+        stmt = (
+            select(Delivery.workout_id, Delivery.state, func.count())
+            .where(Delivery.workout_id.in_(workout_ids))
+            .group_by(Delivery.workout_id, Delivery.state)
+        )
+        states: dict[int, dict[str, int]] = {}
+        for workout_id, state, count in await self.session.execute(stmt):
+            states.setdefault(workout_id, {})[state] = count
+        return states

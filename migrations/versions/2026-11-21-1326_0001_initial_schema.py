@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 13:10:08.635033
+Create Date: 2026-11-21 13:26:19.745159
 """
 
 from collections.abc import Sequence
@@ -56,6 +56,19 @@ def upgrade() -> None:
     with op.batch_alter_table("accounts", schema=None) as batch_op:
         batch_op.create_index("ix_accounts_due", ["paused", "status", "next_poll_at"], unique=False)
 
+    op.create_table(
+        "api_keys",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("role", sa.String(length=20), nullable=False),
+        sa.Column("prefix", sa.String(length=16), nullable=False),
+        sa.Column("key_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_at", service.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", service.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", service.db.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
+        sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
+    )
     op.create_table(
         "destinations",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -175,7 +188,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("workouts", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_workouts_account_started", ["account_id", "started_at"], unique=False
+            "ix_workouts_account_started", ["account_id", "started_at", "id"], unique=False
         )
         batch_op.create_index("ix_workouts_started", ["started_at", "id"], unique=False)
 
@@ -223,6 +236,7 @@ def upgrade() -> None:
             "ix_deliveries_destination_state", ["destination_id", "state", "id"], unique=False
         )
         batch_op.create_index("ix_deliveries_due", ["state", "next_attempt_at"], unique=False)
+        batch_op.create_index("ix_deliveries_state_id", ["state", "id"], unique=False)
 
     op.create_table(
         "delivery_attempts",
@@ -258,6 +272,7 @@ def downgrade() -> None:
 
     op.drop_table("delivery_attempts")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_deliveries_state_id")
         batch_op.drop_index("ix_deliveries_due")
         batch_op.drop_index("ix_deliveries_destination_state")
 
@@ -272,6 +287,7 @@ def downgrade() -> None:
 
     op.drop_table("sync_runs")
     op.drop_table("destinations")
+    op.drop_table("api_keys")
     with op.batch_alter_table("accounts", schema=None) as batch_op:
         batch_op.drop_index("ix_accounts_due")
 

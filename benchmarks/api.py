@@ -1,0 +1,398 @@
+"""Admin API list latency: workouts and deliveries, filtered and paginated, under load.
+
+Fills a scratch PostgreSQL database with ``--workouts`` workouts (100,000) over 10 accounts
+and 4 deliveries each (400,000; mostly succeeded, some failed or pending), serves the API with
+uvicorn in another process, and runs ``--clients`` (50) concurrent keep-alive clients on
+loopback for ``--seconds``, each sending list requests in turn: newest first, by account, by
+discipline, by date range, by status, the next page through a cursor; deliveries by state, by
+destination, both, by workout, the next page. Prints p50/p99 latency per request kind and per
+list, and the throughput. Target: p99 under 50 ms.
+
+    python -m benchmarks.api [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+        [--workouts 100000] [--clients 50] [--seconds 15] [--workers 1] [--rate 50 200]
+
+Besides running as fast as answers come, it runs paced at each ``--rate`` (total requests a
+second over all clients), and prints the server's CPU time per request.
+
+The clients are a minimal HTTP/1.1 loop (no client library) so that they take as little of
+the machine's CPU from the server as possible. PostgreSQL comes from ``--postgres`` or
+``PELOSYNC_TEST_DATABASE_URL``; the scratch database is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import secrets
+import socket
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import asyncpg
+
+from service.auth.service import generate_key, hash_key
+from service.db import create_engine
+from service.migrate import upgrade
+
+SECRET_KEY = "Yk2zWQ6mJ6cLJx8V8b0p3xwq9G6gQ0p3o0yHk2Qm3Uo="
+ACCOUNTS = 10
+DESTINATIONS = (("webhook", "fit"), ("webhook", "tcx"), ("directory", "fit"), ("strava", "fit"))
+DISCIPLINES = ("cycling", "cycling", "cycling", "running", "strength", "yoga", "walking")
+START = datetime(2022, 1, 1, tzinfo=UTC)
+
+
+async def fill(dsn: str, workouts: int) -> str:
+    """Rows straight through COPY; returns an admin API key."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        now = datetime.now(UTC)
+        await conn.executemany(
+            "INSERT INTO accounts (label, peloton_user_id, auth_method, paused, status, "
+            "next_poll_at, consecutive_failures, sync_since, backfill_complete, "
+            "pending_workout_ids, created_at, updated_at) VALUES "
+            "($1, $2, 'token', false, 'active', $3, 0, $4, true, '[]', $3, $3)",
+            [(f"rider {i}", f"user-{i}", now + timedelta(days=1), START) for i in range(ACCOUNTS)],
+        )
+        await conn.executemany(
+            "INSERT INTO destinations (name, kind, config, formats, enabled, concurrency, "
+            "created_at, updated_at) VALUES ($1, $2, '{}', $3, true, 4, $4, $4)",
+            [(f"{k} {f}", k, json.dumps([f]), now) for k, f in DESTINATIONS],
+        )
+        account_ids = [r[0] for r in await conn.fetch("SELECT id FROM accounts ORDER BY id")]
+        destination_ids = [
+            r[0] for r in await conn.fetch("SELECT id FROM destinations ORDER BY id")
+        ]
+        rng = random.Random(7)
+        span = (now - START).total_seconds()
+        rows = []
+        for i in range(workouts):
+            started = START + timedelta(seconds=span * i / workouts + rng.random() * 60)
+            discipline = DISCIPLINES[i % len(DISCIPLINES)]
+            rows.append(
+                (
+                    account_ids[i % ACCOUNTS], f"w{i:08d}", discipline, f"{discipline} class {i}",
+                    "Instructor", started, started + timedelta(minutes=30), "COMPLETE", "UTC",
+                    False, False, 1800.0, 15000.0, 400.0, 140, 170, 180.0, 324000.0,
+                    "{}", "{}", started, started,
+                )
+            )  # fmt: skip
+        await conn.copy_records_to_table(
+            "workouts",
+            records=rows,
+            columns=[
+                "account_id", "peloton_workout_id", "discipline", "title", "instructor",
+                "started_at", "ended_at", "peloton_status", "timezone", "is_outdoor", "has_gps",
+                "duration_s", "distance_m", "calories_kcal", "avg_heart_rate", "max_heart_rate",
+                "avg_power", "total_work_j", "raw_workout", "raw_performance_graph",
+                "fetched_at", "created_at",
+            ],
+        )  # fmt: skip
+        workout_rows = await conn.fetch("SELECT id, started_at FROM workouts ORDER BY id")
+        deliveries = []
+        for workout_id, started in workout_rows:
+            for destination_id, (_kind, fmt) in zip(destination_ids, DESTINATIONS, strict=True):
+                roll = rng.random()
+                state = "succeeded" if roll < 0.9 else "failed" if roll < 0.97 else "pending"
+                deliveries.append(
+                    (
+                        workout_id, destination_id, fmt, "msg_" + secrets.token_hex(12), state,
+                        1, None if state != "pending" else started, 200 if state == "succeeded"
+                        else 500, started if state == "succeeded" else None, started, started,
+                    )
+                )  # fmt: skip
+        await conn.copy_records_to_table(
+            "deliveries",
+            records=deliveries,
+            columns=[
+                "workout_id", "destination_id", "format", "message_id", "state", "attempts",
+                "next_attempt_at", "last_status_code", "delivered_at", "created_at", "updated_at",
+            ],
+        )  # fmt: skip
+        key = generate_key()
+        await conn.execute(
+            "INSERT INTO api_keys (name, role, prefix, key_hash, created_at) "
+            "VALUES ('bench', 'read_only', $1, $2, $3)",
+            key[:12],
+            hash_key(key),
+            now,
+        )
+        await conn.execute("ANALYZE")
+        return key
+    finally:
+        await conn.close()
+
+
+def _serve(url: str, sock: socket.socket, data_dir: str) -> None:
+    import sys
+
+    import uvicorn
+
+    from service.app import create_app
+    from service.config import Environment, Settings
+    from service.logging import configure_logging
+
+    # JSON access logs at INFO as in production, written to /dev/null (their cost counts).
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+    configure_logging("INFO", "json")
+    settings = Settings(
+        _env_file=None,
+        env=Environment.TESTING,
+        database_url=url,
+        secret_key=SECRET_KEY,
+        data_dir=Path(data_dir),
+        convert_workers=0,
+    )
+    app = create_app(settings, scheduler=False)
+    config = uvicorn.Config(app, log_config=None, access_log=False, log_level="warning")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection; ``get`` returns (status, body)."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self.port = port
+        self.auth = f"Authorization: Bearer {key}\r\n".encode()
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def get(self, target: str) -> tuple[int, bytes]:
+        self.writer.write(
+            f"GET {target} HTTP/1.1\r\nHost: bench\r\n".encode() + self.auth + b"\r\n"
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+Query = dict[str, Any]
+
+
+def request_kinds(
+    account_ids: list[int], destination_ids: list[int], workout_ids: list[int]
+) -> list[tuple[str, str, Any]]:
+    """(name, list, query maker) for each kind of request."""
+    rng = random.Random(1)
+
+    def window() -> Query:
+        day = START + timedelta(days=rng.randrange(0, 1400))
+        return {
+            "started_from": day.isoformat(),
+            "started_before": (day + timedelta(days=30)).isoformat(),
+        }
+
+    def account() -> Query:
+        return {"account_id": rng.choice(account_ids)}
+
+    def destination() -> Query:
+        return {"destination_id": rng.choice(destination_ids)}
+
+    return [
+        ("workouts newest", "workouts", dict),
+        ("workouts by account", "workouts", account),
+        ("workouts by discipline", "workouts", lambda: {"discipline": rng.choice(DISCIPLINES)}),
+        ("workouts by date range", "workouts", window),
+        ("workouts account+range", "workouts", lambda: {**window(), **account()}),
+        ("workouts failed", "workouts", lambda: {"status": "failed"}),
+        ("deliveries newest", "deliveries", dict),
+        ("deliveries failed", "deliveries", lambda: {"state": "failed"}),
+        ("deliveries by destination", "deliveries", destination),
+        ("deliveries dest+pending", "deliveries", lambda: {**destination(), "state": "pending"}),
+        ("deliveries by workout", "deliveries", lambda: {"workout_id": rng.choice(workout_ids)}),
+    ]
+
+
+async def load(
+    port: int,
+    key: str,
+    clients: int,
+    seconds: float,
+    ids: tuple[list[int], list[int], list[int]],
+    rate: float | None = None,
+    pids: tuple[int, ...] = (),
+) -> tuple[dict[str, list[float]], int, float, float]:
+    """Each client sends its next request as soon as it has the answer (``rate`` None), or
+    paced so that all together send ``rate`` requests a second (a late one goes at once).
+    Returns latencies, errors, seconds, and the servers' CPU seconds while measuring."""
+    kinds = request_kinds(*ids)
+    latencies: dict[str, list[float]] = defaultdict(list)
+    errors = 0
+    stop_at = 0.0
+    measuring = False
+
+    async def run(index: int) -> None:
+        nonlocal errors
+        client = Client(port, key)
+        await client.connect()
+        try:
+            turn = index
+            interval = clients / rate if rate else 0.0
+            next_at = time.perf_counter() + random.random() * interval
+            while time.perf_counter() < stop_at:
+                if interval:
+                    await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+                    next_at += interval
+                name, resource, query = kinds[turn % len(kinds)]
+                turn += 1
+                params = {"limit": 50, **query()}
+                t0 = time.perf_counter()
+                status, body = await client.get(f"/v1/{resource}?{urlencode(params)}")
+                elapsed = time.perf_counter() - t0
+                if status != 200:
+                    errors += 1
+                    continue
+                if measuring:
+                    latencies[name].append(elapsed)
+                cursor = json.loads(body)["next_cursor"] if turn % 3 == 0 else None
+                if cursor:  # and the next page, as a client scrolling would
+                    t0 = time.perf_counter()
+                    status, _ = await client.get(
+                        f"/v1/{resource}?{urlencode({**params, 'cursor': cursor})}"
+                    )
+                    if measuring and status == 200:
+                        latencies[f"{resource} next page"].append(time.perf_counter() - t0)
+        finally:
+            client.close()
+
+    stop_at = time.perf_counter() + 3  # warm up: connections, caches, JIT-less Python paths
+    await asyncio.gather(*(run(i) for i in range(clients)))
+    measuring = True
+    started, cpu = time.perf_counter(), cpu_seconds(pids)
+    stop_at = started + seconds
+    await asyncio.gather(*(run(i) for i in range(clients)))
+    return latencies, errors, time.perf_counter() - started, cpu_seconds(pids) - cpu
+
+
+def cpu_seconds(pids: tuple[int, ...]) -> float:
+    """User + system CPU time of processes so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _ms(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def report(latencies: dict[str, list[float]], errors: int, elapsed: float, cpu: float) -> None:
+    total = sum(len(v) for v in latencies.values())
+    print(f"\n{'request':28} {'n':>7} {'p50 ms':>8} {'p99 ms':>8}")
+    for name in sorted(latencies):
+        values = latencies[name]
+        print(f"{name:28} {len(values):7d} {_ms(values, 0.5):8.1f} {_ms(values, 0.99):8.1f}")
+    for resource in ("workouts", "deliveries"):
+        values = [v for k, vs in latencies.items() if k.startswith(resource) for v in vs]
+        print(
+            f"{'ALL ' + resource:28} {len(values):7d} {_ms(values, 0.5):8.1f} "
+            f"{_ms(values, 0.99):8.1f}   target p99 < 50 ms: "
+            f"{'met' if _ms(values, 0.99) < 50 else 'NOT met'}"
+        )
+    print(f"\n{total} requests in {elapsed:.1f} s: {total / elapsed:.0f} req/s; {errors} errors")
+    mean = statistics.fmean(v for vs in latencies.values() for v in vs)
+    print(f"in flight on average (Little's law): {mean * total / elapsed:.1f}")
+    print(
+        f"server CPU per request: {cpu / total * 1000:.2f} ms (so at most "
+        f"{total / cpu:.0f} req/s per core); load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs"
+    )
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    dsn = (args.postgres or os.environ.get("PELOSYNC_TEST_DATABASE_URL", "")).replace(
+        "postgresql+asyncpg://", "postgresql://", 1
+    )
+    if not dsn:
+        raise SystemExit("needs PostgreSQL: --postgres URL or PELOSYNC_TEST_DATABASE_URL")
+    name = f"pelosync_bench_api_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    db_dsn = dsn.rsplit("/", 1)[0] + "/" + name
+    url = db_dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+    servers: list[Any] = []  # spawn-context processes
+    try:
+        engine = create_engine(url)
+        await upgrade(engine)
+        await engine.dispose()
+        t0 = time.perf_counter()
+        key = await fill(db_dsn, args.workouts)
+        conn = await asyncpg.connect(db_dsn)
+        ids = (
+            [r[0] for r in await conn.fetch("SELECT id FROM accounts")],
+            [r[0] for r in await conn.fetch("SELECT id FROM destinations")],
+            [r[0] for r in await conn.fetch("SELECT id FROM workouts TABLESAMPLE SYSTEM (5)")],
+        )
+        await conn.close()
+        print(f"filled the database in {time.perf_counter() - t0:.1f} s")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        context = multiprocessing.get_context("spawn")
+        with tempfile.TemporaryDirectory() as data_dir:
+            for _ in range(args.workers):
+                process = context.Process(target=_serve, args=(url, sock, data_dir), daemon=True)
+                process.start()
+                servers.append(process)
+            for _ in range(600):
+                try:
+                    probe = Client(port, key)
+                    await probe.connect()
+                    status, _ = await probe.get("/healthz")
+                    probe.close()
+                    if status == 200:
+                        break
+                except OSError:
+                    await asyncio.sleep(0.1)
+            print(
+                f"{args.clients} clients, {args.seconds:.0f} s per run, {args.workers} server "
+                f"process(es), {os.cpu_count()} CPUs shared by clients, server and PostgreSQL"
+            )
+            for rate in [None, *args.rate]:
+                what = "as fast as answers come" if rate is None else f"paced at {rate:g} req/s"
+                print(f"\n=== {args.clients} concurrent clients, {what}")
+                pids = tuple(p.pid for p in servers if p.pid is not None)
+                report(*await load(port, key, args.clients, args.seconds, ids, rate, pids))
+    finally:
+        for process in servers:
+            process.terminate()
+            process.join(10)
+        admin = await asyncpg.connect(dsn)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--postgres")
+    parser.add_argument("--workouts", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--rate", type=float, nargs="*", default=[50.0, 200.0])
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""The admin API: every ``/v1`` router, ``/metrics``, the middleware and the OpenAPI document,
+mounted on the app in one place."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from service.accounts.router import router as accounts_router
+from service.auth.router import router as api_keys_router
+from service.config import Settings
+from service.deliveries.router import router as deliveries_router
+from service.destinations.router import callback_router as strava_callback_router
+from service.destinations.router import router as destinations_router
+from service.files.router import router as files_router
+from service.ops.metrics_router import router as metrics_router
+from service.ops.middleware import RequestContextMiddleware
+from service.ops.openapi import install_openapi
+from service.workouts.router import router as workouts_router
+
+ROUTERS = (
+    accounts_router,
+    destinations_router,
+    strava_callback_router,
+    workouts_router,
+    files_router,
+    deliveries_router,
+    api_keys_router,
+    metrics_router,
+)
+
+
+def install_api(app: FastAPI, settings: Settings) -> None:
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.api_max_body_bytes)
+    install_openapi(app)

@@ -1,0 +1,56 @@
+"""Dependencies shared by every router, as ``Annotated`` aliases.
+
+The database session is the request's one unit of work: services only ``flush``; the session
+commits here once the handler has returned (before the response is sent, so a failed commit is
+an error response, not a lost write) and rolls back on any exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.accounts.jobs import PollJob
+from service.config import Settings
+from service.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_settings(runtime: RuntimeDep) -> Settings:
+    return runtime.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    async with runtime.sessions() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+# scope="function": the commit runs before the response is sent.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def get_poll_job(request: Request) -> PollJob:
+    job: PollJob = request.app.state.poll_job
+    return job
+
+
+PollJobDep = Annotated[PollJob, Depends(get_poll_job)]

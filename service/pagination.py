@@ -1,0 +1,98 @@
+"""Cursor pagination: ``{"items": [...], "next_cursor": "..."}``.
+
+A cursor is opaque to clients: URL-safe base64 of the last item's ``[sort key, id]``. Lists are
+ordered by (sort key, id), newest first, and the next page starts strictly after the cursor,
+so rows added meanwhile never shift a page the way offsets do.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from fastapi import Response
+from pydantic import BaseModel, TypeAdapter
+
+from service.errors import InvalidInput
+from service.schemas import Page
+
+T = TypeVar("T")
+
+
+def encode_cursor(sort_key: datetime | int | str | None, row_id: int) -> str:
+    key: Any = sort_key.isoformat() if isinstance(sort_key, datetime) else sort_key
+    raw = json.dumps([key, row_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidInput("cursor: not a cursor from this API") from None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not isinstance(value[1], int)
+        or isinstance(value[1], bool)
+    ):
+        raise InvalidInput("cursor: not a cursor from this API")
+    return value
+
+
+def decode_time_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    """``(datetime, id)`` from a cursor over a time-ordered list."""
+    if cursor is None:
+        return None
+    key, row_id = _decode(cursor)
+    try:
+        when = datetime.fromisoformat(key) if isinstance(key, str) else None
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise InvalidInput("cursor: not a cursor for this list")
+    return when, row_id
+
+
+def decode_id_cursor(cursor: str | None) -> int | None:
+    """The id from a cursor over an id-ordered list."""
+    if cursor is None:
+        return None
+    _, row_id = _decode(cursor)
+    return int(row_id)
+
+
+def page_of(items: list[T], limit: int, cursor_of: Callable[[T], str]) -> Page[T]:
+    """A page from up to ``limit + 1`` fetched items (the extra one says there is more)."""
+    more = len(items) > limit
+    items = items[:limit]
+    return Page[T](items=items, next_cursor=cursor_of(items[-1]) if more and items else None)
+
+
+@functools.cache
+def _page_adapter(model: type[BaseModel]) -> TypeAdapter[Page[Any]]:
+    return TypeAdapter(Page[model])  # type: ignore[valid-type]
+
+
+def page_response(
+    model: type[BaseModel], items: Sequence[Any], limit: int, cursor_of: Callable[[Any], str]
+) -> Response:
+    """A page as JSON, validated and serialized in one pass (lists are the hot path).
+
+    ``items`` are up to ``limit + 1`` rows or dicts with ``model``'s fields; the route declares
+    ``response_model=Page[model]`` for the OpenAPI document.
+    """
+    more = len(items) > limit
+    shown = items[:limit]
+    adapter = _page_adapter(model)
+    page = adapter.validate_python(
+        {"items": shown, "next_cursor": cursor_of(shown[-1]) if more and shown else None},
+        from_attributes=True,
+    )
+    return Response(adapter.dump_json(page), media_type="application/json")

@@ -1,0 +1,56 @@
+"""Workout schemas: summaries for lists, plus deliveries and file formats for one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.deliveries.schemas import DeliveryOut
+
+
+class WorkoutStatus(StrEnum):
+    """Where a workout's deliveries stand, worst first."""
+
+    UNCONVERTIBLE = "unconvertible"  # the bundle cannot be converted (kept for a later fix)
+    FAILED = "failed"  # at least one delivery failed
+    PENDING = "pending"  # deliveries still waiting or retrying
+    DELIVERED = "delivered"  # every delivery succeeded
+    NO_DELIVERIES = "no_deliveries"  # no destination wanted it
+
+
+class WorkoutOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    account_id: int
+    peloton_workout_id: str
+    discipline: str
+    title: str
+    instructor: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    timezone: str | None
+    is_outdoor: bool
+    has_gps: bool
+    duration_s: float | None
+    distance_m: float | None
+    calories_kcal: float | None
+    avg_heart_rate: int | None
+    max_heart_rate: int | None
+    avg_power: float | None
+    total_work_j: float | None
+    conversion_error: str | None
+    fetched_at: datetime
+    status: WorkoutStatus
+
+
+class WorkoutDetail(WorkoutOut):
+    formats: list[str] = Field(description="Formats it can be downloaded in.")
+    deliveries: list[DeliveryOut]
+
+
+class SignedLink(BaseModel):
+    url: str = Field(description="Works without an API key until `expires_at`.")
+    expires_at: datetime

@@ -1,0 +1,101 @@
+"""Workouts for the admin API: filtered pages, one with its deliveries, its files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.convert.formats import FORMATS, Format
+from service.deliveries.models import Delivery, DeliveryState
+from service.deliveries.repository import DeliveryRepository
+from service.deliveries.service import outgoing_name
+from service.errors import NotFound
+from service.runtime import Runtime
+from service.workouts.repository import WorkoutRepository
+
+
+@dataclass(frozen=True)
+class File:
+    data: bytes
+    filename: str
+    content_type: str
+
+
+def summary_status(conversion_error: str | None, states: dict[str, int]) -> str:
+    """The workout's status (``WorkoutStatus``) from its deliveries' states, worst first."""
+    if conversion_error is not None:
+        return "unconvertible"
+    for state, status in (
+        (DeliveryState.FAILED, "failed"),
+        (DeliveryState.PENDING, "pending"),
+        (DeliveryState.SUCCEEDED, "delivered"),
+    ):
+        if states.get(state):
+            return status
+    return "no_deliveries"
+
+
+def formats_of(has_gps: bool) -> list[str]:
+    return [f.value for f in Format if f is not Format.GPX or has_gps]
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    limit: int,
+    before: tuple[datetime, int] | None,
+    account_id: int | None,
+    discipline: str | None,
+    started_from: datetime | None,
+    started_before: datetime | None,
+    status: str | None,
+) -> list[dict[str, Any]]:
+    """Up to ``limit + 1`` workout summaries (with ``status``), newest first."""
+    repo = WorkoutRepository(session)
+    rows = await repo.page(
+        limit=limit + 1,
+        before=before,
+        account_id=account_id,
+        discipline=discipline,
+        started_from=started_from,
+        started_before=started_before,
+        status=status,
+    )
+    states = await repo.delivery_states([row.id for row in rows])
+    return [_summary(row, states.get(row.id, {})) for row in rows]
+
+
+def _summary(row: Row[Any], states: dict[str, int]) -> dict[str, Any]:
+    values = dict(row._mapping)
+    values["status"] = summary_status(row.conversion_error, states)
+    return values
+
+
+async def get(session: AsyncSession, workout_id: int) -> tuple[dict[str, Any], list[Delivery]]:
+    """One workout's summary and its deliveries."""
+    row = await WorkoutRepository(session).summary(workout_id)
+    if row is None:
+        raise NotFound(f"workout {workout_id} not found")
+    deliveries = await DeliveryRepository(session).for_workout(workout_id)
+    states: dict[str, int] = {}
+    for delivery in deliveries:
+        states[delivery.state] = states.get(delivery.state, 0) + 1
+    return _summary(row, states), deliveries
+
+
+async def exists(session: AsyncSession, workout_id: int) -> None:
+    if await WorkoutRepository(session).summary(workout_id) is None:
+        raise NotFound(f"workout {workout_id} not found")
+
+
+async def render(runtime: Runtime, session: AsyncSession, workout_id: int, fmt: Format) -> File:
+    """The workout converted to ``fmt`` (off the event loop); 422 if it cannot be."""
+    workout = await WorkoutRepository(session).get(workout_id)
+    if workout is None:
+        raise NotFound(f"workout {workout_id} not found")
+    data = await runtime.converter.render(workout.bundle(), fmt.value)
+    return File(data, outgoing_name(workout, fmt.value), FORMATS[fmt].content_type)

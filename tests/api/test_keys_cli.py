@@ -1,0 +1,82 @@
+"""``pelosync apikey`` as a real process, and the first key ``serve`` prints."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from service.app import create_app
+from service.auth.repository import ApiKeyRepository
+from service.auth.service import hash_key
+from service.commands.apikeys import first_key_setup
+from service.db import create_engine
+from service.migrate import upgrade
+from service.runtime import open_runtime
+from tests.api.conftest import bearer, running
+from tests.conftest import TEST_SECRET_KEY, make_settings
+from tests.test_cli_ops import pelosync
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PELOSYNC_")}
+    env.update(
+        PELOSYNC_DATA_DIR=str(tmp_path / "data"),
+        PELOSYNC_SECRET_KEY=TEST_SECRET_KEY,
+        PELOSYNC_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}",
+    )
+    return env
+
+
+async def test_create_list_revoke_and_the_key_works(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = cli_env
+    settings = make_settings(tmp_path, env["PELOSYNC_DATABASE_URL"])
+    engine = create_engine(settings.resolved_database_url())
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+    code, out, err = await pelosync(env, "apikey", "create", "--name", "grafana", "--read-only")
+    assert code == 0, err
+    key = out.strip()
+    assert key.startswith("psk_") and "shown only once" in err
+
+    async with open_runtime(settings) as rt:
+        app = create_app(settings, scheduler=False, runtime=rt)
+        async with running(app) as client:
+            assert (await client.get("/v1/accounts", headers=bearer(key))).status_code == 200
+            refused = await client.post("/v1/api-keys", json={"name": "x"}, headers=bearer(key))
+            assert refused.status_code == 403
+            code, out, err = await pelosync(env, "apikey", "revoke", "1")
+            assert code == 0, err
+            assert (await client.get("/v1/accounts", headers=bearer(key))).status_code == 401
+    code, out, err = await pelosync(env, "apikey", "list", "--all")
+    assert code == 0, err
+    assert "read_only" in out and "grafana" in out and "REVOKED" in out
+    assert key[:12] in out and key not in out
+
+
+async def test_serve_prints_a_first_key_once(
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(tmp_path, database_url)
+    async with open_runtime(settings) as rt:
+        announce = first_key_setup("http://127.0.0.1:8080", demo=True)
+        await announce(rt)
+        first = capsys.readouterr().err
+        key = next(word for word in first.split() if word.startswith("psk_"))
+        assert "shown only this once" in first
+        assert "http://127.0.0.1:8080/docs" in first
+        await announce(rt)
+        second = capsys.readouterr().err
+        assert "psk_" not in second and "/docs" in second
+        async with rt.sessions() as session:
+            row = await ApiKeyRepository(session).by_hash(hash_key(key))
+        assert row is not None and row.role == "admin"
+        app = create_app(settings, scheduler=False, runtime=rt)
+        async with running(app) as client:
+            assert (await client.get("/v1/api-keys", headers=bearer(key))).status_code == 200
