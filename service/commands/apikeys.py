@@ -110,7 +110,9 @@ def first_key_setup(
             )
         if demo:
             typer.echo(
-                f"pelosync demo dashboard: {api_url}/docs (Authorize with an API key)\n", err=True
+                f"pelosync demo dashboard: {api_url}/ (sign in with the key above; API docs at "
+                f"{api_url}/docs)\n",
+                err=True,
             )
 
     return setup_keys

@@ -59,6 +59,7 @@ def demo_setup(
         typer.echo(
             f"\npelosync demo: a sandbox Peloton is serving the demo rider's workouts.\n"
             f"  files are written to  {exports}\n"
+            f"  dashboard             {api_url}/\n"
             f"  admin API             {api_url}/docs\n"
             f"  stop with Ctrl-C\n",
             err=True,
