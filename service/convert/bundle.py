@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -19,7 +19,8 @@ from service.errors import ConversionError
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # NaN and infinities are refused during validation (in pydantic-core, not a Python loop).
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
 
 class InstructorIn(_In):
@@ -81,7 +82,7 @@ class SegmentIn(_In):
 
 
 class CoordinateIn(_In):
-    seconds_offset_from_start: float
+    seconds_offset_from_start: float = Field(ge=0)
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
     distance: float | None = None
@@ -95,7 +96,7 @@ class LocationSegmentIn(_In):
 
 class GraphIn(_In):
     duration: float | None = None
-    seconds_since_pedaling_start: list[float] = Field(default_factory=list)
+    seconds_since_pedaling_start: list[Annotated[float, Field(ge=0)]] = Field(default_factory=list)
     metrics: list[MetricIn] = Field(default_factory=list)
     summaries: list[SummaryIn] = Field(default_factory=list)
     average_summaries: list[SummaryIn] = Field(default_factory=list)

@@ -8,7 +8,6 @@ points are joined on ``seconds_offset_from_start``, never by position).
 from __future__ import annotations
 
 import bisect
-import math
 from dataclasses import dataclass, field
 
 from service.convert.bundle import GraphIn, LocationSegmentIn, MetricIn
@@ -62,7 +61,8 @@ class Series:
     distance: list[float | None] = field(default_factory=list)
 
 
-def _values(metric: MetricIn | None, n: int, what: str) -> list[float | None]:
+def _values(metric: MetricIn | None, n: int) -> list[float | None]:
+    """A metric's values (finite: the bundle model refuses NaN and infinities)."""
     if metric is None:
         return [None] * n
     if len(metric.values) != n:
@@ -70,9 +70,6 @@ def _values(metric: MetricIn | None, n: int, what: str) -> list[float | None]:
             f"performance_graph.metrics[{metric.slug}]: {len(metric.values)} values "
             f"for {n} sample offsets"
         )
-    for v in metric.values:
-        if v is not None and not math.isfinite(v):
-            raise ConversionError(f"{what}: value {v!r} is not a finite number")
     return list(metric.values)
 
 
@@ -86,24 +83,18 @@ def _checked(metric: MetricIn | None, units: frozenset[str], what: str) -> Metri
 
 
 def check_offsets(offsets: list[float]) -> None:
-    prev = -math.inf
-    for i, off in enumerate(offsets):
-        if not math.isfinite(off) or off < 0:
-            raise ConversionError(
-                f"performance_graph.seconds_since_pedaling_start[{i}]: {off!r} is not a "
-                "non-negative number of seconds"
-            )
-        if off <= prev:
+    """Offsets must increase (the bundle model already made them finite and non-negative)."""
+    for i in range(1, len(offsets)):
+        if offsets[i] <= offsets[i - 1]:
             raise ConversionError(
                 f"performance_graph.seconds_since_pedaling_start[{i}]: offsets must increase "
-                f"({off!r} follows {prev!r})"
+                f"({offsets[i]!r} follows {offsets[i - 1]!r})"
             )
-        prev = off
 
 
 def speeds_mps(metric: MetricIn | None, n: int) -> list[float | None]:
     """The speed series in m/s from a speed or pace metric."""
-    raw = _values(metric, n, "performance_graph.metrics[speed]")
+    raw = _values(metric, n)
     if metric is None:
         return raw
     what = f"performance_graph.metrics[{metric.slug}]"
@@ -131,14 +122,11 @@ def gps_points(
         if not loc.coordinates:
             continue
         used = False
+        gap = loc.is_gap
         for c in loc.coordinates:
-            off = c.seconds_offset_from_start
-            if not math.isfinite(off) or off < 0:
-                raise ConversionError(
-                    f"performance_graph.location_data[{seg_index}]: offset {off!r} is not a "
-                    "non-negative number of seconds"
-                )
-            if c.distance is not None:
+            off = c.seconds_offset_from_start  # finite and >= 0: checked by the bundle model
+            metres = c.distance
+            if metres is not None:
                 unit = c.distance_display_unit or "mi"
                 factor = factors.get(unit)
                 if factor is None:
@@ -146,8 +134,8 @@ def gps_points(
                         unit,
                         what=f"performance_graph.location_data[{seg_index}].distance_display_unit",
                     )
-                distances.append((off, c.distance * factor))
-            if not loc.is_gap and off not in positions:
+                distances.append((off, metres * factor))
+            if not gap and off not in positions:
                 positions[off] = (c.latitude, c.longitude, segment)
                 used = True
         if used:
@@ -161,25 +149,19 @@ def build_series(graph: GraphIn, *, rowing: bool) -> Series:
     offsets = list(graph.seconds_since_pedaling_start)
     check_offsets(offsets)
     n = len(offsets)
-    hr = _values(
-        _checked(find_metric(graph, "heart_rate"), HR_UNITS, "heart_rate"), n, "heart_rate"
-    )
-    power = _values(_checked(find_metric(graph, "output"), POWER_UNITS, "output"), n, "output")
+    hr = _values(_checked(find_metric(graph, "heart_rate"), HR_UNITS, "heart_rate"), n)
+    power = _values(_checked(find_metric(graph, "output"), POWER_UNITS, "output"), n)
     cad_slugs = ("stroke_rate", "cadence") if rowing else ("cadence", "stroke_rate")
     cad_metric = _checked(find_metric(graph, *cad_slugs), CADENCE_UNITS, "cadence")
-    cadence = _values(cad_metric, n, "cadence")
+    cadence = _values(cad_metric, n)
     speed = speeds_mps(speed_metric(graph), n)
     alt_metric = find_metric(graph, "altitude")
-    altitude = _values(alt_metric, n, "altitude")
+    altitude = _values(alt_metric, n)
     if alt_metric is not None:
         f = distance_factor(alt_metric.display_unit, what="performance_graph.metrics[altitude]")
         altitude = [None if v is None else v * f for v in altitude]
-    resistance = _values(
-        _checked(find_metric(graph, "resistance"), PERCENT_UNITS, "resistance"), n, "resistance"
-    )
-    incline = _values(
-        _checked(find_metric(graph, "incline"), PERCENT_UNITS, "incline"), n, "incline"
-    )
+    resistance = _values(_checked(find_metric(graph, "resistance"), PERCENT_UNITS, "resistance"), n)
+    incline = _values(_checked(find_metric(graph, "incline"), PERCENT_UNITS, "incline"), n)
     positions, gps_distance = gps_points(graph.location_data)
 
     # The time grid: sample offsets plus GPS offsets that fall between them.

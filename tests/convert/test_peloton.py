@@ -298,3 +298,13 @@ def test_bad_input_names_what_is_wrong(mutate: object, message: str) -> None:
 def test_not_a_bundle(data: bytes, message: str) -> None:
     with pytest.raises(ConversionError, match=message):
         parse_bundle(data)
+
+
+def test_nan_and_negative_offsets_are_refused_by_name() -> None:
+    bad = make_bundle(offsets=[1, 2], metrics=[metric("output", "watts", [1.0, float("nan")])])
+    with pytest.raises(ConversionError, match=r"metrics\.0\.values\.1: input should be a finite"):
+        parse_bundle(json.dumps(bad))
+    early = make_bundle(offsets=[1, 2])
+    early["performance_graph"]["seconds_since_pedaling_start"] = [-1, 2]
+    with pytest.raises(ConversionError, match="seconds_since_pedaling_start.0"):
+        parse_bundle(early)
