@@ -1,7 +1,10 @@
 """The delivery job: each tick leases due deliveries per destination, within its concurrency.
 
 Claiming per destination keeps destinations apart: a slow or dead one only ever occupies its
-own ``concurrency`` slots, so the others' deliveries keep flowing.
+own ``concurrency`` slots, so the others' deliveries keep flowing. A tick loads everything its
+claimed attempts need in one query, and finished attempts free their slots for a refill tick a
+quarter of the concurrency at a time; their outcomes are written together by the runner's
+:class:`~service.deliveries.recorder.Recorder`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class DeliveryJob:
         self.runner = runner or DeliveryRunner(runtime)
         self.running: dict[int, asyncio.Task[AttemptOutcome | None]] = {}
         self.per_destination: Counter[int] = Counter()
+        self._concurrency: dict[int, int] = {}  # each destination's, as of its last claim
         self._tick_lock = asyncio.Lock()
         self._refill: asyncio.Task[None] | None = None
 
@@ -44,6 +48,7 @@ class DeliveryJob:
             repo = DeliveryRepository(session)
             for destination in await repo.due_destinations(now):
                 destination_id = destination.id
+                self._concurrency[destination_id] = destination.concurrency
                 free = destination.concurrency - self.per_destination[destination_id]
                 if free <= 0:
                     continue
@@ -62,8 +67,11 @@ class DeliveryJob:
     async def run_until_idle(self, max_ticks: int = 1000) -> None:
         """Tick and wait until nothing is due or running (CLI ``--once`` and tests)."""
         for _ in range(max_ticks):
-            started = await self.tick()
-            if not started and not self.running:
+            if self._refill is not None and not self._refill.done():
+                await asyncio.gather(self._refill, return_exceptions=True)  # ticking already
+            else:
+                await self.tick()
+            if not self.running:
                 # A refill scheduled by the last completion may still be waiting for the tick
                 # lock: let it finish (and carry on if it started something) rather than leave
                 # it claiming deliveries after the caller has closed the runtime.
@@ -73,8 +81,22 @@ class DeliveryJob:
                     await self.runner.recorder.idle()
                     return
                 continue
-            if self.running:
+            # Wait for an attempt to finish, and on a busy destination for a few: see _has_room.
+            while self.running:
                 await asyncio.wait(list(self.running.values()), return_when=asyncio.FIRST_COMPLETED)
+                busy = [d for d, count in self.per_destination.items() if count > 0]
+                if not busy or any(self._has_room(d) for d in busy):
+                    break
+
+    def _has_room(self, destination_id: int) -> bool:
+        """Whether enough of a destination's slots are free to be worth a tick.
+
+        A tick costs a few queries; run after every finished attempt it would cost about as
+        much as the attempts themselves on a busy destination. So slots are refilled a quarter
+        of the concurrency at a time (one at a time up to a concurrency of 7).
+        """
+        concurrency = self._concurrency.get(destination_id, 1)
+        return concurrency - self.per_destination[destination_id] >= max(1, concurrency // 4)
 
     _stopping = False
 
@@ -102,8 +124,12 @@ class DeliveryJob:
         def done(_task: asyncio.Task[AttemptOutcome | None]) -> None:
             self.running.pop(delivery_id, None)
             self.per_destination[destination_id] -= 1
-            # A slot is free: refill it now rather than at the next scheduled tick.
-            if not self._stopping and (self._refill is None or self._refill.done()):
+            # Slots are free: refill them now rather than at the next scheduled tick.
+            if (
+                not self._stopping
+                and self._has_room(destination_id)
+                and (self._refill is None or self._refill.done())
+            ):
                 self._refill = asyncio.create_task(self._quiet_tick())
 
         task.add_done_callback(done)

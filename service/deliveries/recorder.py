@@ -1,11 +1,12 @@
 """Group commit for finished attempts: many attempts' writes share one transaction.
 
-Each attempt ends with a few small writes (the delivery's new state, its attempt row, maybe the
-destination's health). Given their own session and transaction each, those writes cost more
-than the delivery itself on a busy destination, make concurrent attempts queue for SQLite's
-single writer lock (whose busy handler sleeps) and churn PostgreSQL connections when the
-destination's concurrency exceeds the pool. Here one writer task takes whatever attempts have
-finished meanwhile and writes them in one transaction.
+Each attempt ends with a few small writes: the delivery's new state (releasing its lease), its
+attempt row, and the destination's health. Given their own session and transaction each, those
+writes cost more than the delivery itself on a busy destination, make concurrent attempts queue
+for SQLite's single writer lock (whose busy handler sleeps) and churn PostgreSQL connections when
+the destination's concurrency exceeds the pool. Here one writer task takes whatever attempts
+have finished meanwhile and writes them together: one transaction, and one statement for all
+their delivery updates, one for all their attempt rows, one per destination they succeeded on.
 
 A write that fails takes its batch down with it, so the batch is then written again one
 attempt per transaction: only the attempt whose write is broken sees the error.
@@ -16,24 +17,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-#: A write: the statements of one attempt, run inside the batch's transaction.
-Write = Callable[[AsyncSession], Awaitable[Any]]
+from service.deliveries.repository import DeliveryRepository
+
+#: Further writes of one attempt, run inside the batch's transaction.
+Write = Callable[[AsyncSession], Awaitable[None]]
 
 MAX_BATCH = 64
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one finished attempt writes, provided ``owner`` still holds the delivery's lease."""
+
+    delivery_id: int
+    owner: str
+    values: dict[str, Any]  # the delivery's new column values (its lease is released)
+    attempt: dict[str, Any]  # the delivery_attempts row
+    destination_id: int
+    healthy_at: datetime | None = None  # a success: the destination is healthy as of then
+    then: Write | None = None  # more (the destination's upkeep after a failure)
+
+
 class Recorder:
-    """Runs writes in shared transactions; ``await write(...)`` returns once committed."""
+    """Writes outcomes in shared transactions; ``await record(...)`` returns once committed."""
 
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], *, single_writer: bool = False
     ) -> None:
         self._sessions = sessions
-        self._queue: list[tuple[Write, asyncio.Future[Any]]] = []
+        self._queue: list[tuple[Outcome, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
         # SQLite has one writer at a time and a waiting connection sleeps in its busy handler
         # (1, 2, 5, 10... ms): the engine's own write transactions take turns here instead.
@@ -43,17 +61,17 @@ class Recorder:
         """Hold around another write transaction of the engine (the claims)."""
         return self._turns if self._turns is not None else contextlib.nullcontext()
 
-    async def write(self, work: Write) -> Any:
-        """Run ``work(session)`` in a transaction shared with other writes; its result."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((work, future))
+    async def record(self, outcome: Outcome) -> bool:
+        """Write ``outcome``; False (and nothing written) if its lease had been lost."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append((outcome, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain(), name="deliveries-recorder")
         # Shielded: an attempt cancelled at shutdown still has its outcome written.
         return await asyncio.shield(future)
 
     async def idle(self) -> None:
-        """Wait until every queued write is done (before the runtime closes)."""
+        """Wait until every queued outcome is written (before the runtime closes)."""
         while self._writer is not None and not self._writer.done():
             await asyncio.gather(self._writer, return_exceptions=True)
 
@@ -61,25 +79,46 @@ class Recorder:
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             try:
-                results = await self._run([work for work, _ in batch])
+                held = await self._write([outcome for outcome, _ in batch])
             except Exception:
                 for item in batch:  # find the broken one: each alone, in its own transaction
-                    await self._settle_alone(*item)
+                    await self._write_alone(*item)
                 continue
-            for (_, future), result in zip(batch, results, strict=True):
+            for outcome, future in batch:
                 if not future.done():
-                    future.set_result(result)
+                    future.set_result(outcome.delivery_id in held)
 
-    async def _settle_alone(self, work: Write, future: asyncio.Future[Any]) -> None:
+    async def _write_alone(self, outcome: Outcome, future: asyncio.Future[bool]) -> None:
         try:
-            (result,) = await self._run([work])
+            held = await self._write([outcome])
         except Exception as exc:
             if not future.done():
                 future.set_exception(exc)
         else:
             if not future.done():
-                future.set_result(result)
+                future.set_result(outcome.delivery_id in held)
 
-    async def _run(self, works: list[Write]) -> list[Any]:
+    async def _write(self, outcomes: list[Outcome]) -> set[int]:
+        """Write the outcomes whose leases are still held; returns their delivery ids."""
         async with self.writing(), self._sessions() as session, session.begin():
-            return [await work(session) for work in works]
+            repo = DeliveryRepository(session)
+            held: set[int] = set()
+            for owner in {outcome.owner for outcome in outcomes}:
+                ids = [outcome.delivery_id for outcome in outcomes if outcome.owner == owner]
+                held |= await repo.held_leases(ids, owner)
+            kept = [outcome for outcome in outcomes if outcome.delivery_id in held]
+            if not kept:
+                return held
+            await repo.release_many([(outcome.delivery_id, outcome.values) for outcome in kept])
+            await repo.add_attempts([outcome.attempt for outcome in kept])
+            healthy: dict[int, datetime] = {}
+            for outcome in kept:
+                if outcome.healthy_at is not None:
+                    at = healthy.get(outcome.destination_id, outcome.healthy_at)
+                    healthy[outcome.destination_id] = max(at, outcome.healthy_at)
+            for destination_id, at in healthy.items():
+                await repo.mark_destination_healthy(destination_id, at)
+            for outcome in kept:
+                if outcome.then is not None:
+                    await outcome.then(session)
+            return held

@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, and_, func, insert, or_, select, update
+from sqlalchemy import Row, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import leases
@@ -19,6 +19,20 @@ from service.workouts.models import Workout
 
 #: A delivery with what an attempt at it needs.
 Loaded = tuple[Delivery, Workout, Account, Destination]
+
+
+#: A healthy destination's ``last_success_at`` is rewritten at most this often (see
+#: :meth:`DeliveryRepository.mark_destination_healthy`).
+SUCCESS_STAMP = timedelta(seconds=60)
+
+
+def attempt_values(attempt: DeliveryAttempt) -> dict[str, Any]:
+    """An (unsaved) attempt's column values, for a plain INSERT."""
+    return {
+        column.key: getattr(attempt, column.key)
+        for column in DeliveryAttempt.__table__.columns
+        if column.key != "id"
+    }
 
 
 def new_message_id() -> str:
@@ -117,17 +131,46 @@ class DeliveryRepository:
     async def finish(self, delivery_id: int, owner: str, **values: Any) -> bool:
         return await leases.release(self.session, Delivery, delivery_id, owner, **values)
 
+    async def held_leases(self, delivery_ids: Sequence[int], owner: str) -> set[int]:
+        """Which of these deliveries ``owner`` still holds (locked until the transaction ends)."""
+        stmt = select(Delivery.id).where(
+            Delivery.id.in_(delivery_ids), leases.owner_guard(Delivery, owner)
+        )
+        if self.session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        return set((await self.session.execute(stmt)).scalars())
+
+    async def release_many(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Write each delivery's new values and drop its lease: one statement per shape of
+        values, run with many parameter sets. Check the leases with :meth:`held_leases` first."""
+        table = cast(Table, Delivery.__table__)
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for delivery_id, values in rows:
+            params = {f"v_{key}": value for key, value in values.items()}
+            shapes.setdefault(tuple(sorted(values)), []).append({"v_id": delivery_id, **params})
+        for keys, params_list in shapes.items():
+            stmt = (
+                update(table)
+                .where(table.c.id == bindparam("v_id"))
+                .values(
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    **{key: bindparam(f"v_{key}") for key in keys},
+                )
+            )
+            await self.session.execute(stmt, params_list)
+
     async def add_attempt(self, attempt: DeliveryAttempt) -> None:
         """Insert the attempt's row: a plain INSERT, without the unit of work's flush."""
-        values = {
-            column.key: getattr(attempt, column.key)
-            for column in DeliveryAttempt.__table__.columns
-            if column.key != "id"
-        }
-        await self.session.execute(insert(DeliveryAttempt).values(values))
+        await self.add_attempts([attempt_values(attempt)])
+
+    async def add_attempts(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            table = cast(Table, DeliveryAttempt.__table__)
+            await self.session.execute(insert(table), list(rows))
 
     async def mark_destination_healthy(
-        self, destination_id: int, now: datetime, *, every: timedelta
+        self, destination_id: int, now: datetime, *, every: timedelta = SUCCESS_STAMP
     ) -> None:
         """After a success: clear ``failing_since`` and stamp ``last_success_at``.
 

@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.accounts.models import Account
 from service.convert.formats import FORMATS, Format, file_name
 from service.deliveries.models import Delivery, DeliveryAttempt, DeliveryState
-from service.deliveries.recorder import Recorder
-from service.deliveries.repository import DeliveryRepository, Loaded
+from service.deliveries.recorder import Outcome, Recorder
+from service.deliveries.repository import DeliveryRepository, Loaded, attempt_values
 from service.deliveries.retry import next_attempt_delay, should_disable
 from service.destinations.kinds.base import (
     AccountInfo,
@@ -50,10 +50,6 @@ from service.runtime import Runtime
 from service.workouts.models import Workout
 
 log = structlog.get_logger(__name__)
-
-#: A healthy destination's ``last_success_at`` is rewritten at most this often (see
-#: :meth:`DeliveryRepository.mark_destination_healthy`).
-SUCCESS_STAMP = timedelta(seconds=60)
 
 
 @dataclass
@@ -234,37 +230,38 @@ class DeliveryRunner:
                     values["next_attempt_at"] = now + timedelta(seconds=delay)
         attempt.outcome = outcome.outcome
 
-        async def write(session: AsyncSession) -> bool:
-            repo = DeliveryRepository(session)
-            if not await repo.finish(delivery.id, self.rt.worker, **values):
-                return False  # nothing written: another worker owns the delivery now
-            await repo.add_attempt(attempt)
-            if result is not None and not secrets_update:
-                await repo.mark_destination_healthy(destination.id, now, every=SUCCESS_STAMP)
-                return True
+        healthy = result is not None and not secrets_update
+
+        async def upkeep(session: AsyncSession) -> None:
             # Read (and lock) the destination's health now, not as it was when the attempt
             # started: a concurrent attempt may have succeeded since, and a stale
             # failing_since written back would predate that success and stop auto-disable.
             row = await session.get(Destination, destination.id, with_for_update=True)
-            if row is not None:
-                for key, value in dest_values.items():
-                    setattr(row, key, value)
-                if failing:
-                    row.failing_since = row.failing_since or now
-                if gave_up and should_disable(row.failing_since, row.last_success_at, now):
-                    row.enabled = False
-                    row.disabled_reason = (
-                        f"failing without a success since {row.failing_since:%Y-%m-%d %H:%M} UTC"
-                    )
-                if secrets_update:
-                    merged = {
-                        **self.rt.secrets.decrypt_json(row.secrets_encrypted),
-                        **secrets_update,
-                    }
-                    row.secrets_encrypted = self.rt.secrets.encrypt_json(merged)
-            return True
+            if row is None:
+                return
+            for key, value in dest_values.items():
+                setattr(row, key, value)
+            if failing:
+                row.failing_since = row.failing_since or now
+            if gave_up and should_disable(row.failing_since, row.last_success_at, now):
+                row.enabled = False
+                row.disabled_reason = (
+                    f"failing without a success since {row.failing_since:%Y-%m-%d %H:%M} UTC"
+                )
+            if secrets_update:
+                merged = {**self.rt.secrets.decrypt_json(row.secrets_encrypted), **secrets_update}
+                row.secrets_encrypted = self.rt.secrets.encrypt_json(merged)
 
-        if not await self.recorder.write(write):
+        recorded = Outcome(
+            delivery_id=delivery.id,
+            owner=self.rt.worker,
+            values=values,
+            attempt=attempt_values(attempt),
+            destination_id=destination.id,
+            healthy_at=now if healthy else None,
+            then=upkeep if not healthy and (dest_values or failing or secrets_update) else None,
+        )
+        if not await self.recorder.record(recorded):  # nothing written: not ours any more
             log.warning("deliveries.lease_lost", delivery_id=delivery.id)
             return AttemptOutcome("lease_lost")
         log.info(
