@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import structlog
 from sqlalchemy import func, insert, select
 
@@ -194,7 +194,7 @@ async def seed(
     """One account, one webhook destination, ``count`` workouts each with a pending delivery."""
     templates = [workout_row(b) for b in make_bundles()]
     now = datetime.now(UTC) - timedelta(seconds=1)
-    config, hidden = WebhookConfig(url=url, secret=secret).split()  # type: ignore[arg-type]
+    config, hidden = WebhookConfig(url=url, secret=secret).split()
     async with sessions() as session, session.begin():
         account = Account(
             label="bench",
@@ -283,11 +283,11 @@ async def engine_run(
     with tempfile.TemporaryDirectory() as folder:
         async with scratch_database(kind, pg_dsn, Path(folder)) as db_url:
             settings = Settings(
-                _env_file=None,  # type: ignore[call-arg]
+                _env_file=None,
                 env=Environment.TESTING,
                 data_dir=Path(folder),
                 database_url=db_url,
-                secret_key=SECRET_KEY,  # type: ignore[arg-type]
+                secret_key=SECRET_KEY,
                 convert_workers=convert_workers,
                 webhook_allow_private=True,
                 webhook_timeout_s=30,
@@ -366,7 +366,7 @@ async def bare_run(url: str, *, count: int, fmt: str, concurrency: int, close: b
     headers = {"content-type": "application/json", "webhook-id": "msg_bench"}
     if close:
         headers["connection"] = "close"
-    settings = Settings(_env_file=None, webhook_timeout_s=30)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, webhook_timeout_s=30)
     queue = iter(range(count))
     async with build_client(settings) as client:
 
