@@ -325,7 +325,9 @@ class AccountPoller:
             for destination in destinations:
                 formats = formats_for(destination, account.id, item.summary)
                 if formats:
-                    await deliveries.create_pending(workout_id, destination.id, formats)
+                    await deliveries.create_pending(
+                        workout_id, destination.id, formats, now=self.rt.clock()
+                    )
 
 
 def workout_values(account_id: int, item: _Fetched) -> dict[str, Any]:

@@ -70,7 +70,7 @@ async def replay(
         ):
             continue
         formats = [f for f in destination.formats if f != "gpx" or workout.has_gps]
-        await repo.create_pending(workout.id, destination.id, formats)
+        await repo.create_pending(workout.id, destination.id, formats, now=now)
         rows = await session.execute(
             select(Delivery).where(
                 Delivery.workout_id == workout.id,

@@ -44,8 +44,11 @@ class DeliveryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def create_pending(self, workout_id: int, destination_id: int, formats: list[str]) -> int:
-        """One pending delivery per format; existing ones are left alone. Returns how many."""
+    async def create_pending(
+        self, workout_id: int, destination_id: int, formats: list[str], *, now: datetime
+    ) -> int:
+        """One pending delivery per format, due at ``now`` (the caller's clock, so an injected
+        clock governs the whole schedule); existing ones are left alone. Returns how many."""
         created = 0
         for fmt in formats:
             stmt = (
@@ -59,6 +62,9 @@ class DeliveryRepository:
                     message_id=new_message_id(),
                     state="pending",
                     attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
                 )
                 .returning(Delivery.id)
             )
