@@ -9,6 +9,8 @@ functions it runs are top-level so they can be sent to another process.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import multiprocessing
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -79,6 +81,43 @@ def render_bundle(bundle: dict[str, Any], fmt: str, device: FitDevice | None = N
     return render(activity, Format(fmt))
 
 
+@dataclass(frozen=True)
+class RawBundle:
+    """A stored workout's three Peloton documents as the database's JSON text.
+
+    Decoding a performance graph takes longer than sending its text to a worker process, so
+    the event loop passes the text on and the worker decodes it.
+    """
+
+    workout: str
+    performance_graph: str
+    ride_details: str | None
+
+    def decode(self) -> dict[str, Any]:
+        return {
+            "workout": json.loads(self.workout),
+            "performance_graph": json.loads(self.performance_graph),
+            "ride_details": None if self.ride_details is None else json.loads(self.ride_details),
+        }
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A converted file and its SHA-256 (hex), both computed off the event loop."""
+
+    data: bytes
+    sha256: str
+
+
+def render_raw_bundle(raw: RawBundle, fmt: str, device: FitDevice | None = None) -> Rendered:
+    try:
+        bundle = raw.decode()
+    except ValueError as exc:  # a stored document is not JSON: nothing to convert
+        raise ConversionError(f"the stored workout is not valid JSON: {exc}") from None
+    data = render_bundle(bundle, fmt, device)
+    return Rendered(data, hashlib.sha256(data).hexdigest())
+
+
 class Converter:
     """Runs conversions in a process pool (or a thread when ``workers`` is 0)."""
 
@@ -102,8 +141,24 @@ class Converter:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, render_bundle, bundle, fmt, device)
 
+    async def render_raw(
+        self, raw: RawBundle, fmt: str, device: FitDevice | None = None
+    ) -> Rendered:
+        """Like :meth:`render`, from the stored JSON text, with the file's SHA-256."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, render_raw_bundle, raw, fmt, device)
+
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
-__all__ = ["BundleSummary", "ConversionError", "Converter", "render_bundle", "summarize_bundle"]
+__all__ = [
+    "BundleSummary",
+    "ConversionError",
+    "Converter",
+    "RawBundle",
+    "Rendered",
+    "render_bundle",
+    "render_raw_bundle",
+    "summarize_bundle",
+]

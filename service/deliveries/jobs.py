@@ -5,11 +5,17 @@ own ``concurrency`` slots, so the others' deliveries keep flowing. A tick loads 
 claimed attempts need in one query, and finished attempts free their slots for a refill tick a
 quarter of the concurrency at a time; their outcomes are written together by the runner's
 :class:`~service.deliveries.recorder.Recorder`.
+
+Leases last ``PELOSYNC_LEASE_SECONDS`` and are renewed together, every third of that, while
+their attempts run (a slow receiver's timeout, Strava's upload polling): a replica that dies
+mid-delivery frees its deliveries for the others within one lease period, however long a
+single attempt may take.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from datetime import timedelta
 
@@ -31,11 +37,12 @@ class DeliveryJob:
         self._concurrency: dict[int, int] = {}  # each destination's, as of its last claim
         self._tick_lock = asyncio.Lock()
         self._refill: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
+        self._none_running = asyncio.Event()  # wakes the lease keeper to end
 
     @property
     def lease(self) -> timedelta:
-        # Long enough for a conversion, a slow receiver's timeout and Strava's upload polling.
-        return timedelta(seconds=max(self.rt.settings.lease_seconds, 120))
+        return timedelta(seconds=self.rt.settings.lease_seconds)
 
     async def tick(self) -> list[int]:
         async with self._tick_lock:
@@ -79,6 +86,7 @@ class DeliveryJob:
                     await asyncio.gather(self._refill, return_exceptions=True)
                 if not self.running:
                     await self.runner.recorder.idle()
+                    await self._stop_keeper()
                     return
                 continue
             # Wait for an attempt to finish, and on a busy destination for a few: see _has_room.
@@ -116,14 +124,54 @@ class DeliveryJob:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         await self.runner.recorder.idle()  # outcomes of cancelled attempts are still written
+        await self._stop_keeper()
+
+    async def _stop_keeper(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+
+    async def _keep_leases(self) -> None:
+        """Renew the leases of the running attempts until none is left running."""
+        period = self.lease.total_seconds() / 3
+        while self.running:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(period):
+                    await self._none_running.wait()
+            ids = sorted(self.running)
+            if not ids:
+                return
+            try:
+                async with (
+                    self.runner.recorder.writing(),
+                    self.rt.sessions() as session,
+                    session.begin(),
+                ):
+                    kept = await DeliveryRepository(session).extend_leases(
+                        ids, self.rt.worker, self.rt.clock() + self.lease
+                    )
+            except Exception as exc:  # the database is out of reach: try again next period
+                log.warning("deliveries.lease.renew_failed", error=type(exc).__name__)
+                continue
+            # An attempt finishing meanwhile released its lease itself; others were taken over
+            # (their outcome will not be written: the finishing write checks the owner).
+            lost = [i for i in ids if i not in kept and i in self.running]
+            if lost:
+                log.warning("deliveries.lease.lost", delivery_ids=lost)
 
     def _start(self, delivery_id: int, destination_id: int, loaded: Loaded | None) -> None:
         task = asyncio.create_task(self._run(delivery_id, loaded), name=f"deliver-{delivery_id}")
         self.running[delivery_id] = task
+        self._none_running.clear()
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep_leases(), name="deliveries-leases")
 
         def done(_task: asyncio.Task[AttemptOutcome | None]) -> None:
             self.running.pop(delivery_id, None)
             self.per_destination[destination_id] -= 1
+            if not self.running:
+                self._none_running.set()
             # Slots are free: refill them now rather than at the next scheduled tick.
             if (
                 not self._stopping

@@ -7,18 +7,23 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Row, Table, Text, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from service import leases
 from service.accounts.models import Account
+from service.convert.pool import RawBundle
 from service.db import insert_ignoring_duplicates
 from service.deliveries.models import Delivery, DeliveryAttempt, DeliveryState
 from service.destinations.models import Destination
 from service.workouts.models import Workout
 
-#: A delivery with what an attempt at it needs.
-Loaded = tuple[Delivery, Workout, Account, Destination]
+#: A delivery with what an attempt at it needs (the workout's documents as JSON text).
+Loaded = tuple[Delivery, Workout, Account, Destination, RawBundle]
+
+_RAW = (Workout.raw_workout, Workout.raw_performance_graph, Workout.raw_ride_details)
 
 
 #: A healthy destination's ``last_success_at`` is rewritten at most this often (see
@@ -124,15 +129,36 @@ class DeliveryRepository:
         """Deliveries with what an attempt needs (workout, account, destination), by id."""
         if not delivery_ids:
             return {}
+        # The documents come as text for the converter process to decode (see RawBundle); the
+        # Workout entity is loaded without them (and refuses to load them lazily).
         stmt = (
-            select(Delivery, Workout, Account, Destination)
+            select(Delivery, Workout, Account, Destination, *(sql_cast(c, Text) for c in _RAW))
             .join(Workout, Workout.id == Delivery.workout_id)
             .join(Account, Account.id == Workout.account_id)
             .join(Destination, Destination.id == Delivery.destination_id)
             .where(Delivery.id.in_(delivery_ids))
+            .options(*(defer(c, raiseload=True) for c in _RAW))
         )
         rows = await self.session.execute(stmt)
-        return {row[0].id: (row[0], row[1], row[2], row[3]) for row in rows}
+        return {
+            row[0].id: (row[0], row[1], row[2], row[3], RawBundle(row[4], row[5], row[6]))
+            for row in rows
+        }
+
+    async def extend_leases(
+        self, delivery_ids: Sequence[int], owner: str, until: datetime
+    ) -> set[int]:
+        """Push the expiry of the leases ``owner`` still holds among these; their ids."""
+        if not delivery_ids:
+            return set()
+        stmt = (
+            update(Delivery)
+            .where(Delivery.id.in_(delivery_ids), leases.owner_guard(Delivery, owner))
+            .values(lease_expires_at=until)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        return set((await self.session.execute(stmt)).scalars())
 
     async def finish(self, delivery_id: int, owner: str, **values: Any) -> bool:
         return await leases.release(self.session, Delivery, delivery_id, owner, **values)

@@ -111,7 +111,7 @@ class DeliveryRunner:
                 loaded = await DeliveryRepository(session).load(delivery_id)
         if loaded is None:
             return None
-        delivery, workout, account, destination = loaded
+        delivery, workout, account, destination, raw = loaded
         started = self.rt.clock()
         t0 = time.perf_counter()
         result: Delivered | None = None
@@ -120,12 +120,13 @@ class DeliveryRunner:
             device = (
                 fit_device(destination, workout.discipline) if delivery.format == "fit" else None
             )
-            data = await self.rt.converter.render(workout.bundle(), delivery.format, device)
+            rendered = await self.rt.converter.render_raw(raw, delivery.format, device)
             file = OutgoingFile(
                 format=delivery.format,
                 filename=outgoing_name(workout, delivery.format),
                 content_type=FORMATS[Format(delivery.format)].content_type,
-                data=data,
+                data=rendered.data,
+                digest=rendered.sha256,
             )
             request = DeliveryRequest(
                 delivery_id=delivery.id,

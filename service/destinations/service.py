@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -48,8 +49,7 @@ def build_handler(runtime: Runtime, destination: Destination) -> DestinationKind
     kind = destination.kind
     settings = runtime.settings
     if kind == DestinationKind.WEBHOOK:
-        config = WebhookConfig.parse(destination.config, decrypted_secrets(runtime, destination))
-        return WebhookKind(config, client=runtime.webhook_http, settings=settings)
+        return _webhook(runtime, destination)
     if kind == DestinationKind.DIRECTORY:
         return DirectoryKind(DirectoryConfig.parse(destination.config))
     secrets = decrypted_secrets(runtime, destination)
@@ -81,6 +81,23 @@ def build_handler(runtime: Runtime, destination: Destination) -> DestinationKind
             sleep=runtime.sleep,
         )
     raise InvalidInput(f"unknown destination kind {kind!r}")
+
+
+def _webhook(runtime: Runtime, destination: Destination) -> WebhookKind:
+    """A webhook's handler, reused while its row is unchanged: decrypting its secrets and
+    validating its config on every delivery cost more than signing and sending the request."""
+    cache = runtime.extras.setdefault("webhook_handlers", {})
+    assert isinstance(cache, dict)
+    # The ciphertext changes with every secrets update, the config dict with every edit.
+    key = (destination.secrets_encrypted, json.dumps(destination.config, sort_keys=True))
+    cached = cache.get(destination.id)
+    if cached is not None and cached[0] == key:
+        handler: WebhookKind = cached[1]
+        return handler
+    config = WebhookConfig.parse(destination.config, decrypted_secrets(runtime, destination))
+    handler = WebhookKind(config, client=runtime.webhook_http, settings=runtime.settings)
+    cache[destination.id] = (key, handler)
+    return handler
 
 
 def fit_device(destination: Destination, discipline: str) -> FitDevice | None:

@@ -218,6 +218,8 @@ class CheckedTarget:
 
     def pinned_url(self, address: IPAddress) -> httpx.URL:
         """The URL with its host replaced by ``address``, so no new DNS lookup happens."""
+        if _ip_literal(self.host) == address:
+            return self.url  # an address already
         return self.url.copy_with(host=str(address))
 
     def host_header(self) -> str:
@@ -257,6 +259,18 @@ async def check_destination(
     :class:`InvalidDestinationUrl` for a URL that is not http(s) with a host.
     """
     parsed = httpx.URL(validate_url(str(url)))
+    return await check_address(parsed, policy, resolver=resolver, dns_timeout_s=dns_timeout_s)
+
+
+async def check_address(
+    parsed: httpx.URL,
+    policy: AddressPolicy,
+    *,
+    resolver: Resolver | None = None,
+    dns_timeout_s: float = DNS_TIMEOUT_S,
+) -> CheckedTarget:
+    """:func:`check_destination` for a URL already through :func:`validate_url` (a stored
+    destination's): the same checks, without parsing the URL again on every attempt."""
     host = parsed.raw_host.decode("ascii")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     literal = _ip_literal(host)

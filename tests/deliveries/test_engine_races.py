@@ -3,13 +3,18 @@ destination recording their outcomes, and attempts that crash with an unexpected
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from service.convert.pool import RawBundle, Rendered
 from service.deliveries.models import DeliveryState
-from tests.deliveries.conftest import Engine
+from service.deliveries.repository import DeliveryRepository
+from service.destinations.kinds.webhook import generate_secret
+from tests.deliveries.conftest import Engine, open_engine
 from tests.destinations.receiver import Answer
 
 
@@ -40,16 +45,16 @@ async def test_an_unexpected_crash_is_recorded_and_retried_on_the_schedule(
     receiver = await engine.receiver(secret)
     await engine.webhook(receiver.url(), secret, concurrency=1)
     await engine.link_and_poll()
-    render = engine.runtime.converter.render
+    render_raw = engine.runtime.converter.render_raw
     crashes = []
 
-    async def crashing_once(bundle: dict[str, Any], fmt: str, device: Any = None) -> bytes:
+    async def crashing_once(raw: RawBundle, fmt: str, device: Any = None) -> Rendered:
         if not crashes:
             crashes.append(fmt)
             raise RuntimeError("the conversion pool broke")  # e.g. BrokenProcessPool
-        return await render(bundle, fmt, device)
+        return await render_raw(raw, fmt, device)
 
-    monkeypatch.setattr(engine.runtime.converter, "render", crashing_once)
+    monkeypatch.setattr(engine.runtime.converter, "render_raw", crashing_once)
     await engine.run()
     crashed = next(d for d in await engine.deliveries() if d.state == DeliveryState.PENDING)
     # Recorded like any failed attempt, lease released, due again on the schedule (not left
@@ -62,3 +67,47 @@ async def test_an_unexpected_crash_is_recorded_and_retried_on_the_schedule(
     await engine.run_at(crashed.next_attempt_at)  # type: ignore[arg-type]
     assert {d.state for d in await engine.deliveries()} == {DeliveryState.SUCCEEDED}
     assert len(receiver.requests) == 2
+
+
+async def test_a_long_attempt_renews_its_lease_so_no_other_worker_takes_it(
+    tmp_path: Path, database_url: str
+) -> None:
+    # A 6 s lease and a receiver taking 5 s: the attempt outlives its first lease, so it must
+    # be renewed (every 2 s) or another replica would send the same delivery again.
+    async with open_engine(
+        tmp_path, database_url, workouts=1, lease_seconds=6, webhook_timeout_s=20
+    ) as engine:
+        secret = generate_secret()
+        receiver = await engine.receiver(secret, Answer(delay_s=5))
+        await engine.webhook(receiver.url(), secret, formats=("json",), concurrency=1)
+        await engine.link_and_poll()
+        claimed_at = engine.clock()
+        running = asyncio.create_task(engine.run())
+        try:
+            for _ in range(200):
+                if receiver.requests:
+                    break
+                await asyncio.sleep(0.02)
+            (delivery,) = await engine.deliveries()
+            assert delivery.lease_expires_at == claimed_at + timedelta(seconds=6)
+            now = engine.clock.advance(seconds=5)  # the first lease has a second left
+            for _ in range(100):
+                delivery = await engine.delivery(delivery.id)
+                if delivery.lease_expires_at == now + timedelta(seconds=6):
+                    break
+                await asyncio.sleep(0.05)
+            assert delivery.lease_expires_at == now + timedelta(seconds=6)
+            async with engine.runtime.sessions() as session, session.begin():
+                taken = await DeliveryRepository(session).claim_for_destination(
+                    delivery.destination_id,
+                    owner="another-replica",
+                    now=now + timedelta(seconds=2),  # past the first lease, within the renewal
+                    lease=timedelta(seconds=6),
+                    limit=5,
+                )
+            assert taken == []
+        finally:
+            await running
+        (done,) = await engine.deliveries()
+        assert done.state == DeliveryState.SUCCEEDED and done.lease_owner is None
+        assert len(receiver.requests) == 1

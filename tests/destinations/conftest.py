@@ -113,11 +113,12 @@ async def receiver(secret: str) -> AsyncIterator[Receiver]:
     assert not server.unverified(), "every request must verify with the receiver's secret"
 
 
-def make_certificate(directory: Path, hostname: str) -> tuple[Path, Path, bytes]:
-    """A self-signed certificate for ``hostname``: (cert file, key file, PEM)."""
+def make_certificate(directory: Path, hostname: str, *also: str) -> tuple[Path, Path, bytes]:
+    """A self-signed certificate for ``hostname`` (and ``also``): (cert file, key file, PEM)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
     now = datetime.now(UTC)
+    names = x509.SubjectAlternativeName([x509.DNSName(n) for n in (hostname, *also)])
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -126,7 +127,7 @@ def make_certificate(directory: Path, hostname: str) -> tuple[Path, Path, bytes]
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(days=1))
         .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+        .add_extension(names, critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )

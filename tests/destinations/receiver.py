@@ -47,6 +47,7 @@ class Receiver:
         self.default = Answer()
         self.requests: list[Received] = []
         self.sni_names: list[str | None] = []
+        self.connections = 0  # TCP connections accepted
         self._ssl = ssl_context
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -84,6 +85,7 @@ class Receiver:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self.connections += 1
         try:
             await self._serve(reader, writer)
         except (ConnectionError, ssl.SSLError, h11.RemoteProtocolError, asyncio.CancelledError):

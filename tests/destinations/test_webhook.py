@@ -27,6 +27,7 @@ from service.destinations.kinds.base import (
 from service.destinations.kinds.webhook import (
     WebhookConfig,
     WebhookKind,
+    build_client,
     generate_secret,
     rotate,
     secret_bytes,
@@ -80,7 +81,6 @@ async def test_delivery_is_signed_and_carries_the_workout(
     assert got.headers["content-type"] == "application/json"
     assert got.headers["user-agent"] == f"pelosync/{__version__}"
     assert got.headers["host"] == f"127.0.0.1:{receiver.port}"
-    assert got.headers["connection"] == "close"  # no pooled TLS session reused across names
     assert got.body == got.body.strip() and b": " not in got.body  # compact JSON
     payload = got.payload
     assert payload["type"] == "workout.synced"
@@ -495,7 +495,7 @@ async def test_tls_checks_the_host_name_while_connecting_to_the_pinned_address(
     settings = make_settings(webhook_allow_private=True)
     config = webhook_config(receiver.url(host="hooks.pelosync.test"), secret)
     try:
-        async with httpx.AsyncClient(verify=trust) as client:
+        async with build_client(settings, verify=trust) as client:
             webhook = WebhookKind(config, client=client, settings=settings, resolver=resolver)
             if served_name == "hooks.pelosync.test":
                 assert (await webhook.deliver(make_request())).status_code == 200
@@ -507,6 +507,55 @@ async def test_tls_checks_the_host_name_while_connecting_to_the_pinned_address(
     finally:
         await receiver.close()
     assert receiver.sni_names == ["hooks.pelosync.test"]
+
+
+async def test_connections_are_kept_alive_between_deliveries(
+    receiver: Receiver, secret: str, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    webhook = kind(receiver.url(), secret, client, settings)
+    for _ in range(3):
+        assert (await webhook.deliver(make_request())).status_code == 200
+    assert len(receiver.requests) == 3 and receiver.connections == 1
+
+
+async def test_a_tls_connection_is_only_reused_for_the_name_it_was_verified_for(
+    tmp_path: Path, secret: str
+) -> None:
+    # Two names served from one address: each gets its own handshake (SNI, certificate check)
+    # and its own kept-alive connection; neither carries the other's requests.
+    names = ["a.pelosync.test", "b.pelosync.test"]
+    cert_file, key_file, pem = make_certificate(tmp_path, *names)
+    receiver = await Receiver([secret], ssl_context=server_tls(cert_file, key_file)).start()
+
+    async def resolver(host: str, port: int) -> Sequence[str]:
+        return ["127.0.0.1"]
+
+    settings = make_settings(webhook_allow_private=True)
+    trust = ssl.create_default_context(cadata=pem.decode())
+    try:
+        async with build_client(settings, verify=trust) as client:
+            hooks = [
+                WebhookKind(
+                    webhook_config(receiver.url(host=name), secret),
+                    client=client,
+                    settings=settings,
+                    resolver=resolver,
+                )
+                for name in names
+            ]
+            for hook in (hooks[0], hooks[1], hooks[0], hooks[1], hooks[0]):
+                assert (await hook.deliver(make_request())).status_code == 200
+    finally:
+        await receiver.close()
+    assert [r.headers["host"].split(":")[0] for r in receiver.requests] == [
+        "a.pelosync.test",
+        "b.pelosync.test",
+        "a.pelosync.test",
+        "b.pelosync.test",
+        "a.pelosync.test",
+    ]
+    assert sorted(n or "" for n in receiver.sni_names) == names  # one handshake per name
+    assert receiver.connections == 2
 
 
 # --- configuration and secrecy ----------------------------------------------------------------

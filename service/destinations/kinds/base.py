@@ -43,6 +43,8 @@ class OutgoingFile:
     filename: str
     content_type: str
     data: bytes
+    # Computed with the conversion (off the event loop) when given.
+    digest: str | None = None
 
     @property
     def size(self) -> int:
@@ -50,7 +52,7 @@ class OutgoingFile:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+        return self.digest or hashlib.sha256(self.data).hexdigest()
 
 
 @dataclass(frozen=True)

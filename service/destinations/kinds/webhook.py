@@ -27,14 +27,15 @@ import binascii
 import contextlib
 import hashlib
 import hmac
-import json
 import re
 import secrets as random_secrets
+import ssl
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, cast
 
 import httpx
+import orjson
 import structlog
 from pydantic import (
     AwareDatetime,
@@ -60,12 +61,13 @@ from service.destinations.kinds.base import (
     excerpt,
 )
 from service.destinations.kinds.http_common import Redactor
+from service.destinations.kinds.webhook_transport import ServerNamePools
 from service.destinations.ssrf import (
     AddressPolicy,
     CheckedTarget,
     InvalidDestinationUrl,
     Resolver,
-    check_destination,
+    check_address,
     validate_url,
 )
 from service.errors import InvalidInput
@@ -214,10 +216,14 @@ def rotate(
     )
 
 
-def build_client(settings: Settings | None = None) -> httpx.AsyncClient:
-    """The HTTP client for webhooks: no redirects, no proxies/netrc from the environment."""
+def build_client(
+    settings: Settings | None = None, *, verify: ssl.SSLContext | bool = True
+) -> httpx.AsyncClient:
+    """The HTTP client for webhooks: no redirects, no proxies/netrc from the environment, and
+    keep-alive connections pooled per TLS server name (see :mod:`.webhook_transport`)."""
     timeout_s = (settings or get_settings()).webhook_timeout_s
     return httpx.AsyncClient(
+        transport=ServerNamePools(verify=verify),
         follow_redirects=False,
         trust_env=False,  # env proxies and ~/.netrc credentials must not apply to user URLs
         timeout=httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
@@ -254,7 +260,11 @@ class WebhookKind:
             if config.inline_max_bytes is not None
             else settings.webhook_inline_max_bytes
         )
-        self._host = httpx.URL(config.url).host
+        self._url = httpx.URL(config.url)  # validated with the config
+        self._host = self._url.host
+        self._timeout = httpx.Timeout(
+            self._timeout_s, connect=min(CONNECT_TIMEOUT_S, self._timeout_s)
+        )
         # A receiver may echo what it got (debug endpoints do): keep the secrets and the extra
         # header values (often credentials) out of stored excerpts and messages.
         hidden = [s for s in (config.secret, config.previous_secret) if s is not None]
@@ -308,7 +318,7 @@ class WebhookKind:
         now = self._clock()
         timestamp = int(now.timestamp())
         payload = {"type": event_type, "timestamp": _iso(now), "data": data}
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        body = orjson.dumps(payload)  # compact UTF-8 JSON
         headers = {
             **self._config.headers,
             "content-type": "application/json",
@@ -325,7 +335,7 @@ class WebhookKind:
         except DeliveryError as exc:
             log.info("webhook.failed", host=self._host, message_id=message_id, error=exc.message)
             raise
-        log.info("webhook.answered", host=self._host, message_id=message_id, status=status)
+        log.debug("webhook.answered", host=self._host, message_id=message_id, status=status)
         return self._outcome(status, response_headers, head)
 
     async def _attempt(
@@ -334,9 +344,7 @@ class WebhookKind:
         """Check the address and POST, all within the attempt's time limit."""
         try:
             async with asyncio.timeout(self._timeout_s):
-                target = await check_destination(
-                    self._config.url, self._policy, resolver=self._resolver
-                )
+                target = await check_address(self._url, self._policy, resolver=self._resolver)
                 return await self._post(target, headers, body)
         except TimeoutError:
             raise DeliveryError(
@@ -348,10 +356,8 @@ class WebhookKind:
         self, target: CheckedTarget, headers: dict[str, str], body: bytes
     ) -> tuple[int, httpx.Headers, bytes]:
         """Send to the checked addresses in turn (next one only if a connection is refused)."""
-        timeout = httpx.Timeout(self._timeout_s, connect=min(CONNECT_TIMEOUT_S, self._timeout_s))
-        # Connection pools key on scheme/IP/port; closing each connection stops a TLS session
-        # verified for one host name from carrying a request for another name on the same IP.
-        pinned_headers = {**headers, "host": target.host_header(), "connection": "close"}
+        # Kept-alive connections are pooled per TLS server name by the client's transport.
+        pinned_headers = {**headers, "host": target.host_header()}
         last: httpx.ConnectError | None = None
         for address in target.addresses:
             request = self._client.build_request(
@@ -360,7 +366,7 @@ class WebhookKind:
                 headers=pinned_headers,
                 content=body,
                 extensions=target.extensions(),
-                timeout=timeout,
+                timeout=self._timeout,
             )
             try:
                 response = await self._client.send(request, stream=True, follow_redirects=False)
