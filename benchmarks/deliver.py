@@ -32,7 +32,7 @@ import secrets
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,6 +44,7 @@ import structlog
 from sqlalchemy import func, insert, select
 
 from service.accounts.models import Account
+from service.commands.common import event_loop_factory
 from service.config import Environment, Settings
 from service.convert.pool import render_bundle, summarize_bundle
 from service.db import create_engine
@@ -380,6 +381,13 @@ async def bare_run(url: str, *, count: int, fmt: str, concurrency: int, close: b
         return Figures.of(count, start, cpu)
 
 
+def run(args: argparse.Namespace, coro: Coroutine[Any, Any, Figures]) -> Figures:
+    """On the event loop the service runs on (uvloop), unless ``--loop asyncio``."""
+    factory = event_loop_factory() if args.loop == "uvloop" else None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)
+
+
 def measure(args: argparse.Namespace, url: str, fmt: str, concurrency: int) -> None:
     """Interleaved rounds of every run for one format and concurrency; prints the medians."""
     databases = [d for d in args.databases if d != "postgres" or args.postgres]
@@ -387,12 +395,14 @@ def measure(args: argparse.Namespace, url: str, fmt: str, concurrency: int) -> N
     for _ in range(args.repeat):
         for close in (False, True):
             label = f"bare httpx {fmt} c={concurrency} " + ("close" if close else "keep-alive")
-            figures = asyncio.run(
-                bare_run(url, count=args.count, fmt=fmt, concurrency=concurrency, close=close)
+            figures = run(
+                args,
+                bare_run(url, count=args.count, fmt=fmt, concurrency=concurrency, close=close),
             )
             runs.setdefault(label, []).append(figures)
         for kind in databases:
-            figures = asyncio.run(
+            figures = run(
+                args,
                 engine_run(
                     kind,
                     args.postgres,
@@ -402,7 +412,7 @@ def measure(args: argparse.Namespace, url: str, fmt: str, concurrency: int) -> N
                     concurrency=concurrency,
                     convert_workers=args.convert_workers,
                     profile=args.profile,
-                )
+                ),
             )
             runs.setdefault(f"engine {kind} {fmt} c={concurrency}", []).append(figures)
     bare = Figures.median(runs[f"bare httpx {fmt} c={concurrency} keep-alive"])
@@ -422,11 +432,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds; medians")
     parser.add_argument("--postgres", default=os.environ.get("PELOSYNC_TEST_DATABASE_URL"))
     parser.add_argument("--profile", action="store_true", help="cProfile the engine runs")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     args = parser.parse_args()
     sink = quiet_logging()
     print(
         f"{args.count} deliveries, one webhook destination, loopback receiver answering 200; "
-        f"convert_workers={args.convert_workers}; {os.cpu_count()} CPUs; "
+        f"convert_workers={args.convert_workers}; {args.loop} loop; {os.cpu_count()} CPUs; "
         f"median of {args.repeat} round(s)"
     )
     print(f"{'run':<36}{'deliveries/s':>13}{'vs bare':>9}{'loop CPU ms each':>18}")

@@ -49,7 +49,12 @@ class _Filters(BaseModel):
     disciplines: list[str] | None = Field(
         default=None, max_length=50, description="Only these disciplines (cycling...); null: all."
     )
-    concurrency: int | None = Field(default=None, ge=1, le=32, description="Parallel sends.")
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=32,
+        description="Parallel sends to this destination, per replica.",
+    )
 
     @field_validator("formats")
     @classmethod
