@@ -39,6 +39,7 @@ class DeliveryJob:
         self._refill: asyncio.Task[None] | None = None
         self._keeper: asyncio.Task[None] | None = None
         self._none_running = asyncio.Event()  # wakes the lease keeper to end
+        self._freed: set[int] = set()  # destinations whose attempts finished since a refill
 
     @property
     def lease(self) -> timedelta:
@@ -48,19 +49,34 @@ class DeliveryJob:
         async with self._tick_lock:
             return await self._claim_and_start()
 
-    async def _claim_and_start(self) -> list[int]:
+    async def _claim_and_start(self, refill: list[int] | None = None) -> list[int]:
+        """Claim and start due deliveries: of every due destination, or (a refill) only of
+        the destinations in ``refill``, whose slots just freed: their claim checks that they
+        are still enabled and not postponed, saving the search for due destinations."""
         now = self.rt.clock()
         claimed: list[tuple[int, int]] = []
         async with self.runner.recorder.writing(), self.rt.sessions() as session, session.begin():
             repo = DeliveryRepository(session)
-            for destination in await repo.due_destinations(now):
-                destination_id = destination.id
-                self._concurrency[destination_id] = destination.concurrency
-                free = destination.concurrency - self.per_destination[destination_id]
+            if refill is None:
+                due = await repo.due_destinations(now)
+                for destination in due:
+                    self._concurrency[destination.id] = destination.concurrency
+                candidates = [destination.id for destination in due]
+            else:
+                candidates = refill
+            for destination_id in candidates:
+                free = (
+                    self._concurrency.get(destination_id, 1) - self.per_destination[destination_id]
+                )
                 if free <= 0:
                     continue
                 ids = await repo.claim_for_destination(
-                    destination_id, owner=self.rt.worker, now=now, lease=self.lease, limit=free
+                    destination_id,
+                    owner=self.rt.worker,
+                    now=now,
+                    lease=self.lease,
+                    limit=free,
+                    check_destination=refill is not None,
                 )
                 self.per_destination[destination_id] += len(ids)
                 claimed.extend((delivery_id, destination_id) for delivery_id in ids)
@@ -110,7 +126,11 @@ class DeliveryJob:
 
     async def _quiet_tick(self) -> None:
         try:
-            await self.tick()
+            async with self._tick_lock:
+                refill = sorted(d for d in self._freed if self._has_room(d))
+                self._freed.difference_update(refill)
+                if refill:
+                    await self._claim_and_start(refill)
         except Exception as exc:  # the scheduled tick will try again
             log.warning("deliveries.refill.failed", error=type(exc).__name__)
 
@@ -170,6 +190,7 @@ class DeliveryJob:
         def done(_task: asyncio.Task[AttemptOutcome | None]) -> None:
             self.running.pop(delivery_id, None)
             self.per_destination[destination_id] -= 1
+            self._freed.add(destination_id)
             if not self.running:
                 self._none_running.set()
             # Slots are free: refill them now rather than at the next scheduled tick.

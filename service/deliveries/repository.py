@@ -7,7 +7,20 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, Text, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
@@ -29,6 +42,14 @@ _RAW = (Workout.raw_workout, Workout.raw_performance_graph, Workout.raw_ride_det
 #: A healthy destination's ``last_success_at`` is rewritten at most this often (see
 #: :meth:`DeliveryRepository.mark_destination_healthy`).
 SUCCESS_STAMP = timedelta(seconds=60)
+
+
+def _ready(now: datetime) -> ColumnElement[bool]:
+    """The destination takes deliveries now: enabled, not postponed (rate limited)."""
+    return and_(
+        Destination.enabled.is_(True),
+        or_(Destination.postponed_until.is_(None), Destination.postponed_until <= now),
+    )
 
 
 def attempt_values(attempt: DeliveryAttempt) -> dict[str, Any]:
@@ -78,14 +99,25 @@ class DeliveryRepository:
         return created
 
     async def claim_for_destination(
-        self, destination_id: int, *, owner: str, now: datetime, lease: timedelta, limit: int
+        self,
+        destination_id: int,
+        *,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        check_destination: bool = False,
     ) -> list[int]:
-        """Lease up to ``limit`` due deliveries of one destination (oldest due first)."""
+        """Lease up to ``limit`` due deliveries of one destination (oldest due first);
+        ``check_destination``: only if it is enabled and not postponed (else the caller found
+        it with :meth:`due_destinations`)."""
         due = and_(
             Delivery.destination_id == destination_id,
             Delivery.state == DeliveryState.PENDING,
             Delivery.next_attempt_at <= now,
         )
+        if check_destination:
+            due = and_(due, exists().where(_ready(now), Destination.id == destination_id))
         ids, _ = await leases.claim(
             self.session,
             Delivery,
@@ -111,15 +143,7 @@ class DeliveryRepository:
             Delivery.next_attempt_at <= now,
             leases.lease_free(Delivery, now),
         )
-        stmt = (
-            select(Destination)
-            .where(
-                Destination.enabled.is_(True),
-                or_(Destination.postponed_until.is_(None), Destination.postponed_until <= now),
-                due.exists(),
-            )
-            .order_by(Destination.id)
-        )
+        stmt = select(Destination).where(_ready(now), due.exists()).order_by(Destination.id)
         return list((await self.session.execute(stmt)).scalars())
 
     async def load(self, delivery_id: int) -> Loaded | None:
