@@ -3,8 +3,9 @@
 A row (an account to poll, a delivery to send) is *due* when its time has come and nobody holds
 a live lease on it. Claiming sets ``lease_owner`` and ``lease_expires_at`` in one statement:
 
-- PostgreSQL: ``UPDATE … WHERE id IN (SELECT id … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING id``,
-  so concurrent replicas skip each other's rows instead of waiting on them;
+- PostgreSQL: ``WITH picked AS (SELECT id … FOR UPDATE SKIP LOCKED LIMIT n) UPDATE … FROM
+  picked RETURNING id``, so concurrent replicas skip each other's rows instead of waiting on
+  them;
 - SQLite: the same conditional ``UPDATE … RETURNING`` without the locking clause; SQLite runs
   one writer at a time, so the statement is atomic on its own.
 
@@ -57,7 +58,18 @@ async def claim(
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
+        # One statement: the rows picked are locked by it, so nobody can take them between
+        # the pick and the update; the old owner comes back from the pick (a reclaim).
+        picked = pick.with_for_update(skip_locked=True).cte("picked")
+        claim_picked = (
+            update(model)
+            .where(model.id == picked.c.id)
+            .values(lease_owner=owner, lease_expires_at=now + lease)
+            .returning(model.id, picked.c.lease_owner)
+            .execution_options(synchronize_session=False)
+        )
+        rows = (await session.execute(claim_picked)).all()
+        return sorted(row[0] for row in rows), sum(1 for row in rows if row[1] is not None)
     candidates = {row.id: row.lease_owner for row in await session.execute(pick)}
     if not candidates:
         return [], 0
