@@ -238,7 +238,11 @@ class AccountPoller:
         )
         if result.outcome == "ok":
             next_poll = now + jittered(interval)
-            if result.more:
+            if result.more and result.errors:
+                # Stopped at a workout that failed (after the client's own retries): not again
+                # at once, or a workout Peloton keeps refusing is asked for every second.
+                next_poll = now + min(failure_backoff(1), interval)
+            elif result.more:
                 next_poll = now + timedelta(seconds=1)  # behind every account already due
             elif result.expected_ends:
                 soonest = min(result.expected_ends) + timedelta(minutes=2)

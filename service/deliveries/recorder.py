@@ -10,25 +10,60 @@ their delivery updates, one for all their attempt rows, one per destination they
 
 A write that fails takes its batch down with it, so the batch is then written again one
 attempt per transaction: only the attempt whose write is broken sees the error.
+
+A write that fails for want of the database (the connection dropped, the server refused it or
+is restarting) is tried again for a while first: the attempt's outcome is known and its lease is
+still held, and giving up would leave the delivery leased until the lease lapses
+(``PELOSYNC_LEASE_SECONDS``), then send it again. The retried write checks the lease again, so a commit that did
+land although its connection dropped before the answer is not written twice: its lease is gone
+and the outcome reads as not held.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import structlog
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.deliveries.repository import DeliveryRepository
+
+log = structlog.get_logger(__name__)
 
 #: Further writes of one attempt, run inside the batch's transaction.
 Write = Callable[[AsyncSession], Awaitable[None]]
 
 MAX_BATCH = 64
+
+#: How long a write is tried again while the database is out of reach: a server restart or a
+#: short failover. Bounded so a shutdown with the database gone still ends within the grace
+#: the deployments give (the attempts' own drain takes up to 20 s of it).
+RETRY_UNREACHABLE_S = 15.0
+#: The waits between those tries, then the last one again.
+RETRY_WAITS_S = (0.1, 0.25, 0.5, 1.0, 2.0)
+
+# SQLSTATE prefixes of a server that cannot take the write now: connection exceptions (08...),
+# shut down by an administrator or a crash (57P01, 57P02), still starting up (57P03).
+_UNREACHABLE_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether a write failed for want of the database rather than because of what it wrote
+    (only such a write is worth trying again as it is)."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        state = getattr(exc.orig, "sqlstate", None)
+        return isinstance(state, str) and state.startswith(_UNREACHABLE_STATES)
+    # Connecting: refused, reset, timed out (the driver's own errors, not wrapped).
+    return isinstance(exc, OSError | TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -48,9 +83,14 @@ class Recorder:
     """Writes outcomes in shared transactions; ``await record(...)`` returns once committed."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, single_writer: bool = False
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        single_writer: bool = False,
+        retry_for: float = RETRY_UNREACHABLE_S,
     ) -> None:
         self._sessions = sessions
+        self.retry_for = retry_for
         self._queue: list[tuple[Outcome, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
         # SQLite has one writer at a time and a waiting connection sleeps in its busy handler
@@ -78,25 +118,48 @@ class Recorder:
     async def _drain(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            # One deadline for the batch and its single writes: a database gone for good
+            # costs the batch one retry period, not one per outcome.
+            deadline = asyncio.get_running_loop().time() + self.retry_for
             try:
-                held = await self._write([outcome for outcome, _ in batch])
+                held = await self._write_retrying([outcome for outcome, _ in batch], deadline)
             except Exception:
                 for item in batch:  # find the broken one: each alone, in its own transaction
-                    await self._write_alone(*item)
+                    await self._write_alone(*item, deadline)
                 continue
             for outcome, future in batch:
                 if not future.done():
                     future.set_result(outcome.delivery_id in held)
 
-    async def _write_alone(self, outcome: Outcome, future: asyncio.Future[bool]) -> None:
+    async def _write_alone(
+        self, outcome: Outcome, future: asyncio.Future[bool], deadline: float
+    ) -> None:
         try:
-            held = await self._write([outcome])
+            held = await self._write_retrying([outcome], deadline)
         except Exception as exc:
             if not future.done():
                 future.set_exception(exc)
         else:
             if not future.done():
                 future.set_result(outcome.delivery_id in held)
+
+    async def _write_retrying(self, outcomes: list[Outcome], deadline: float) -> set[int]:
+        """:meth:`_write`, tried again while the database is out of reach, until ``deadline``."""
+        loop = asyncio.get_running_loop()
+        for wait in itertools.chain(RETRY_WAITS_S, itertools.repeat(RETRY_WAITS_S[-1])):
+            try:
+                return await self._write(outcomes)
+            except Exception as exc:
+                if not unreachable(exc) or loop.time() + wait > deadline:
+                    raise
+                log.warning(
+                    "deliveries.recorder.retry",
+                    error=type(exc).__name__,
+                    outcomes=len(outcomes),
+                    wait_s=wait,
+                )
+            await asyncio.sleep(wait)
+        raise AssertionError("not reached: the waits never run out")
 
     async def _write(self, outcomes: list[Outcome]) -> set[int]:
         """Write the outcomes whose leases are still held; returns their delivery ids."""

@@ -5,8 +5,11 @@ and a retried refresh can trip Auth0's refresh-token reuse detection. Failures m
 
 * :class:`NeedsReauthentication`: Auth0 refused (``invalid_grant``, ``access_denied``, wrong
   password, blocked account...); the user has to link the account again.
-* :class:`RateLimited`: 429, or a 403 without an OAuth error (Cloudflare).
-* :class:`TransientError`: 5xx, timeouts, connection errors, garbled answers.
+* :class:`RateLimited`: 429 or Cloudflare's error 1015; a 403 without an OAuth error but with
+  ``Retry-After``, or a page from Cloudflare's edge (see :mod:`service.peloton.errors`).
+* :class:`PelotonForbidden`: a 403 without an OAuth error code but with a JSON body: a refusal.
+* :class:`UnexpectedResponse`: a 403 with an empty or garbled body and no sign of throttling.
+* :class:`TransientError`: 5xx, timeouts, connection errors, garbled answers to a success.
 * :class:`AuthFlowError`: the web login met a page it did not expect.
 
 The web login runs in a short-lived ``httpx.AsyncClient`` of its own (``login_client_factory``)
@@ -30,13 +33,14 @@ import httpx
 import structlog
 
 from service.peloton.errors import (
-    CLOUDFLARE_RATE_LIMIT_MARKER,
     AuthFlowError,
     NeedsReauthentication,
     PelotonError,
     TransientError,
     UnexpectedResponse,
-    rate_limited,
+    json_object,
+    refused,
+    throttled,
 )
 from service.peloton.models import Credentials, LoginMethod, PelotonConfig, TokenSet
 
@@ -123,18 +127,23 @@ def auth_error(response: httpx.Response, what: str, now: datetime) -> PelotonErr
     """The error for a failed answer from Auth0 (token endpoint or login pages)."""
     status = response.status_code
     code, description = _oauth_error(response)
-    cloudflare = CLOUDFLARE_RATE_LIMIT_MARKER in response.content[:4096]
     if status == 429 and code == "too_many_attempts":
         # Auth0's brute-force protection blocked the account: only its owner can unblock it.
         return NeedsReauthentication(
             f"{what}: Peloton blocked the account after too many logins ({description})",
             error_code=code,
         )
-    if status == 429 or cloudflare or (status == 403 and code is None):
-        return rate_limited(response, what, now)
-    if status in (400, 401, 403):
-        detail = f"{code}: {description}" if code else f"HTTP {status}"
+    if code is not None and status in (400, 401, 403):  # Auth0 said what is wrong
+        detail = f"{code}: {description}"
         return NeedsReauthentication(f"{what} was refused by Peloton ({detail})", error_code=code)
+    body = json_object(response)
+    limited = throttled(response, body, what, now)
+    if limited is not None:
+        return limited
+    if status == 403:  # no OAuth error: a refusal in other words, or an unreadable answer
+        return refused(response, body, what)
+    if status in (400, 401):
+        return NeedsReauthentication(f"{what} was refused by Peloton (HTTP {status})")
     if status == 408 or status >= 500:
         return TransientError(f"{what} failed: HTTP {status}")
     return UnexpectedResponse(f"{what}: Peloton answered HTTP {status}")

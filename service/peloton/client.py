@@ -32,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 from service.errors import InvalidInput
 from service.peloton.auth import Authenticator, Clock, LoginClientFactory, utcnow
 from service.peloton.errors import (
+    PelotonForbidden,
     PelotonNotFound,
     RateLimited,
     TransientError,
@@ -194,7 +195,8 @@ class PelotonClient:
 
     async def fetch_bundle(self, workout_id: str, every_n: int | None = None) -> dict[str, Any]:
         """The converter's input: ``{"workout", "performance_graph", "ride_details"}``, each the
-        JSON as Peloton sent it; ``ride_details`` is None without a class or if it is gone."""
+        JSON as Peloton sent it; ``ride_details`` is None without a class, or if it is gone or
+        refused (a 403 of Peloton's own: the class plan is optional)."""
         graph = asyncio.create_task(self.performance_graph(workout_id, self._every_n(every_n)))
         try:
             workout = await self.workout(workout_id)
@@ -202,6 +204,10 @@ class PelotonClient:
                 details = await self.ride_details(workout.ride_id)
             except PelotonNotFound:
                 details = None
+            except PelotonForbidden as exc:
+                if exc.cloudflare_code is not None:  # the edge refused: nothing known of the class
+                    raise
+                details = None  # Peloton refused this class plan
             return {
                 "workout": workout.raw,
                 "performance_graph": await graph,

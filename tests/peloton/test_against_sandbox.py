@@ -27,8 +27,10 @@ from service.convert.peloton import parse_bundle
 from service.peloton.client import PelotonClient
 from service.peloton.errors import (
     NeedsReauthentication,
+    PelotonForbidden,
     RateLimited,
     TransientError,
+    UnexpectedResponse,
 )
 from service.peloton.models import Credentials, LoginMethod, PelotonConfig, TokenSet, Workout
 from service.peloton.sandbox import KINDS, SandboxConfig, SandboxState, run_sandbox
@@ -414,6 +416,104 @@ async def test_cloudflare_1015_is_rate_limited(sandbox: Sandbox) -> None:
         (f"/api/workout/{workout_id}", 403)
     ]
     assert sandbox.sleep.waits == []
+
+
+# --- 403: throttling, a refusal, or an answer we cannot read ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "source", "retry_after"),
+    [
+        ("cloudflare_json", r"Cloudflare \(error 1015\), retry after 45 s", 45.0),
+        ("cloudflare_challenge", r"Cloudflare \(HTTP 403\)", None),
+    ],
+)
+async def test_cloudflare_403s_are_rate_limited(
+    sandbox: Sandbox, kind: str, source: str, retry_after: float | None
+) -> None:
+    user, client = await _linked(sandbox)
+    sandbox.state.faults.add(kind, path_prefix="/api/me", retry_after=45)  # type: ignore[arg-type]
+    with pytest.raises(RateLimited, match=source) as caught:
+        await client.me()
+    assert caught.value.retry_after == retry_after
+    assert sandbox.statuses(ME) == [403]  # postponed by the caller, never retried here
+    assert sandbox.sleep.waits == []
+    assert (await client.me()).id == user.id
+
+
+async def test_pelotons_own_403_is_a_refusal_not_throttling(sandbox: Sandbox) -> None:
+    user, client = await _linked(sandbox)
+    other = sandbox.user()
+    # Another user's workouts (what a private profile answers): Peloton's JSON 403.
+    with pytest.raises(PelotonForbidden, match="You do not have permission") as caught:
+        await client.list_workouts(other.id)
+    assert not isinstance(caught.value, RateLimited | TransientError)
+    # The same answer passed on by Cloudflare (its headers on it) is still Peloton's refusal.
+    spec = sandbox.state.workouts(user.account)[0]
+    sandbox.state.faults.add("forbidden", path_prefix=f"/api/workout/{spec.workout_id}")
+    with pytest.raises(PelotonForbidden, match=r"HTTP 403 \(You do not have permission"):
+        await client.workout(spec.workout_id)
+    # Once each: a refusal is not retried. (A faulted answer is the "edge's": no route.)
+    assert sandbox.statuses(LIST) == [403]
+    assert [(e["path"], e["status"]) for e in sandbox.state.log.entries][1:] == [
+        (f"/api/workout/{spec.workout_id}", 403)
+    ]
+    assert TOKEN not in sandbox.routes()  # nor taken for an expired token
+    assert sandbox.sleep.waits == []
+    assert (await client.workout(spec.workout_id)).id == spec.workout_id
+
+
+async def test_a_refused_class_plan_leaves_the_bundle_without_it(sandbox: Sandbox) -> None:
+    user, client = await _linked(sandbox)
+    (spec,) = sandbox.state.add_workouts(user.account, kind="cycling_class")
+    assert not spec.ride.is_just_ride
+    sandbox.state.faults.add("forbidden", path_prefix="/api/ride/")
+    bundle = await client.fetch_bundle(spec.workout_id)
+    assert bundle["ride_details"] is None
+    assert bundle["workout"]["id"] == spec.workout_id and bundle["performance_graph"]
+    assert sandbox.state.log.by_fault["forbidden"] == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [("forbidden_garbled", "body it could not read"), ("forbidden_empty", "empty body")],
+)
+async def test_an_unreadable_403_is_an_unexpected_answer(
+    sandbox: Sandbox, kind: str, body: str
+) -> None:
+    user, client = await _linked(sandbox)
+    sandbox.state.faults.add(kind, path_prefix="/api/me")  # type: ignore[arg-type]
+    with pytest.raises(UnexpectedResponse, match=f"HTTP 403 to GET /api/me with an? {body}"):
+        await client.me()
+    assert sandbox.statuses(ME) == [403]
+    assert sandbox.sleep.waits == []
+    assert (await client.me()).id == user.id
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [
+        ("cloudflare_json", RateLimited),
+        ("cloudflare_challenge", RateLimited),
+        ("forbidden", PelotonForbidden),
+        ("forbidden_garbled", UnexpectedResponse),
+        ("forbidden_empty", UnexpectedResponse),
+    ],
+)
+async def test_a_403_from_the_token_endpoint_is_told_apart_too(
+    sandbox: Sandbox, kind: str, error: type[Exception]
+) -> None:
+    user = sandbox.user()
+    client = sandbox.client(tokens=TokenSet.supplied(refresh_token=user.refresh_token))
+    sandbox.state.faults.add(kind, path_prefix="/oauth/token")  # type: ignore[arg-type]
+    with pytest.raises(error):
+        await client.me()
+    # Neither a refusal of the grant nor a reason to log in: the session lives on, and the
+    # refresh token still works once the fault is gone.
+    assert client.session.dead is None
+    assert sandbox.routes() == [TOKEN]
+    sandbox.state.advance(61)  # past the renewal back-off after a failed refresh
+    assert (await client.me()).id == user.id
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])

@@ -17,9 +17,11 @@ from service.http_headers import parse_retry_after
 from service.peloton.auth import auth_error, parse_hidden_form
 from service.peloton.errors import (
     NeedsReauthentication,
+    PelotonForbidden,
     RateLimited,
     TransientError,
     UnexpectedResponse,
+    api_error,
 )
 from service.peloton.models import (
     Credentials,
@@ -284,7 +286,15 @@ def test_retry_after_seconds(header: str | None, expected: float | None) -> None
         (429, {"error": "too_many_attempts"}, NeedsReauthentication, "too_many_attempts"),
         (429, {"error": "rate"}, RateLimited, None),
         (403, b"error code: 1015", RateLimited, None),
-        (403, b"<html>Forbidden</html>", RateLimited, None),
+        # A 403 without an OAuth error code and without a mark of throttling: not throttling.
+        (403, b"<html>Forbidden</html>", UnexpectedResponse, None),
+        (403, b"", UnexpectedResponse, None),
+        (
+            403,
+            {"message": "Access forbidden. Endpoint no longer accepting requests."},
+            PelotonForbidden,
+            None,
+        ),
         (503, b"", TransientError, None),
         (418, b"", UnexpectedResponse, None),
     ],
@@ -299,3 +309,69 @@ def test_auth_error_mapping(
     if isinstance(mapped, NeedsReauthentication):
         assert mapped.error_code == code
     assert "token refresh" in str(mapped)
+
+
+CLOUDFLARE = {"server": "cloudflare", "cf-ray": "8f00000000000000-EWR"}
+PELOTON_403 = {"status": 403, "error_code": 3030, "message": "You do not have permission"}
+CLOUDFLARE_1015 = {
+    "status": 403,
+    "title": "Error 1015: You are being rate limited",
+    "error_code": 1015,
+    "error_name": "rate_limited",
+    "retryable": True,
+    "retry_after": 30,
+    "ray_id": "8f00000000000000",
+}
+CLOUDFLARE_1020 = {
+    "status": 403,
+    "title": "Error 1020: Access denied",
+    "error_code": 1020,
+    "error_name": "access_denied",
+    "retryable": False,
+    "ray_id": "8f00000000000000",
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "error", "retry_after", "says"),
+    [
+        # Throttling, by its marks.
+        (403, b"error code: 1015", CLOUDFLARE, RateLimited, None, "Cloudflare (error 1015)"),
+        (429, b"error code: 1015", {}, RateLimited, None, "Cloudflare (error 1015)"),
+        (403, CLOUDFLARE_1015, CLOUDFLARE, RateLimited, 30.0, "Cloudflare (error 1015)"),
+        (403, b"<html>Just a moment...</html>", CLOUDFLARE, RateLimited, None, "Cloudflare"),
+        (403, b"", {"cf-ray": "8f00-EWR"}, RateLimited, None, "Cloudflare (HTTP 403)"),
+        (403, b"", {"retry-after": "120"}, RateLimited, 120.0, "HTTP 403"),
+        (429, PELOTON_403, {"retry-after": "5"}, RateLimited, 5.0, "HTTP 429"),
+        # Peloton's own refusal: through Cloudflare or not, its JSON says it is one.
+        (403, PELOTON_403, CLOUDFLARE, PelotonForbidden, None, "You do not have permission"),
+        (403, PELOTON_403, {}, PelotonForbidden, None, "HTTP 403"),
+        # A Cloudflare block is a refusal too (its page, or its JSON), not throttling.
+        (403, CLOUDFLARE_1020, CLOUDFLARE, PelotonForbidden, None, "error 1020"),
+        (403, b"<p>error code: 1020</p>", CLOUDFLARE, PelotonForbidden, None, "error 1020"),
+        # No marks at all: an answer we cannot read.
+        (403, b"", {}, UnexpectedResponse, None, "empty body"),
+        (403, b'{"status": 403, "mess', {}, UnexpectedResponse, None, "could not read"),
+        (403, b"\xff\xfe\x00garbage", {"server": "nginx"}, UnexpectedResponse, None, "read"),
+        (403, b"[403]", {}, UnexpectedResponse, None, "could not read"),
+    ],
+)
+def test_api_403_mapping(
+    status: int,
+    body: dict[str, object] | bytes,
+    headers: dict[str, str],
+    error: type[Exception],
+    retry_after: float | None,
+    says: str,
+) -> None:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    response = httpx.Response(status, content=content, headers=headers)
+    mapped = api_error(response, "GET /api/me", NOW)
+    assert type(mapped) is error, mapped
+    assert says in str(mapped) and "GET /api/me" in str(mapped)
+    if isinstance(mapped, RateLimited):
+        assert mapped.retry_after == retry_after
+    if isinstance(mapped, PelotonForbidden):  # whose refusal it was
+        assert mapped.cloudflare_code == (1020 if "1020" in says else None)
+    # Whoever maps Auth0's answers reads the same marks (Auth0 has no OAuth code here).
+    assert type(auth_error(response, "token refresh", NOW)) is error

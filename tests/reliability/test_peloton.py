@@ -187,3 +187,94 @@ async def test_a_garbled_token_answer_needs_reauthorization_then_resumes(
     stored = {w.peloton_workout_id for w in await rig.workouts()}
     assert stored == rig.expected_ids()
     summary(f"peloton-{kind}-token", faults=1, survived=len(stored), lost=0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "outcome"),
+    [
+        ("cloudflare_json", "rate_limited"),  # Cloudflare's JSON problem for error 1015
+        ("cloudflare_challenge", "rate_limited"),  # a page from Cloudflare's edge
+        ("forbidden", "error"),  # Peloton's own JSON refusal
+        ("forbidden_garbled", "error"),  # no marks of throttling: an unreadable answer
+        ("forbidden_empty", "error"),
+    ],
+)
+async def test_a_403_storm_is_throttling_only_with_its_marks(
+    rig: Rig, kind: FaultKind, outcome: str
+) -> None:
+    account = await rig.link()
+    rig.sandbox.log.clear()
+    listing = f"/api/user/{account.peloton_user_id}/workouts"
+    rig.sandbox.faults.add(kind, fraction=1.0, path_prefix=listing, retry_after=600)
+    polls = 3
+    waits: list[timedelta] = []
+    for number in range(1, polls + 1):
+        before = rig.clock()
+        result = await rig.poll(account.id)
+        assert result.outcome == outcome, result
+        row = await rig.account(account.id)
+        waits.append(row.next_poll_at - before)
+        if outcome == "rate_limited":  # postponed, not counted: Cloudflare asked us to wait
+            assert row.consecutive_failures == 0 and row.status == "active"
+            assert waits[-1] >= timedelta(seconds=600)
+        else:  # a failure: counted, said so, retried on the failure backoff
+            assert row.consecutive_failures == number and row.status == "error"
+            assert result.error and "403" in result.error and "is rate limiting" not in result.error
+            if kind == "forbidden":
+                assert "PelotonForbidden" in result.error and "permission" in result.error
+            else:
+                assert "UnexpectedResponse" in result.error and "no sign of rate" in result.error
+        rig.clock.now = row.next_poll_at
+    if outcome == "error":
+        assert waits[0] < waits[1] < waits[2]  # backing off, not hammering
+    # One request per poll, never retried inside it; no token refresh, no login.
+    faulted = [e["path"] for e in rig.sandbox.log.entries if e["fault"]]
+    assert faulted == [listing] * polls
+    paths = [entry["path"] for entry in rig.sandbox.log.entries]
+    assert not [p for p in paths if p.startswith(LOGIN_PATHS) or p == "/oauth/token"], paths
+
+    rig.sandbox.faults.clear()
+    await rig.poll_until_done(account.id)
+    stored = {w.peloton_workout_id for w in await rig.workouts()}
+    assert stored == rig.expected_ids()
+    row = await rig.account(account.id)
+    assert (row.consecutive_failures, row.status) == (0, "active")
+    summary(f"peloton-403-{kind}", faults=polls, survived=len(stored), lost=0)
+
+
+async def test_a_refused_class_plan_or_graph_is_no_retry_storm(rig: Rig) -> None:
+    account = await rig.link()
+    expected = rig.expected_ids()
+    # The class plans are refused: optional, so every workout is stored without them.
+    rig.sandbox.faults.add("forbidden", fraction=1.0, path_prefix="/api/ride/")
+    await rig.poll_until_done(account.id)
+    stored = {w.peloton_workout_id for w in await rig.workouts()}
+    assert stored == expected
+    assert all(r.outcome == "ok" and r.error is None for r in await rig.runs())
+    refused = rig.sandbox.log.by_fault["forbidden"]
+    assert refused >= 1
+
+    # A workout's graph refused: that workout fails, once per poll, and the next poll waits.
+    rig.sandbox.faults.clear()
+    (spec,) = rig.sandbox.add_workouts(
+        next(iter(rig.sandbox.accounts.values())), kind="cycling_class"
+    )
+    graph = f"/api/workout/{spec.workout_id}/performance_graph"
+    rig.sandbox.faults.add("forbidden", fraction=1.0, path_prefix=graph)
+    rig.sandbox.log.clear()
+    rig.clock.advance(hours=2)
+    for _ in range(3):
+        before = rig.clock()
+        result = await rig.poll(account.id)
+        assert result.outcome == "ok" and result.errors == 1 and result.new == 0, result
+        assert result.error and "PelotonForbidden" in result.error
+        row = await rig.account(account.id)
+        assert row.next_poll_at - before >= timedelta(minutes=1)  # not again at once
+        rig.clock.now = row.next_poll_at
+    assert [e["path"] for e in rig.sandbox.log.entries if e["fault"]] == [graph] * 3
+
+    rig.sandbox.faults.clear()
+    await rig.poll_until_done(account.id)
+    stored = {w.peloton_workout_id for w in await rig.workouts()}
+    assert stored == expected | {spec.workout_id}
+    summary("peloton-403-class-plan-and-graph", faults=refused + 3, survived=len(stored), lost=0)

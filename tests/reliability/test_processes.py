@@ -1,6 +1,6 @@
 """Real ``pelosync serve`` processes on PostgreSQL: a replica SIGKILLed while it holds delivery
 leases, and the database connection cut and restored under a running process (through a TCP
-proxy in this test: the machine's PostgreSQL server is shared and stays up)."""
+proxy in this test; test_database_restart.py restarts a private server for real)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ from tests.accounts.test_replicas import (  # fixtures and helpers, not tests
 )
 from tests.destinations.receiver import Answer, Receiver
 from tests.reliability.conftest import summary
+from tests.reliability.dbfaults import CuttableProxy
 
 __all__ = ["bytecode_cache", "cluster"]  # fixtures, used by name
 
@@ -178,77 +179,6 @@ async def test_deliveries_of_a_killed_replica_are_made_by_the_survivor(
 
 
 # --- the database connection cut and restored -----------------------------------------------
-
-
-class CuttableProxy:
-    """A TCP proxy on loopback; ``cut()`` drops every connection and refuses new ones."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.open = True
-        self.cuts = 0
-        self._links: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._server: asyncio.Server | None = None
-        self.port = 0
-
-    async def start(self) -> CuttableProxy:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    def cut(self) -> None:
-        self.open = False
-        self.cuts += 1
-        for writer in list(self._links):
-            writer.transport.abort()
-
-    def restore(self) -> None:
-        self.open = True
-
-    async def close(self) -> None:
-        self.open = False
-        for writer in list(self._links):
-            writer.transport.abort()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.open:
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._links.update((writer, up_writer))
-        pumps = [
-            asyncio.create_task(self._pump(reader, up_writer)),
-            asyncio.create_task(self._pump(up_reader, writer)),
-        ]
-        self._tasks.update(pumps)
-        try:
-            await asyncio.gather(*pumps, return_exceptions=True)
-        finally:
-            self._tasks.difference_update(pumps)
-            for end in (writer, up_writer):
-                self._links.discard(end)
-                end.transport.abort()
-
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.transport.abort()
 
 
 @pytest.mark.postgres

@@ -24,7 +24,7 @@ from service.peloton.sandbox.documents import (
 from service.peloton.sandbox.generator import MAX_EVERY_N
 from service.peloton.sandbox.specs import WorkoutSpec
 from service.peloton.sandbox.state import Account
-from service.peloton.sandbox.web import ApiError, StateDep, json_bytes, login_required
+from service.peloton.sandbox.web import ApiError, StateDep, forbidden, json_bytes, login_required
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -69,7 +69,7 @@ def _joins(request: Request) -> set[str]:
 
 def _own(account: Account, user_id: str) -> None:
     if user_id != account.user.user_id:
-        raise ApiError(403, "You do not have permission to access this resource", 3030)
+        raise forbidden()
 
 
 def _time_param(request: Request, name: str) -> float | None:

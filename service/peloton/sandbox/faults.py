@@ -20,7 +20,12 @@ FaultKind = Literal[
     "expire_tokens",  # expire every access token, then answer (so /api gives 401)
     "malformed_json",  # the real answer cut in half
     "empty_body",  # 200 with an empty body
-    "cloudflare",  # Cloudflare's 403 "error code: 1015"
+    "cloudflare",  # Cloudflare's 403 "error code: 1015" page
+    "cloudflare_json",  # the same as Cloudflare's JSON problem (to JSON clients), Retry-After
+    "cloudflare_challenge",  # a 403 page from Cloudflare's edge with no error code
+    "forbidden",  # Peloton's own JSON 403 (through Cloudflare: its headers too)
+    "forbidden_garbled",  # a 403 whose body is that JSON cut in half; no Cloudflare marks
+    "forbidden_empty",  # a 403 with an empty body; no Cloudflare marks
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 

@@ -6,6 +6,7 @@ untouched so tests can always steer the sandbox, whatever faults are armed.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.peloton.sandbox.faults import Fault
 from service.peloton.sandbox.state import SandboxState
+from service.peloton.sandbox.web import forbidden
 
 ADMIN_PREFIX = "/_sandbox"
 
@@ -28,14 +30,54 @@ _REASONS = {
 }
 
 
+_CLOUDFLARE = {"Server": "cloudflare", "CF-RAY": "8f0000000000sbx-EWR"}
+_CHALLENGE_PAGE = (
+    "<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>"
+    "<noscript>Enable JavaScript and cookies to continue</noscript></body></html>"
+)
+#: What Peloton's API answers when it refuses a resource (another user's data, a private
+#: profile): the shape of every error of its own.
+FORBIDDEN_BODY = forbidden().body()
+
+
+def _cloudflare_problem(retry_after: int) -> dict[str, Any]:
+    """Cloudflare's RFC 9457 problem for error 1015, as sent to clients that accept JSON."""
+    return {
+        "type": "https://developers.cloudflare.com/support/troubleshooting/http-status-codes/"
+        "cloudflare-1xxx-errors/error-1015/",
+        "status": 403,
+        "title": "Error 1015: You are being rate limited",
+        "detail": "The site owner has set a rate limit that this client exceeded.",
+        "instance": "8f0000000000sbx",
+        "error_code": 1015,
+        "error_name": "rate_limited",
+        "error_category": "rate_limit",
+        "retryable": True,
+        "retry_after": retry_after,
+        "owner_action_required": False,
+        "ray_id": "8f0000000000sbx",
+    }
+
+
 def _fault_response(fault: Fault) -> Response | None:
     """The canned answer of a fault that replaces the real one (None: the app still answers)."""
     if fault.kind == "rate_limit":
         body = {"status": 429, "error_code": 0, "message": "Too Many Requests"}
         return JSONResponse(body, 429, headers={"Retry-After": str(fault.retry_after)})
     if fault.kind == "cloudflare":
-        headers = {"Server": "cloudflare", "CF-RAY": "8f0000000000sbx-EWR"}
-        return PlainTextResponse("error code: 1015", 403, headers=headers)
+        return PlainTextResponse("error code: 1015", 403, headers=_CLOUDFLARE)
+    if fault.kind == "cloudflare_json":
+        headers = {**_CLOUDFLARE, "Retry-After": str(fault.retry_after)}
+        return JSONResponse(_cloudflare_problem(fault.retry_after), 403, headers=headers)
+    if fault.kind == "cloudflare_challenge":
+        return Response(_CHALLENGE_PAGE, 403, headers=_CLOUDFLARE, media_type="text/html")
+    if fault.kind == "forbidden":
+        return JSONResponse(FORBIDDEN_BODY, 403, headers=_CLOUDFLARE)
+    if fault.kind == "forbidden_garbled":
+        whole = json.dumps(FORBIDDEN_BODY).encode()
+        return Response(whole[: len(whole) // 2], 403, media_type="application/json")
+    if fault.kind == "forbidden_empty":
+        return Response(b"", 403)
     if fault.kind == "server_error":
         status = fault.status if fault.status in _REASONS else 503
         if status == 500:

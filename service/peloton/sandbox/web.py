@@ -43,6 +43,11 @@ def login_required(message: str = "Login required") -> ApiError:
     return ApiError(401, message, 3010)
 
 
+def forbidden() -> ApiError:
+    """Another user's data (a private profile, say)."""
+    return ApiError(403, "You do not have permission to access this resource", 3030)
+
+
 async def api_error_handler(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return JSONResponse(exc.body(), status_code=exc.status_code)

@@ -134,6 +134,42 @@ async def test_cloudflare_fault(http: httpx.AsyncClient) -> None:
     assert answer.headers["server"] == "cloudflare"
 
 
+async def test_403_faults_look_like_what_they_stand_for(
+    http: httpx.AsyncClient, sandbox_state: SandboxState
+) -> None:
+    headers = await login(http, sandbox_state)
+    for kind in (
+        "cloudflare_json",
+        "cloudflare_challenge",
+        "forbidden",
+        "forbidden_garbled",
+        "forbidden_empty",
+    ):
+        await _arm(http, kind=kind, path_prefix="/api/me", retry_after=30)
+    answers = [await http.get("/api/me", headers=headers) for _ in range(5)]
+    assert [a.status_code for a in answers] == [403] * 5
+    problem, challenge, refusal, garbled, empty = answers
+    # Cloudflare's JSON problem for error 1015 (to clients accepting JSON), with Retry-After.
+    assert problem.json()["error_code"] == 1015 and problem.json()["ray_id"]
+    assert problem.headers["retry-after"] == "30" and problem.headers["server"] == "cloudflare"
+    # A page from Cloudflare's edge, without an error code.
+    assert "cf-ray" in challenge.headers and "error code" not in challenge.text
+    assert challenge.headers["content-type"].startswith("text/html")
+    # Peloton's own refusal, passed on by Cloudflare; what another user's data answers too.
+    other = await http.get(f"/api/user/{'0' * 32}/workouts", headers=headers)
+    assert refusal.json() == other.json() and other.status_code == 403
+    assert refusal.headers["server"] == "cloudflare"
+    # No marks of either: cut in half, or nothing at all.
+    assert garbled.content and json.dumps(refusal.json()).startswith(garbled.text)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(garbled.content)
+    assert empty.content == b""
+    for unmarked in (garbled, empty):
+        assert "cf-ray" not in unmarked.headers and "retry-after" not in unmarked.headers
+        assert unmarked.headers.get("server", "") != "cloudflare"
+    assert (await http.get("/api/me", headers=headers)).status_code == 200
+
+
 async def test_malformed_and_empty_bodies(
     http: httpx.AsyncClient, sandbox_state: SandboxState
 ) -> None:
