@@ -14,9 +14,9 @@ attempt per transaction: only the attempt whose write is broken sees the error.
 A write that fails for want of the database (the connection dropped, the server refused it or
 is restarting) is tried again for a while first: the attempt's outcome is known and its lease is
 still held, and giving up would leave the delivery leased until the lease lapses
-(``PELOSYNC_LEASE_SECONDS``), then send it again. The retried write checks the lease again, so a commit that did
-land although its connection dropped before the answer is not written twice: its lease is gone
-and the outcome reads as not held.
+(``PELOSYNC_LEASE_SECONDS``), then send it again. The retried write checks the lease again, so
+a commit that did land although its connection dropped before the answer is not written twice:
+its lease is gone and its attempt row is there, so it reads as written.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class Recorder:
         self, outcome: Outcome, future: asyncio.Future[bool], deadline: float
     ) -> None:
         try:
-            held = await self._write_retrying([outcome], deadline)
+            held = await self._write_retrying([outcome], deadline, again=True)
         except Exception as exc:
             if not future.done():
                 future.set_exception(exc)
@@ -143,12 +143,14 @@ class Recorder:
             if not future.done():
                 future.set_result(outcome.delivery_id in held)
 
-    async def _write_retrying(self, outcomes: list[Outcome], deadline: float) -> set[int]:
+    async def _write_retrying(
+        self, outcomes: list[Outcome], deadline: float, *, again: bool = False
+    ) -> set[int]:
         """:meth:`_write`, tried again while the database is out of reach, until ``deadline``."""
         loop = asyncio.get_running_loop()
         for wait in itertools.chain(RETRY_WAITS_S, itertools.repeat(RETRY_WAITS_S[-1])):
             try:
-                return await self._write(outcomes)
+                return await self._write(outcomes, again=again)
             except Exception as exc:
                 if not unreachable(exc) or loop.time() + wait > deadline:
                     raise
@@ -158,11 +160,15 @@ class Recorder:
                     outcomes=len(outcomes),
                     wait_s=wait,
                 )
+            again = True
             await asyncio.sleep(wait)
         raise AssertionError("not reached: the waits never run out")
 
-    async def _write(self, outcomes: list[Outcome]) -> set[int]:
-        """Write the outcomes whose leases are still held; returns their delivery ids."""
+    async def _write(self, outcomes: list[Outcome], *, again: bool = False) -> set[int]:
+        """Write the outcomes whose leases are still held; returns the delivery ids of the
+        outcomes that are written. ``again``: an earlier try may have committed although its
+        answer was lost; such an outcome (its lease released, its attempt row stored) counts
+        as written rather than as a lost lease."""
         async with self.writing(), self._sessions() as session, session.begin():
             repo = DeliveryRepository(session)
             held: set[int] = set()
@@ -170,8 +176,14 @@ class Recorder:
                 ids = [outcome.delivery_id for outcome in outcomes if outcome.owner == owner]
                 held |= await repo.held_leases(ids, owner)
             kept = [outcome for outcome in outcomes if outcome.delivery_id in held]
+            if again and len(kept) < len(outcomes):
+                landed = await repo.attempts_stored(
+                    [outcome.attempt for outcome in outcomes if outcome.delivery_id not in held]
+                )
+            else:
+                landed = set()
             if not kept:
-                return held
+                return held | landed
             await repo.release_many([(outcome.delivery_id, outcome.values) for outcome in kept])
             await repo.add_attempts([outcome.attempt for outcome in kept])
             healthy: dict[int, datetime] = {}
@@ -184,4 +196,4 @@ class Recorder:
             for outcome in kept:
                 if outcome.then is not None:
                     await outcome.then(session)
-            return held
+            return held | landed

@@ -184,6 +184,26 @@ class DeliveryRepository:
         )
         return set((await self.session.execute(stmt)).scalars())
 
+    async def attempts_stored(self, attempts: Sequence[dict[str, Any]]) -> set[int]:
+        """The deliveries of these attempt rows (``attempt_values``) whose row is stored
+        already: a write whose commit landed although its answer was lost."""
+        if not attempts:
+            return set()
+        stmt = select(DeliveryAttempt.delivery_id).where(
+            or_(
+                *(
+                    and_(
+                        DeliveryAttempt.delivery_id == row["delivery_id"],
+                        DeliveryAttempt.number == row["number"],
+                        DeliveryAttempt.worker == row["worker"],
+                        DeliveryAttempt.started_at == row["started_at"],
+                    )
+                    for row in attempts
+                )
+            )
+        )
+        return set((await self.session.execute(stmt)).scalars())
+
     async def finish(self, delivery_id: int, owner: str, **values: Any) -> bool:
         return await leases.release(self.session, Delivery, delivery_id, owner, **values)
 

@@ -150,11 +150,9 @@ async def test_a_result_write_cut_at_commit_is_retried_and_recorded_once(
         # lease released) and not written again.
         assert all(isinstance(result, AttemptOutcome) for result in results), results
         outcomes = {result.outcome for result in results if result is not None}
-        if mode == "before-commit":
-            assert outcomes == {"succeeded"}
-        else:
-            assert outcomes <= {"succeeded", "lease_lost"}
+        assert outcomes == {"succeeded"}  # a landed commit reads as written, not a lost lease
         events = [entry["event"] for entry in logs]
+        assert "deliveries.lease_lost" not in events
         assert "deliveries.attempt.crashed" not in events
         assert "deliveries.recorder.retry" in events
         await assert_ledger(rig, receiver, sends=1)  # nothing sent twice
