@@ -40,6 +40,7 @@ class DeliveryJob:
         self._keeper: asyncio.Task[None] | None = None
         self._none_running = asyncio.Event()  # wakes the lease keeper to end
         self._freed: set[int] = set()  # destinations whose attempts finished since a refill
+        self._unsure: set[int] = set()  # claimed by a transaction whose commit failed
 
     @property
     def lease(self) -> timedelta:
@@ -55,35 +56,48 @@ class DeliveryJob:
         are still enabled and not postponed, saving the search for due destinations."""
         now = self.rt.clock()
         claimed: list[tuple[int, int]] = []
-        async with self.runner.recorder.writing(), self.rt.sessions() as session, session.begin():
-            repo = DeliveryRepository(session)
-            if refill is None:
-                due = await repo.due_destinations(now)
-                for destination in due:
-                    self._concurrency[destination.id] = destination.concurrency
-                candidates = [destination.id for destination in due]
-            else:
-                candidates = refill
-            for destination_id in candidates:
-                free = (
-                    self._concurrency.get(destination_id, 1) - self.per_destination[destination_id]
-                )
-                if free <= 0:
-                    continue
-                ids = await repo.claim_for_destination(
-                    destination_id,
-                    owner=self.rt.worker,
-                    now=now,
-                    lease=self.lease,
-                    limit=free,
-                    check_destination=refill is not None,
-                )
-                self.per_destination[destination_id] += len(ids)
-                claimed.extend((delivery_id, destination_id) for delivery_id in ids)
-            # One query for every claimed delivery's rows, rather than one per attempt.
-            loaded = await repo.load_many([delivery_id for delivery_id, _ in claimed])
+        unsure = sorted(self._unsure)
+        try:
+            async with (
+                self.runner.recorder.writing(),
+                self.rt.sessions() as session,
+                session.begin(),
+            ):
+                repo = DeliveryRepository(session)
+                if unsure:
+                    await repo.release_leases(unsure, self.rt.worker)
+                if refill is None:
+                    due = await repo.due_destinations(now)
+                    for destination in due:
+                        self._concurrency[destination.id] = destination.concurrency
+                    candidates = [destination.id for destination in due]
+                else:
+                    candidates = refill
+                for destination_id in candidates:
+                    running = self.per_destination[destination_id]
+                    free = self._concurrency.get(destination_id, 1) - running
+                    if free <= 0:
+                        continue
+                    ids = await repo.claim_for_destination(
+                        destination_id,
+                        owner=self.rt.worker,
+                        now=now,
+                        lease=self.lease,
+                        limit=free,
+                        check_destination=refill is not None,
+                    )
+                    claimed.extend((delivery_id, destination_id) for delivery_id in ids)
+                # One query for every claimed delivery's rows, rather than one per attempt.
+                loaded = await repo.load_many([delivery_id for delivery_id, _ in claimed])
+        except BaseException:
+            # The commit may have landed although its answer was lost (the database went away):
+            # give those leases back at the next tick rather than leave them until they lapse.
+            self._unsure.update(delivery_id for delivery_id, _ in claimed)
+            raise
+        self._unsure.difference_update(unsure)
         # Only now, with the leases committed, do the attempts start.
         for delivery_id, destination_id in claimed:
+            self.per_destination[destination_id] += 1
             self._start(delivery_id, destination_id, loaded.get(delivery_id))
         return [delivery_id for delivery_id, _ in claimed]
 

@@ -184,6 +184,16 @@ class DeliveryRepository:
         )
         return set((await self.session.execute(stmt)).scalars())
 
+    async def release_leases(self, delivery_ids: Sequence[int], owner: str) -> None:
+        """Give back leases ``owner`` holds without having started the attempts."""
+        stmt = (
+            update(Delivery)
+            .where(Delivery.id.in_(delivery_ids), leases.owner_guard(Delivery, owner))
+            .values(lease_owner=None, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(stmt)
+
     async def attempts_stored(self, attempts: Sequence[dict[str, Any]]) -> set[int]:
         """The deliveries of these attempt rows (``attempt_values``) whose row is stored
         already: a write whose commit landed although its answer was lost."""

@@ -111,3 +111,39 @@ async def test_a_long_attempt_renews_its_lease_so_no_other_worker_takes_it(
         (done,) = await engine.deliveries()
         assert done.state == DeliveryState.SUCCEEDED and done.lease_owner is None
         assert len(receiver.requests) == 1
+
+
+async def test_a_failed_claim_leaks_no_slot_and_an_unsure_one_is_given_back(
+    engine: Engine, secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver = await engine.receiver(secret)
+    destination = await engine.webhook(receiver.url(), secret, concurrency=2)
+    await engine.link_and_poll()
+    job = engine.job
+    load_many = DeliveryRepository.load_many
+
+    async def database_gone(self: DeliveryRepository, ids: Any) -> Any:
+        raise ConnectionResetError("the database went away")
+
+    # The tick fails after claiming (its transaction rolls back): no slot stays taken.
+    monkeypatch.setattr(DeliveryRepository, "load_many", database_gone)
+    with pytest.raises(ConnectionResetError):
+        await job.tick()
+    assert job.per_destination[destination.id] == 0 and not job.running
+    monkeypatch.setattr(DeliveryRepository, "load_many", load_many)
+
+    # A claim whose commit landed although its answer was lost: leased to this worker, never
+    # started. The next tick gives the leases back and sends them, without waiting for expiry.
+    async with engine.runtime.sessions() as session, session.begin():
+        leased = await DeliveryRepository(session).claim_for_destination(
+            destination.id,
+            owner=engine.runtime.worker,
+            now=engine.clock(),
+            lease=timedelta(hours=1),
+            limit=5,
+        )
+    assert len(leased) == 2
+    job._unsure.update(leased)
+    await engine.run()
+    assert {d.state for d in await engine.deliveries()} == {DeliveryState.SUCCEEDED}
+    assert len(receiver.requests) == 2 and not job._unsure
