@@ -206,9 +206,9 @@ async def test_a_postgres_restart_is_survived(
                 async def done() -> bool:
                     return await counts(rt) == (total, total * len(FORMATS))
 
-                # A claim whose commit landed just as the server died was never answered:
-                # those deliveries wait for their lease (120 s) to lapse. Rare, but allowed for.
-                await eventually(done, "every workout stored and delivered", within=180)
+                # A claim whose commit landed just as the server died was never answered: its
+                # leases are given back at the replica's next tick (or lapse after 5 s).
+                await eventually(done, "every workout stored and delivered", within=90)
                 await replicas.stop(pair)  # SIGTERM: both drain and exit 0
                 ledger = await read_ledger(rt)
     finally:
