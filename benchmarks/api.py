@@ -9,10 +9,26 @@ destination, both, by workout, the next page. Prints p50/p99 latency per request
 list, and the throughput. Target: p99 under 50 ms.
 
     python -m benchmarks.api [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
-        [--workouts 100000] [--clients 50] [--seconds 15] [--workers 1] [--rate 50 200]
+        [--workouts 100000] [--clients 50] [--seconds 15] [--workers 1] [--rate 25 50 100]
+        [--no-search]
 
-Besides running as fast as answers come, it runs paced at each ``--rate`` (total requests a
-second over all clients), and prints the server's CPU time per request.
+It runs three ways:
+
+* closed loop: every client sends its next request as soon as it has the answer. With 50
+  clients, latency is then 50 / throughput whatever the server does (Little's law): this
+  measures throughput, and p99 < 50 ms there would need some 2,000 requests a second;
+* paced at each ``--rate`` (first pages a second over all clients, each client sending at
+  random, Poisson, times; the next pages some clients then fetch add about a third): the
+  latency a realistic load sees;
+* searching (unless ``--no-search``) for the highest paced rate whose p99 is still under
+  50 ms for both lists: five runs bisecting between 0 and the closed loop's throughput (on a
+  machine shared with other work, p99 is noisy: run it more than once).
+
+Each run prints the CPU time per request of the server process(es), of the database's
+PostgreSQL backends (those alive at the start and the end of the run: a server that opens and
+closes connections as it goes is undercounted) and of the clients (this process), so the
+machine's whole CPU per request is known: with all three on the same 2 CPUs, 2,000 ms over
+that total is the most the machine could serve.
 
 The clients are a minimal HTTP/1.1 loop (no client library) so that they take as little of
 the machine's CPU from the server as possible. PostgreSQL comes from ``--postgres`` or
@@ -33,6 +49,7 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -220,6 +237,9 @@ def request_kinds(
     ]
 
 
+CpuSampler = Callable[[], Awaitable[dict[str, dict[int, float]]]]
+
+
 async def load(
     port: int,
     key: str,
@@ -227,12 +247,14 @@ async def load(
     seconds: float,
     ids: tuple[list[int], list[int], list[int]],
     rate: float | None = None,
-    pids: tuple[int, ...] = (),
-) -> tuple[dict[str, list[float]], int, float, float]:
+    cpu: CpuSampler | None = None,
+) -> tuple[dict[str, list[float]], int, float, dict[str, float]]:
     """Each client sends its next request as soon as it has the answer (``rate`` None), or
-    paced so that all together send ``rate`` requests a second (a late one goes at once).
-    Returns latencies, errors, seconds, and the servers' CPU seconds while measuring."""
+    paced so that all together send ``rate`` first pages a second at random (Poisson) times
+    (a late one goes at once).
+    Returns latencies, errors, seconds, and the CPU seconds of each part while measuring."""
     kinds = request_kinds(*ids)
+    rng = random.Random(3)
     latencies: dict[str, list[float]] = defaultdict(list)
     errors = 0
     stop_at = 0.0
@@ -242,20 +264,38 @@ async def load(
         nonlocal errors
         client = Client(port, key)
         await client.connect()
+
+        async def fetch(target: str) -> tuple[int, bytes, float]:
+            t0 = time.perf_counter()
+            for _attempt in range(2):
+                try:
+                    status, body = await client.get(target)
+                    return status, body, time.perf_counter() - t0
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    # Closed by the server: idle past its keep-alive timeout (5 s) at low
+                    # rates. Like an HTTP client, a new connection and the request again
+                    # (its time counts); a second failure is an error.
+                    client.close()
+                    await client.connect()
+            return 0, b"", 0.0
+
         try:
             turn = index
-            interval = clients / rate if rate else 0.0
-            next_at = time.perf_counter() + random.random() * interval
-            while time.perf_counter() < stop_at:
-                if interval:
+            # Paced: each client a Poisson process (independent users), all together ``rate``
+            # first pages a second. (Fixed periods would repeat the same collisions every
+            # period, so a run's tail would depend on how its phases happened to fall.)
+            pace = rng.expovariate if rate else None
+            per_client = rate / clients if rate else 0.0
+            next_at = time.perf_counter() + (pace(per_client) if pace else 0.0)
+            # (Not past the end either: a request due after it is not sent.)
+            while time.perf_counter() < stop_at and (not pace or next_at < stop_at):
+                if pace:
                     await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-                    next_at += interval
+                    next_at += pace(per_client)
                 name, resource, query = kinds[turn % len(kinds)]
                 turn += 1
                 params = {"limit": 50, **query()}
-                t0 = time.perf_counter()
-                status, body = await client.get(f"/v1/{resource}?{urlencode(params)}")
-                elapsed = time.perf_counter() - t0
+                status, body, elapsed = await fetch(f"/v1/{resource}?{urlencode(params)}")
                 if status != 200:
                     errors += 1
                     continue
@@ -263,31 +303,57 @@ async def load(
                     latencies[name].append(elapsed)
                 cursor = json.loads(body)["next_cursor"] if turn % 3 == 0 else None
                 if cursor:  # and the next page, as a client scrolling would
-                    t0 = time.perf_counter()
-                    status, _ = await client.get(
+                    status, _, elapsed = await fetch(
                         f"/v1/{resource}?{urlencode({**params, 'cursor': cursor})}"
                     )
-                    if measuring and status == 200:
-                        latencies[f"{resource} next page"].append(time.perf_counter() - t0)
+                    if status != 200:
+                        errors += 1
+                    elif measuring:
+                        latencies[f"{resource} next page"].append(elapsed)
         finally:
             client.close()
 
     stop_at = time.perf_counter() + 3  # warm up: connections, caches, JIT-less Python paths
     await asyncio.gather(*(run(i) for i in range(clients)))
     measuring = True
-    started, cpu = time.perf_counter(), cpu_seconds(pids)
+    before = await cpu() if cpu else {}
+    started = time.perf_counter()
     stop_at = started + seconds
     await asyncio.gather(*(run(i) for i in range(clients)))
-    return latencies, errors, time.perf_counter() - started, cpu_seconds(pids) - cpu
+    elapsed = time.perf_counter() - started
+    after = await cpu() if cpu else {}
+    used = {
+        part: sum(t - before.get(part, {}).get(pid, 0.0) for pid, t in times.items())
+        for part, times in after.items()
+    }
+    return latencies, errors, elapsed, used
 
 
-def cpu_seconds(pids: tuple[int, ...]) -> float:
-    """User + system CPU time of processes so far (Linux /proc)."""
-    total = 0
-    for pid in pids:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc); 0 if it has gone."""
+    try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def cpu_sampler(servers: tuple[int, ...], conn: asyncpg.Connection) -> CpuSampler:
+    """CPU seconds so far of the servers, of the database's PostgreSQL backends (those that
+    exist when sampled; the server's pool is warm by then) and of this process."""
+
+    async def sample() -> dict[str, dict[int, float]]:
+        backends = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return {
+            "server": {pid: cpu_seconds(pid) for pid in servers},
+            "postgres": {r["pid"]: cpu_seconds(r["pid"]) for r in backends},
+            "clients": {os.getpid(): time.process_time()},
+        }
+
+    return sample
 
 
 def _ms(values: list[float], q: float) -> float:
@@ -295,7 +361,17 @@ def _ms(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def report(latencies: dict[str, list[float]], errors: int, elapsed: float, cpu: float) -> None:
+def p99_ms(latencies: dict[str, list[float]]) -> float:
+    """The worse of the two lists' p99."""
+    return max(
+        _ms([v for k, vs in latencies.items() if k.startswith(resource) for v in vs], 0.99)
+        for resource in ("workouts", "deliveries")
+    )
+
+
+def report(
+    latencies: dict[str, list[float]], errors: int, elapsed: float, cpu: dict[str, float]
+) -> None:
     total = sum(len(v) for v in latencies.values())
     print(f"\n{'request':28} {'n':>7} {'p50 ms':>8} {'p99 ms':>8}")
     for name in sorted(latencies):
@@ -311,10 +387,49 @@ def report(latencies: dict[str, list[float]], errors: int, elapsed: float, cpu: 
     print(f"\n{total} requests in {elapsed:.1f} s: {total / elapsed:.0f} req/s; {errors} errors")
     mean = statistics.fmean(v for vs in latencies.values() for v in vs)
     print(f"in flight on average (Little's law): {mean * total / elapsed:.1f}")
+    per = {part: seconds / total * 1000 for part, seconds in cpu.items()}
+    machine = sum(per.values())
     print(
-        f"server CPU per request: {cpu / total * 1000:.2f} ms (so at most "
-        f"{total / cpu:.0f} req/s per core); load average {os.getloadavg()[0]:.1f} "
-        f"on {os.cpu_count()} CPUs"
+        "CPU per request: "
+        + ", ".join(f"{part} {ms:.2f} ms" for part, ms in per.items())
+        + f"; {machine:.2f} ms in all"
+    )
+    print(
+        f"so the server alone could do {1000 / per['server']:.0f} req/s per core, and the "
+        f"machine ({os.cpu_count()} CPUs shared by all three) at most "
+        f"{1000 * (os.cpu_count() or 1) / machine:.0f} req/s; load average "
+        f"{os.getloadavg()[0]:.1f}"
+    )
+
+
+async def search(
+    run: Callable[[float], Awaitable[tuple[dict[str, list[float]], int, float, dict[str, float]]]],
+    ceiling: float,
+    steps: int = 5,
+) -> None:
+    """The highest paced rate whose p99 is under 50 ms for both lists: bisection between 0 and
+    ``ceiling`` (the closed loop's throughput, which no paced rate can beat)."""
+    print(f"\n=== searching the highest rate with p99 < 50 ms, in {steps} runs")
+    low, high = 0.0, ceiling
+    best: tuple[float, float, float, dict[str, float], int] | None = None
+    for _ in range(steps):
+        rate = (low + high) / 2
+        latencies, errors, elapsed, cpu = await run(rate)
+        total = sum(len(v) for v in latencies.values())
+        p99, served = p99_ms(latencies), total / elapsed
+        print(f"paced at {rate:5.0f} first pages/s: {served:5.0f} req/s served, p99 {p99:6.1f} ms")
+        if p99 < 50 and not errors:
+            best, low = (rate, served, p99, cpu, total), rate
+        else:
+            high = rate
+    if best is None:
+        print(f"p99 stayed over 50 ms down to {high:.0f} first pages/s")
+        return
+    rate, served, p99, cpu, total = best
+    per = ", ".join(f"{part} {seconds / total * 1000:.2f} ms" for part, seconds in cpu.items())
+    print(
+        f"p99 < 50 ms up to about {served:.0f} req/s (paced at {rate:.0f} first pages/s, "
+        f"p99 {p99:.1f} ms; at {high:.0f} it was not); CPU per request there: {per}"
     )
 
 
@@ -369,11 +484,30 @@ async def main_async(args: argparse.Namespace) -> None:
                 f"{args.clients} clients, {args.seconds:.0f} s per run, {args.workers} server "
                 f"process(es), {os.cpu_count()} CPUs shared by clients, server and PostgreSQL"
             )
-            for rate in [None, *args.rate]:
-                what = "as fast as answers come" if rate is None else f"paced at {rate:g} req/s"
-                print(f"\n=== {args.clients} concurrent clients, {what}")
-                pids = tuple(p.pid for p in servers if p.pid is not None)
-                report(*await load(port, key, args.clients, args.seconds, ids, rate, pids))
+            pids = tuple(p.pid for p in servers if p.pid is not None)
+            sampling = await asyncpg.connect(db_dsn)
+            sampler = cpu_sampler(pids, sampling)
+
+            async def run(rate: float | None) -> Any:
+                return await load(port, key, args.clients, args.seconds, ids, rate, sampler)
+
+            try:
+                closed = 0.0
+                for rate in [None, *args.rate]:
+                    what = (
+                        "as fast as answers come (closed loop)"
+                        if rate is None
+                        else f"paced at {rate:g} first pages/s"
+                    )
+                    print(f"\n=== {args.clients} concurrent clients, {what}")
+                    result = await run(rate)
+                    report(*result)
+                    if rate is None:
+                        closed = sum(len(v) for v in result[0].values()) / result[2]
+                if args.search:
+                    await search(run, closed)
+            finally:
+                await sampling.close()
     finally:
         for process in servers:
             process.terminate()
@@ -390,7 +524,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--rate", type=float, nargs="*", default=[50.0, 200.0])
+    parser.add_argument("--rate", type=float, nargs="*", default=[25.0, 50.0, 100.0])
+    parser.add_argument("--no-search", dest="search", action="store_false")
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -60,9 +61,16 @@ def create_app(
             if scheduler:
                 ticker.start()
             log.info("service.started", worker=rt.worker, version=__version__)
+            # What startup made (modules, routes, schemas, the ORM's registry) lives as long as
+            # the process: moved out of the collector's reach, a full collection no longer
+            # walks it (about 100 ms, a pause for every request in flight, every few seconds
+            # under load).
+            gc.collect()
+            gc.freeze()
             try:
                 yield
             finally:
+                gc.unfreeze()
                 ticker.stop()
                 # Work in flight finishes (or its lease lapses and another replica takes it).
                 await asyncio.gather(

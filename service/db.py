@@ -3,16 +3,25 @@
 SQLite (the embedded default) runs in WAL mode with foreign keys on and a busy timeout, so the
 API and the scheduler can share one file; PostgreSQL is used as is. The schema is created only
 by the Alembic migrations in ``migrations/``.
+
+PostgreSQL connections are pooled (:data:`POOL_SIZE` kept, :data:`POOL_OVERFLOW` more under
+load) and a pooled connection is pinged before use only when it has sat unused for
+:data:`PING_IDLE_AFTER_S` or more: a connection in steady use is known to be alive, and pinging
+it (``pool_pre_ping``: BEGIN, a query and ROLLBACK) was three round trips on every request.
+A connection that died while in use fails that use, and SQLAlchemy then replaces every pooled
+connection opened before it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, event, make_url
+from sqlalchemy import JSON, DateTime, MetaData, event, exc, make_url
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -60,6 +69,13 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        if dialect.driver == "asyncpg":
+            # asyncpg reads ``timestamptz`` as aware datetimes in UTC already: nothing to do
+            # (a page of 50 rows has some 200 of them).
+            return None
+        return super().result_processor(dialect, coltype)
+
 
 # JSON documents (raw Peloton responses, destination config): JSONB on PostgreSQL.
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
@@ -85,21 +101,76 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Connections kept open per process: the API's concurrent requests (a list request holds one
+# for about a millisecond) and the scheduler's jobs. Beyond it, up to POOL_OVERFLOW more are
+# opened under load and closed when returned to a full pool; then a request waits for one.
+POOL_SIZE = 20
+POOL_OVERFLOW = 10
+PING_IDLE_AFTER_S = 10.0
+_CHECKED_IN_AT = "pelosync_checked_in_at"
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_CHECKED_IN_AT] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Dialect) -> Any:
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # A new (or reconnected) record has no check-in time: it was just opened.
+        checked_in = record.info.get(_CHECKED_IN_AT)
+        if checked_in is None or time.monotonic() - checked_in < PING_IDLE_AFTER_S:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                # As pool_pre_ping does: the pool retries with a fresh connection and
+                # replaces every connection opened before this one (a restarted server).
+                raise exc.InvalidatePoolError() from error
+            raise
+
+    return checkout
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine; SQLite gets its pragmas on every connection."""
+    """An async engine; SQLite gets its pragmas on every connection, PostgreSQL a pool sized
+    for the API's concurrency whose idle connections are pinged before use."""
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 10})
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-    else:
-        kwargs.setdefault("pool_pre_ping", True)
+    elif "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", POOL_SIZE)
+        kwargs.setdefault("max_overflow", POOL_OVERFLOW)
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    elif not kwargs.get("pool_pre_ping"):
+        event.listen(engine.sync_engine, "checkin", _note_checkin)
+        event.listen(engine.sync_engine, "checkout", _ping_if_idle(engine.dialect))
     return engine
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def autocommit_session(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A session for work that needs no transaction: reads, or one single-statement write.
+
+    On PostgreSQL each statement commits on its own, which spares the BEGIN and COMMIT round
+    trips of a transaction (READ COMMITTED gives every statement its own snapshot anyway, so
+    reads see nothing less consistent). Never for several writes that belong together. SQLite
+    only begins a transaction before a write, so its sessions are left as they are and the
+    write, if any, is committed on exit.
+    """
+    async with sessions() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
+        await session.commit()

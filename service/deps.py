@@ -2,7 +2,8 @@
 
 The database session is the request's one unit of work: services only ``flush``; the session
 commits here once the handler has returned (before the response is sent, so a failed commit is
-an error response, not a lost write) and rolls back on any exception.
+an error response, not a lost write) and rolls back on any exception. Handlers that only read
+take ``ReadSessionDep`` instead: no transaction at all.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.jobs import PollJob
 from service.config import Settings
+from service.db import autocommit_session
 from service.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies are ``async def`` even when they do not await: FastAPI runs a plain ``def``
+# dependency in its thread pool, a thread hand-off on every request.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -26,7 +30,7 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_settings(runtime: RuntimeDep) -> Settings:
+async def get_settings(runtime: RuntimeDep) -> Settings:
     return runtime.settings
 
 
@@ -48,7 +52,17 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def get_poll_job(request: Request) -> PollJob:
+async def get_read_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    async with autocommit_session(runtime.sessions) as session:
+        yield session
+
+
+# For handlers that only read (the lists): no transaction, so no BEGIN and COMMIT round trips
+# on PostgreSQL (see ``autocommit_session``). A handler that writes takes ``SessionDep``.
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
+
+
+async def get_poll_job(request: Request) -> PollJob:
     job: PollJob = request.app.state.poll_job
     return job
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from fastapi import Response
 from pydantic import BaseModel, TypeAdapter
+from sqlalchemy import Row
 
 from service.errors import InvalidInput
 from service.schemas import Page
@@ -85,14 +86,19 @@ def page_response(
 ) -> Response:
     """A page as JSON, validated and serialized in one pass (lists are the hot path).
 
-    ``items`` are up to ``limit + 1`` rows or dicts with ``model``'s fields; the route declares
+    ``items`` are up to ``limit + 1`` result rows, dicts or objects with ``model``'s fields;
+    ``cursor_of`` is given the last one shown, as it was passed. The route declares
     ``response_model=Page[model]`` for the OpenAPI document.
     """
     more = len(items) > limit
     shown = items[:limit]
+    next_cursor = cursor_of(shown[-1]) if more and shown else None
+    if shown and isinstance(shown[0], Row):
+        # Validating plain dicts is several times faster than reading rows' attributes.
+        fields = shown[0]._fields
+        shown = [dict(zip(fields, row, strict=True)) for row in shown]
     adapter = _page_adapter(model)
     page = adapter.validate_python(
-        {"items": shown, "next_cursor": cursor_of(shown[-1]) if more and shown else None},
-        from_attributes=True,
+        {"items": shown, "next_cursor": next_cursor}, from_attributes=True
     )
     return Response(adapter.dump_json(page), media_type="application/json")

@@ -12,9 +12,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.auth.models import ApiKey
-from service.auth.service import authenticate, authorize
-from service.deps import RuntimeDep, SessionDep
+from service.auth.service import Caller, authorize, keys_checked
+from service.deps import RuntimeDep
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -28,21 +27,22 @@ bearer = HTTPBearer(
 async def current_key(
     request: Request,
     runtime: RuntimeDep,
-    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> ApiKey:
-    key = await authenticate(
-        session, credentials.credentials if credentials else None, runtime.clock()
+) -> Caller:
+    # Not in the request's session: checked keys are remembered briefly (see
+    # ``service.auth.service``), and a lookup or a last-used write is a statement of its own.
+    key = await keys_checked.verify(
+        runtime.sessions, credentials.credentials if credentials else None, runtime.clock()
     )
     authorize(key, write=request.method not in READ_METHODS)
     request.state.api_key_id = key.id
     return key
 
 
-async def admin_key(key: Annotated[ApiKey, Depends(current_key)]) -> ApiKey:
+async def admin_key(key: Annotated[Caller, Depends(current_key)]) -> Caller:
     authorize(key, write=True)
     return key
 
 
-Authorized = Annotated[ApiKey, Depends(current_key)]
-AdminOnly = Annotated[ApiKey, Depends(admin_key)]
+Authorized = Annotated[Caller, Depends(current_key)]
+AdminOnly = Annotated[Caller, Depends(admin_key)]

@@ -9,7 +9,7 @@ from service.deliveries import listing
 from service.deliveries.manage import retry_delivery
 from service.deliveries.models import DeliveryState
 from service.deliveries.schemas import AttemptOut, DeliveryDetail, DeliveryOut
-from service.deps import RuntimeDep, SessionDep
+from service.deps import ReadSessionDep, RuntimeDep, SessionDep
 from service.ops.openapi import errors
 from service.pagination import decode_id_cursor, encode_cursor, page_response
 from service.schemas import CursorQuery, IdPath, IdQuery, Limit, Page
@@ -24,7 +24,7 @@ router = APIRouter(
 
 @router.get("", response_model=Page[DeliveryOut])
 async def list_deliveries(
-    session: SessionDep,
+    session: ReadSessionDep,
     state: DeliveryState | None = None,
     destination_id: IdQuery = None,
     workout_id: IdQuery = None,

@@ -51,8 +51,8 @@ async def list_workouts(
     )
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
-    states = await WorkoutRepository(db).delivery_states([r["id"] for r in rows])
-    next_cursor = encode_cursor(rows[-1]["started_at"], rows[-1]["id"]) if more else None
+    states = await WorkoutRepository(db).delivery_states([r.id for r in rows])
+    next_cursor = encode_cursor(rows[-1].started_at, rows[-1].id) if more else None
     filters = {
         "account_id": account_id,
         "discipline": discipline or "",

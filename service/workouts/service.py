@@ -53,10 +53,9 @@ async def page(
     started_from: datetime | None,
     started_before: datetime | None,
     status: str | None,
-) -> list[dict[str, Any]]:
+) -> list[Row[Any]]:
     """Up to ``limit + 1`` workout summaries (with ``status``), newest first."""
-    repo = WorkoutRepository(session)
-    rows = await repo.page(
+    return await WorkoutRepository(session).page(
         limit=limit + 1,
         before=before,
         account_id=account_id,
@@ -65,8 +64,6 @@ async def page(
         started_before=started_before,
         status=status,
     )
-    states = await repo.delivery_states([row.id for row in rows])
-    return [_summary(row, states.get(row.id, {})) for row in rows]
 
 
 def _summary(row: Row[Any], states: dict[str, int]) -> dict[str, Any]:
