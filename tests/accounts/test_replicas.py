@@ -454,6 +454,33 @@ def bytecode_cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
+def serve_env(
+    tmp_path: Path,
+    bytecode_cache: dict[str, str],
+    database_url: str,
+    sandbox_url: str,
+    **extra: str,
+) -> dict[str, str]:
+    """The environment of a test's ``pelosync serve`` process: fast ticks, short leases."""
+    env = {k: v for k, v in bytecode_cache.items() if not k.startswith("PELOSYNC_")}
+    env.update(
+        PELOSYNC_ENV="testing",
+        PELOSYNC_DATABASE_URL=database_url,
+        PELOSYNC_SECRET_KEY=TEST_SECRET_KEY,
+        PELOSYNC_PELOTON_API_URL=sandbox_url,
+        PELOSYNC_PELOTON_AUTH_URL=sandbox_url,
+        PELOSYNC_PELOTON_EVERY_N=str(EVERY_N),
+        PELOSYNC_TICK_SECONDS="0.3",
+        PELOSYNC_LEASE_SECONDS="5",
+        PELOSYNC_DATA_DIR=str(tmp_path / "data"),
+        PELOSYNC_CONVERT_WORKERS="0",
+        PELOSYNC_HOST="127.0.0.1",
+        PELOSYNC_LOG_LEVEL="INFO",
+        **extra,
+    )
+    return env
+
+
 @pytest.fixture
 def cluster(
     tmp_path: Path, database_url: str, bytecode_cache: dict[str, str]
@@ -461,22 +488,9 @@ def cluster(
     made: list[Cluster] = []
 
     def make(sandbox_url: str) -> Cluster:
-        env = {k: v for k, v in bytecode_cache.items() if not k.startswith("PELOSYNC_")}
-        env.update(
-            PELOSYNC_ENV="testing",
-            PELOSYNC_DATABASE_URL=database_url,
-            PELOSYNC_SECRET_KEY=TEST_SECRET_KEY,
-            PELOSYNC_PELOTON_API_URL=sandbox_url,
-            PELOSYNC_PELOTON_AUTH_URL=sandbox_url,
-            PELOSYNC_PELOTON_EVERY_N=str(EVERY_N),
-            PELOSYNC_TICK_SECONDS="0.3",
-            PELOSYNC_LEASE_SECONDS="5",
-            PELOSYNC_DATA_DIR=str(tmp_path / "data"),
-            PELOSYNC_CONVERT_WORKERS="0",
-            PELOSYNC_HOST="127.0.0.1",
-            PELOSYNC_LOG_LEVEL="INFO",
+        made.append(
+            Cluster(tmp_path, serve_env(tmp_path, bytecode_cache, database_url, sandbox_url))
         )
-        made.append(Cluster(tmp_path, env))
         return made[-1]
 
     try:

@@ -29,7 +29,6 @@ from service.deliveries.models import Delivery
 from service.destinations.kinds.webhook import generate_secret
 from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
 from tests.accounts.test_replicas import (  # fixtures and helpers, not tests
-    EVERY_N,
     FORMATS,
     Cluster,
     Replica,
@@ -41,9 +40,9 @@ from tests.accounts.test_replicas import (  # fixtures and helpers, not tests
     link_all,
     read_ledger,
     replica_runtime,
+    serve_env,
     set_accounts,
 )
-from tests.conftest import TEST_SECRET_KEY
 from tests.destinations.receiver import Answer, Receiver
 from tests.reliability.conftest import summary
 from tests.reliability.dbfaults import PrivatePostgres, start_private_postgres
@@ -75,20 +74,11 @@ def processes(
     made: list[Cluster] = []
 
     def make(sandbox_url: str, database_url: str) -> Cluster:
-        env = {k: v for k, v in bytecode_cache.items() if not k.startswith("PELOSYNC_")}
-        env.update(
-            PELOSYNC_ENV="testing",
-            PELOSYNC_DATABASE_URL=database_url,
-            PELOSYNC_SECRET_KEY=TEST_SECRET_KEY,
-            PELOSYNC_PELOTON_API_URL=sandbox_url,
-            PELOSYNC_PELOTON_AUTH_URL=sandbox_url,
-            PELOSYNC_PELOTON_EVERY_N=str(EVERY_N),
-            PELOSYNC_TICK_SECONDS="0.3",
-            PELOSYNC_LEASE_SECONDS="5",
-            PELOSYNC_DATA_DIR=str(tmp_path / "data"),
-            PELOSYNC_CONVERT_WORKERS="0",
-            PELOSYNC_HOST="127.0.0.1",
-            PELOSYNC_LOG_LEVEL="INFO",
+        env = serve_env(
+            tmp_path,
+            bytecode_cache,
+            database_url,
+            sandbox_url,
             PELOSYNC_WEBHOOK_ALLOW_PRIVATE="true",
             PELOSYNC_WEBHOOK_INLINE_MAX_BYTES=str(4 * 1024 * 1024),
             # One new workout per poll, two polls at a time: syncing lasts long enough for
