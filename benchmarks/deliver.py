@@ -28,33 +28,29 @@ import multiprocessing
 import os
 import pstats
 import re
-import secrets
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-import asyncpg  # type: ignore[import-untyped]
 import structlog
 from sqlalchemy import func, insert, select
 
+from benchmarks.scratch import migrated_database
 from service.accounts.models import Account
 from service.commands.common import event_loop_factory
 from service.config import Environment, Settings
 from service.convert.pool import render_bundle, summarize_bundle
-from service.db import create_engine
 from service.deliveries.jobs import DeliveryJob
 from service.deliveries.models import Delivery, DeliveryState
 from service.deliveries.repository import new_message_id
 from service.destinations.kinds.webhook import WebhookConfig, build_client, generate_secret
 from service.destinations.models import Destination
 from service.logging import configure_logging
-from service.migrate import upgrade
 from service.peloton.sandbox import generate_bundle
 from service.runtime import open_runtime
 from service.workouts.models import Workout
@@ -127,34 +123,6 @@ class ReceiverProcess:
 
 
 # --- databases ------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def scratch_database(kind: str, pg_dsn: str | None, folder: Path) -> AsyncIterator[str]:
-    """A migrated, empty database URL (SQLite file, or a PostgreSQL database dropped after)."""
-    if kind == "sqlite":
-        url = f"sqlite+aiosqlite:///{folder / f'bench-{secrets.token_hex(4)}.db'}"
-        engine = create_engine(url)
-        await upgrade(engine)
-        await engine.dispose()
-        yield url
-        return
-    assert pg_dsn is not None
-    admin = pg_dsn.replace("postgresql+asyncpg://", "postgresql://", 1)
-    name = f"pelosync_bench_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(admin)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    url = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + name
-    try:
-        engine = create_engine(url)
-        await upgrade(engine)
-        await engine.dispose()
-        yield url
-    finally:
-        conn = await asyncpg.connect(admin)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
 
 
 def make_bundles() -> list[dict[str, Any]]:
@@ -282,7 +250,9 @@ async def engine_run(
     profile: bool,
 ) -> Figures:
     with tempfile.TemporaryDirectory() as folder:
-        async with scratch_database(kind, pg_dsn, Path(folder)) as db_url:
+        async with migrated_database(
+            pg_dsn if kind == "postgres" else None, Path(folder)
+        ) as db_url:
             settings = Settings(
                 _env_file=None,
                 env=Environment.TESTING,

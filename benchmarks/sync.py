@@ -36,31 +36,29 @@ import cProfile
 import multiprocessing
 import os
 import resource
-import secrets
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select, update
 
+from benchmarks.scratch import migrated_database
 from service.accounts import service as accounts
 from service.accounts.jobs import PollJob
 from service.accounts.models import Account
 from service.config import Settings
-from service.db import create_engine, utcnow
+from service.db import utcnow
 from service.logging import configure_logging
-from service.migrate import upgrade
 from service.runtime import Runtime, open_runtime
 from service.workouts.models import Workout
 
@@ -149,33 +147,6 @@ async def wait_for_sandbox(admin: httpx.AsyncClient, process: subprocess.Popen[b
 # --- the database -----------------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def database(postgres: str | None, folder: Path) -> AsyncIterator[str]:
-    """A fresh, migrated database URL."""
-    if postgres is None:
-        url = f"sqlite+aiosqlite:///{folder / 'bench.db'}"
-        engine = create_engine(url)
-        await upgrade(engine)
-        await engine.dispose()
-        yield url
-        return
-    dsn = postgres.replace("postgresql+asyncpg://", "postgresql://", 1)
-    name = f"pelosync_bench_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    url = "postgresql+asyncpg://" + dsn.split("://", 1)[1].rsplit("/", 1)[0] + f"/{name}"
-    try:
-        engine = create_engine(url)
-        await upgrade(engine)
-        await engine.dispose()
-        yield url
-    finally:
-        conn = await asyncpg.connect(dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
-
-
 async def link_all(rt: Runtime, users: list[dict[str, Any]]) -> None:
     gate = asyncio.Semaphore(16)
 
@@ -245,7 +216,7 @@ async def run_one(args: argparse.Namespace, config: Config) -> None:
         with sandbox_process(args.accounts) as (url, sandbox):
             async with (
                 httpx.AsyncClient(base_url=url, timeout=30) as admin,
-                database(args.postgres, folder) as db_url,
+                migrated_database(args.postgres, folder) as db_url,
             ):
                 await wait_for_sandbox(admin, sandbox)
                 users = (await admin.get("/_sandbox/users")).json()

@@ -28,25 +28,12 @@ from service.runtime import Runtime, open_runtime
 from service.workouts.models import Workout
 from tests.accounts.conftest import LONG_AGO, no_wait
 from tests.conftest import make_settings
+from tests.deliveries.conftest import FakeClock
 
 
 def summary(name: str, *, faults: int, survived: int, lost: int) -> None:
     """The one line each test prints, so its figures can be quoted."""
     print(f"reliability: {name}: faults={faults} survived={survived} lost={lost}")
-
-
-class FakeClock:
-    """``runtime.clock``: stands still until a test moves it forward."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 @dataclass
