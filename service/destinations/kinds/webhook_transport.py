@@ -56,6 +56,8 @@ class ServerNamePools(httpx.AsyncBaseTransport):
 
     async def _evict(self) -> None:
         # Only pools with no request in flight are closed; busy ones wait for a later call.
+        if len(self._pools) <= self._max_names:
+            return
         for name in list(self._pools):
             if len(self._pools) <= self._max_names:
                 return
