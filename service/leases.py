@@ -16,21 +16,105 @@ and was taken over cannot overwrite the new owner's result.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, Integer, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 
-def lease_free(model: Any, now: datetime) -> ColumnElement[bool]:
+def lease_free(model: Any, now: datetime | ColumnElement[Any]) -> ColumnElement[bool]:
     """Nobody holds a live lease on the row."""
     return or_(model.lease_expires_at.is_(None), model.lease_expires_at < now)
 
 
 def owner_guard(model: Any, owner: str) -> ColumnElement[bool]:
     return model.lease_owner == owner  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class ClaimStatements:
+    """A claim's statement(s), built once with bind parameters (see :func:`claim_statements`)."""
+
+    pick: Any  # PostgreSQL: the whole claim; SQLite: the pick of candidates
+    take: Any | None = None  # SQLite: the conditional UPDATE of the candidates
+
+
+def claim_statements(
+    model: Any,
+    *,
+    due: ColumnElement[bool],
+    order_by: InstrumentedAttribute[Any],
+    postgresql: bool,
+) -> ClaimStatements:
+    """The statements of a claim on ``model``, with bind parameters ``now``, ``until`` (the
+    new lease's expiry), ``owner`` and ``limit``, plus any in ``due``. A caller claiming often
+    builds them once and runs them with :func:`run_claim`: building and fingerprinting the
+    statement for the compiled cache cost more CPU than running it."""
+    now = bindparam("now", type_=model.lease_expires_at.type)
+    condition = and_(due, lease_free(model, now))
+    pick = (
+        select(model.id, model.lease_owner)
+        .where(condition)
+        .order_by(order_by, model.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+    leased: dict[str, Any] = {
+        "lease_owner": bindparam("owner"),
+        "lease_expires_at": bindparam("until"),
+    }
+    if postgresql:
+        # One statement: the rows picked are locked by it, so nobody can take them between
+        # the pick and the update; the old owner comes back from the pick (a reclaim).
+        picked = pick.with_for_update(skip_locked=True).cte("picked")
+        return ClaimStatements(
+            update(model)
+            .where(model.id == picked.c.id)
+            .values(**leased)
+            .returning(model.id, picked.c.lease_owner)
+            .execution_options(synchronize_session=False)
+        )
+    # The conditional UPDATE is the arbiter: a row another worker leased in between no longer
+    # matches ``condition`` and is not returned.
+    take = (
+        update(model)
+        .where(model.id.in_(bindparam("candidates", expanding=True)), condition)
+        .values(**leased)
+        .returning(model.id)
+        .execution_options(synchronize_session=False)
+    )
+    return ClaimStatements(pick, take)
+
+
+async def run_claim(
+    session: AsyncSession,
+    statements: ClaimStatements,
+    *,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    **params: Any,
+) -> tuple[list[int], int]:
+    """Lease up to ``limit`` due rows to ``owner``; returns their ids and how many were reclaims.
+
+    The caller commits right away so other replicas see the leases.
+    """
+    if limit <= 0:
+        return [], 0
+    params.update(owner=owner, now=now, until=now + lease, limit=limit)
+    if statements.take is None:
+        rows = (await session.execute(statements.pick, params)).all()
+        return sorted(row[0] for row in rows), sum(1 for row in rows if row[1] is not None)
+    candidates = {row.id: row.lease_owner for row in await session.execute(statements.pick, params)}
+    if not candidates:
+        return [], 0
+    taken = await session.execute(statements.take, {**params, "candidates": list(candidates)})
+    ids = sorted(taken.scalars())
+    reclaimed = sum(1 for i in ids if candidates[i] is not None)
+    return ids, reclaimed
 
 
 async def claim(
@@ -44,47 +128,14 @@ async def claim(
     lease: timedelta,
     limit: int,
 ) -> tuple[list[int], int]:
-    """Lease up to ``limit`` due rows to ``owner``; returns their ids and how many were reclaims.
-
-    The caller commits right away so other replicas see the leases.
-    """
-    if limit <= 0:
-        return [], 0
-    condition = and_(due, lease_free(model, now))
-    pick = (
-        select(model.id, model.lease_owner)
-        .where(condition)
-        .order_by(order_by, model.id)
-        .limit(limit)
+    """:func:`run_claim` with statements built for this one claim."""
+    statements = claim_statements(
+        model,
+        due=due,
+        order_by=order_by,
+        postgresql=session.get_bind().dialect.name == "postgresql",
     )
-    if session.get_bind().dialect.name == "postgresql":
-        # One statement: the rows picked are locked by it, so nobody can take them between
-        # the pick and the update; the old owner comes back from the pick (a reclaim).
-        picked = pick.with_for_update(skip_locked=True).cte("picked")
-        claim_picked = (
-            update(model)
-            .where(model.id == picked.c.id)
-            .values(lease_owner=owner, lease_expires_at=now + lease)
-            .returning(model.id, picked.c.lease_owner)
-            .execution_options(synchronize_session=False)
-        )
-        rows = (await session.execute(claim_picked)).all()
-        return sorted(row[0] for row in rows), sum(1 for row in rows if row[1] is not None)
-    candidates = {row.id: row.lease_owner for row in await session.execute(pick)}
-    if not candidates:
-        return [], 0
-    # The conditional UPDATE is the arbiter: a row another worker leased in between no longer
-    # matches ``condition`` and is not returned.
-    stmt = (
-        update(model)
-        .where(model.id.in_(candidates), condition)
-        .values(lease_owner=owner, lease_expires_at=now + lease)
-        .returning(model.id)
-        .execution_options(synchronize_session=False)
-    )
-    ids = sorted((await session.execute(stmt)).scalars())
-    reclaimed = sum(1 for i in ids if candidates[i] is not None)
-    return ids, reclaimed
+    return await run_claim(session, statements, owner=owner, now=now, lease=lease, limit=limit)
 
 
 async def release(

@@ -2,33 +2,42 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Row,
     Table,
     Text,
     and_,
     bindparam,
+    column,
     exists,
     func,
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.selectable import TextualSelect
 
 from service import leases
 from service.accounts.models import Account
 from service.convert.pool import RawBundle
-from service.db import insert_ignoring_duplicates
+from service.db import UTCDateTime, insert_ignoring_duplicates, utcnow
 from service.deliveries.models import Delivery, DeliveryAttempt, DeliveryState
 from service.destinations.models import Destination
 from service.workouts.models import Workout
@@ -44,7 +53,7 @@ _RAW = (Workout.raw_workout, Workout.raw_performance_graph, Workout.raw_ride_det
 SUCCESS_STAMP = timedelta(seconds=60)
 
 
-def _ready(now: datetime) -> ColumnElement[bool]:
+def _ready(now: datetime | ColumnElement[Any]) -> ColumnElement[bool]:
     """The destination takes deliveries now: enabled, not postponed (rate limited)."""
     return and_(
         Destination.enabled.is_(True),
@@ -61,9 +70,147 @@ def attempt_values(attempt: DeliveryAttempt) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class FinishedRow:
+    """A finished attempt for :meth:`DeliveryRepository.finish_many`."""
+
+    delivery_id: int
+    owner: str
+    destination_id: int
+    values: dict[str, Any]  # the delivery's new column values
+    attempt: dict[str, Any]  # the delivery_attempts row (``attempt_values``)
+    healthy_at: datetime | None  # a success: the destination is healthy as of then
+
+
+@functools.cache
+def _finish_statement(value_keys: tuple[str, ...], attempt_keys: tuple[str, ...]) -> TextualSelect:
+    """The single statement of :meth:`DeliveryRepository.finish_many` for one shape of values:
+    data-modifying CTEs over the rows given as one JSON parameter."""
+    deliveries = cast(Table, Delivery.__table__)
+    attempts = cast(Table, DeliveryAttempt.__table__)
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+    def typed(table: Table, keys: tuple[str, ...], prefix: str) -> list[str]:
+        return [f"{prefix}{key} {table.c[key].type.compile(dialect=dialect)}" for key in keys]
+
+    record = ", ".join(
+        [
+            "delivery_id INTEGER",
+            "owner TEXT",
+            "destination_id INTEGER",
+            "healthy_at TIMESTAMP WITH TIME ZONE",
+            *typed(deliveries, value_keys, "d_"),
+            *typed(attempts, attempt_keys, "a_"),
+        ]
+    )
+    sets = "".join(f", {key} = v.d_{key}" for key in value_keys)
+    return text(
+        f"""
+        WITH v AS (
+            SELECT * FROM jsonb_to_recordset(CAST(:rows AS JSONB)) AS v({record})
+        ),
+        released AS (
+            UPDATE deliveries AS d
+            SET lease_owner = NULL, lease_expires_at = NULL, updated_at = :now{sets}
+            FROM v
+            WHERE d.id = v.delivery_id AND d.lease_owner = v.owner
+            RETURNING d.id
+        ),
+        logged AS (
+            INSERT INTO delivery_attempts ({", ".join(attempt_keys)})
+            SELECT {", ".join(f"v.a_{key}" for key in attempt_keys)}
+            FROM v JOIN released ON released.id = v.delivery_id
+        ),
+        healthy AS (
+            UPDATE destinations AS t
+            SET last_success_at = h.at, failing_since = NULL
+            FROM (
+                SELECT v.destination_id, max(v.healthy_at) AS at
+                FROM v JOIN released ON released.id = v.delivery_id
+                WHERE v.healthy_at IS NOT NULL
+                GROUP BY v.destination_id
+            ) AS h
+            WHERE t.id = h.destination_id AND (
+                t.failing_since IS NOT NULL
+                OR t.last_success_at IS NULL
+                OR t.last_success_at <= h.at - make_interval(secs => CAST(:stamp AS FLOAT))
+            )
+        )
+        SELECT id FROM released
+        """
+    ).columns(column("id", Integer))
+
+
+@functools.cache
+def _claim_statements(postgres: bool, check_destination: bool) -> leases.ClaimStatements:
+    """The claim of :meth:`DeliveryRepository.claim_for_destination`, built once (it runs on
+    every refill of a busy destination)."""
+    # Not named after a column: an UPDATE reserves those names for its SET clause.
+    destination_id: BindParameter[int] = bindparam("for_destination")
+    now: BindParameter[datetime] = bindparam("now")
+    due = and_(
+        Delivery.destination_id == destination_id,
+        Delivery.state == DeliveryState.PENDING,
+        Delivery.next_attempt_at <= now,
+    )
+    if check_destination:
+        due = and_(due, exists().where(_ready(now), Destination.id == destination_id))
+    return leases.claim_statements(
+        Delivery, due=due, order_by=Delivery.next_attempt_at, postgresql=postgres
+    )
+
+
 def new_message_id() -> str:
     """A Standard Webhooks message id: stable for the delivery's whole life."""
     return "msg_" + secrets.token_hex(12)
+
+
+# The statements the delivery engine runs for every few attempts, built once: building one and
+# fingerprinting it for SQLAlchemy's compiled cache costs more CPU than running it.
+
+# The documents come as text for the converter process to decode (see RawBundle); the Workout
+# entity is loaded without them (and refuses to load them lazily).
+_LOAD_MANY = (
+    select(Delivery, Workout, Account, Destination, *(sql_cast(c, Text) for c in _RAW))
+    .join(Workout, Workout.id == Delivery.workout_id)
+    .join(Account, Account.id == Workout.account_id)
+    .join(Destination, Destination.id == Delivery.destination_id)
+    .where(Delivery.id.in_(bindparam("ids", expanding=True)))
+    .options(*(defer(c, raiseload=True) for c in _RAW))
+)
+_HELD = select(Delivery.id).where(
+    Delivery.id.in_(bindparam("ids", expanding=True)), Delivery.lease_owner == bindparam("owner")
+)
+_HELD_LOCKED = _HELD.with_for_update()
+_HEALTHY = (
+    update(Destination)
+    .where(
+        Destination.id == bindparam("healthy_id"),
+        or_(
+            Destination.failing_since.is_not(None),
+            Destination.last_success_at.is_(None),
+            Destination.last_success_at <= bindparam("stale", type_=UTCDateTime()),
+        ),
+    )
+    .values(last_success_at=bindparam("now", type_=UTCDateTime()), failing_since=None)
+    .execution_options(synchronize_session=False)
+)
+_ADD_ATTEMPTS = insert(cast(Table, DeliveryAttempt.__table__))
+
+
+@functools.cache
+def _release(keys: tuple[str, ...]) -> Any:
+    """:meth:`DeliveryRepository.release_many`'s statement for one shape of values."""
+    table = cast(Table, Delivery.__table__)
+    return (
+        update(table)
+        .where(table.c.id == bindparam("v_id"))
+        .values(
+            lease_owner=None,
+            lease_expires_at=None,
+            **{key: bindparam(f"v_{key}") for key in keys},
+        )
+    )
 
 
 class DeliveryRepository:
@@ -111,22 +258,15 @@ class DeliveryRepository:
         """Lease up to ``limit`` due deliveries of one destination (oldest due first);
         ``check_destination``: only if it is enabled and not postponed (else the caller found
         it with :meth:`due_destinations`)."""
-        due = and_(
-            Delivery.destination_id == destination_id,
-            Delivery.state == DeliveryState.PENDING,
-            Delivery.next_attempt_at <= now,
-        )
-        if check_destination:
-            due = and_(due, exists().where(_ready(now), Destination.id == destination_id))
-        ids, _ = await leases.claim(
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        ids, _ = await leases.run_claim(
             self.session,
-            Delivery,
-            due=due,
-            order_by=Delivery.next_attempt_at,
+            _claim_statements(postgres, check_destination),
             owner=owner,
             now=now,
             lease=lease,
             limit=limit,
+            for_destination=destination_id,
         )
         return ids
 
@@ -153,17 +293,7 @@ class DeliveryRepository:
         """Deliveries with what an attempt needs (workout, account, destination), by id."""
         if not delivery_ids:
             return {}
-        # The documents come as text for the converter process to decode (see RawBundle); the
-        # Workout entity is loaded without them (and refuses to load them lazily).
-        stmt = (
-            select(Delivery, Workout, Account, Destination, *(sql_cast(c, Text) for c in _RAW))
-            .join(Workout, Workout.id == Delivery.workout_id)
-            .join(Account, Account.id == Workout.account_id)
-            .join(Destination, Destination.id == Delivery.destination_id)
-            .where(Delivery.id.in_(delivery_ids))
-            .options(*(defer(c, raiseload=True) for c in _RAW))
-        )
-        rows = await self.session.execute(stmt)
+        rows = await self.session.execute(_LOAD_MANY, {"ids": list(delivery_ids)})
         return {
             row[0].id: (row[0], row[1], row[2], row[3], RawBundle(row[4], row[5], row[6]))
             for row in rows
@@ -219,32 +349,55 @@ class DeliveryRepository:
 
     async def held_leases(self, delivery_ids: Sequence[int], owner: str) -> set[int]:
         """Which of these deliveries ``owner`` still holds (locked until the transaction ends)."""
-        stmt = select(Delivery.id).where(
-            Delivery.id.in_(delivery_ids), leases.owner_guard(Delivery, owner)
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        params = {"ids": list(delivery_ids), "owner": owner}
+        return set(
+            (await self.session.execute(_HELD_LOCKED if postgres else _HELD, params)).scalars()
         )
-        if self.session.get_bind().dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
-        return set((await self.session.execute(stmt)).scalars())
 
     async def release_many(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Write each delivery's new values and drop its lease: one statement per shape of
         values, run with many parameter sets. Check the leases with :meth:`held_leases` first."""
-        table = cast(Table, Delivery.__table__)
         shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for delivery_id, values in rows:
             params = {f"v_{key}": value for key, value in values.items()}
             shapes.setdefault(tuple(sorted(values)), []).append({"v_id": delivery_id, **params})
         for keys, params_list in shapes.items():
-            stmt = (
-                update(table)
-                .where(table.c.id == bindparam("v_id"))
-                .values(
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    **{key: bindparam(f"v_{key}") for key in keys},
-                )
+            await self.session.execute(_release(keys), params_list)
+
+    async def finish_many(
+        self, rows: Sequence[FinishedRow], *, stamp: timedelta = SUCCESS_STAMP
+    ) -> set[int]:
+        """PostgreSQL: write finished attempts whose leases ``owner`` still holds, each row's
+        delivery values, attempt row and destination health (as :meth:`release_many`,
+        :meth:`add_attempts` and :meth:`mark_destination_healthy` do) in one statement per
+        shape of values, without a transaction around it: each statement is atomic on its own,
+        and the lease check is part of its UPDATE. Returns the ids of the deliveries written.
+        """
+        shapes: dict[tuple[tuple[str, ...], tuple[str, ...]], list[FinishedRow]] = {}
+        for row in rows:
+            shapes.setdefault((tuple(sorted(row.values)), tuple(sorted(row.attempt))), []).append(
+                row
             )
-            await self.session.execute(stmt, params_list)
+        written: set[int] = set()
+        for (value_keys, attempt_keys), group in shapes.items():
+            payload = orjson.dumps(
+                [
+                    {
+                        "delivery_id": row.delivery_id,
+                        "owner": row.owner,
+                        "destination_id": row.destination_id,
+                        "healthy_at": row.healthy_at,
+                        **{f"d_{key}": value for key, value in row.values.items()},
+                        **{f"a_{key}": value for key, value in row.attempt.items()},
+                    }
+                    for row in group
+                ]
+            ).decode()
+            stmt = _finish_statement(value_keys, attempt_keys)
+            params = {"rows": payload, "now": utcnow(), "stamp": stamp.total_seconds()}
+            written |= set((await self.session.execute(stmt, params)).scalars())
+        return written
 
     async def add_attempt(self, attempt: DeliveryAttempt) -> None:
         """Insert the attempt's row: a plain INSERT, without the unit of work's flush."""
@@ -252,8 +405,7 @@ class DeliveryRepository:
 
     async def add_attempts(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
-            table = cast(Table, DeliveryAttempt.__table__)
-            await self.session.execute(insert(table), list(rows))
+            await self.session.execute(_ADD_ATTEMPTS, list(rows))
 
     async def mark_destination_healthy(
         self, destination_id: int, now: datetime, *, every: timedelta = SUCCESS_STAMP
@@ -265,20 +417,8 @@ class DeliveryRepository:
         deliveries to one destination queue on its row lock; the condition is evaluated by the
         database, so a failure recorded meanwhile by another attempt is still cleared.
         """
-        stmt = (
-            update(Destination)
-            .where(
-                Destination.id == destination_id,
-                or_(
-                    Destination.failing_since.is_not(None),
-                    Destination.last_success_at.is_(None),
-                    Destination.last_success_at <= now - every,
-                ),
-            )
-            .values(last_success_at=now, failing_since=None)
-            .execution_options(synchronize_session=False)
-        )
-        await self.session.execute(stmt)
+        params = {"healthy_id": destination_id, "now": now, "stale": now - every}
+        await self.session.execute(_HEALTHY, params)
 
     async def pending_count(self) -> int:
         stmt = (

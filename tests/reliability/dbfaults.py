@@ -266,8 +266,9 @@ class CuttableProxy:
         self.open = True
 
     def arm(self, *, after: bytes, then: bytes, mode: str, close: bool) -> asyncio.Event:
-        """Cut the first connection that sends a statement starting with ``then`` after one
-        containing ``after`` (in ``mode``: :data:`CUT_BEFORE` or :data:`CUT_AFTER`); with
+        """Cut the first connection that runs a statement starting with ``then`` after one
+        containing ``after`` (an empty ``after``: the first such statement at all), in
+        ``mode``: :data:`CUT_BEFORE` or :data:`CUT_AFTER`; with
         ``close``, refuse every connection from then on, until :meth:`restore`. The event is
         set once it has sprung."""
         self._trap = _Trap(after, then, mode, close)
@@ -334,14 +335,30 @@ class CuttableProxy:
                     await client.drain()
                     continue
                 trap = self._trap
+                springs = False
                 if trap is not None and message.kind in (b"Q", b"P"):
-                    if trap.after in message.body:
+                    # A simple query is its text; a Parse names the statement it prepares.
+                    name, sql = (b"", message.body)
+                    if message.kind == b"P":
+                        name, sql = message.body.split(b"\0", 2)[:2]
+                    if trap.after and trap.after in sql:
                         link.armed = True
-                    elif link.armed and message.body.lstrip().upper().startswith(trap.then):
-                        if trap.mode == CUT_BEFORE:
-                            self._spring(trap, client, upstream)
-                            return
-                        link.swallow = functools.partial(self._spring, trap, client, upstream)
+                    elif (link.armed or not trap.after) and sql.lstrip().upper().startswith(
+                        trap.then
+                    ):
+                        # A prepared statement runs at its Bind (asyncpg prepares it first,
+                        # in a round trip of its own); a simple query at once.
+                        if message.kind == b"P":
+                            link.trapped = name
+                        else:
+                            springs = True
+                elif trap is not None and message.kind == b"B" and link.trapped is not None:
+                    springs = message.body.split(b"\0", 2)[1] == link.trapped
+                if trap is not None and springs:
+                    if trap.mode == CUT_BEFORE:
+                        self._spring(trap, client, upstream)
+                        return
+                    link.swallow = functools.partial(self._spring, trap, client, upstream)
                 upstream.write(message.raw)
                 await upstream.drain()
         except (ConnectionError, OSError, asyncio.IncompleteReadError):
@@ -372,6 +389,7 @@ class CuttableProxy:
 @dataclass
 class _Link:
     armed: bool = False
+    trapped: bytes | None = None  # the prepared statement the trap springs at
     swallow: Callable[[], None] | None = None
 
 

@@ -1,6 +1,7 @@
 """The database cut while a delivery's result is written: the receiver has answered 2xx, and the
-connection drops at the recorder's COMMIT, either before the server got it (nothing written) or
-after (written, but the answer lost); the database then refuses connections for a while.
+connection drops at the recorder's write (on PostgreSQL one statement for the batch, see
+``DeliveryRepository.finish_many``), either before the server got it (nothing written) or after
+(written, but the answer lost); the database then refuses connections for a while.
 
 Every delivery must end succeeded exactly once in the ledger, with one attempt row, and if it
 has to be sent again (the database stayed away longer than the recorder keeps trying), under
@@ -28,6 +29,8 @@ from tests.reliability.conftest import Rig, open_rig, summary
 from tests.reliability.dbfaults import CUT_AFTER, CUT_BEFORE, CuttableProxy
 
 only_postgres = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+#: How the recorder's single statement for a batch of results begins (finish_many).
+RESULT_WRITE = b"WITH V AS"
 
 FORMATS = ["json", "tcx"]
 WORKOUTS = 2
@@ -115,8 +118,8 @@ async def carry_on(rig: Rig, account_id: int, receiver: Receiver) -> int:
 
 @pytest.mark.postgres
 @only_postgres
-@pytest.mark.parametrize("mode", ["before-commit", "after-commit"])
-async def test_a_result_write_cut_at_commit_is_retried_and_recorded_once(
+@pytest.mark.parametrize("mode", ["before-write", "after-write"])
+async def test_a_result_write_cut_is_retried_and_recorded_once(
     tmp_path: Path, database_url: str, proxy: CuttableProxy, receiver: Receiver, mode: str
 ) -> None:
     async with open_rig(tmp_path, proxied(database_url, proxy), workouts=WORKOUTS) as rig:
@@ -126,9 +129,9 @@ async def test_a_result_write_cut_at_commit_is_retried_and_recorded_once(
         deliveries = await rig.deliveries()
         assert len(deliveries) == WORKOUTS * len(FORMATS)
         sprung = proxy.arm(
-            after=b"INSERT INTO delivery_attempts",
-            then=b"COMMIT",
-            mode=CUT_BEFORE if mode == "before-commit" else CUT_AFTER,
+            after=b"",
+            then=RESULT_WRITE,
+            mode=CUT_BEFORE if mode == "before-write" else CUT_AFTER,
             close=True,  # and the database refuses connections until restored
         )
         with capture_logs() as logs:
@@ -160,7 +163,7 @@ async def test_a_result_write_cut_at_commit_is_retried_and_recorded_once(
         assert more == len(FORMATS)
 
     summary(
-        f"db-cut-at-result-commit-{mode}",
+        f"db-cut-at-result-write-{mode}",
         faults=proxy.cuts,
         survived=len(deliveries),
         lost=0,
@@ -179,9 +182,7 @@ async def test_a_result_lost_with_the_database_is_sent_again_under_the_same_webh
         deliveries = await rig.deliveries()
         # The database stays away longer than the recorder keeps trying.
         rig.job.runner.recorder.retry_for = 0.5
-        sprung = proxy.arm(
-            after=b"INSERT INTO delivery_attempts", then=b"COMMIT", mode=CUT_BEFORE, close=True
-        )
+        sprung = proxy.arm(after=b"", then=RESULT_WRITE, mode=CUT_BEFORE, close=True)
         with capture_logs() as logs:
             await rig.job.tick()
             attempts = list(rig.job.running.values())
@@ -209,7 +210,7 @@ async def test_a_result_lost_with_the_database_is_sent_again_under_the_same_webh
         assert more == len(FORMATS)
 
     summary(
-        "db-cut-at-result-commit-outlasting-retries",
+        "db-cut-at-result-write-outlasting-retries",
         faults=proxy.cuts,
         survived=len(deliveries),
         lost=0,

@@ -61,7 +61,7 @@ from service.destinations.kinds.base import (
     excerpt,
 )
 from service.destinations.kinds.http_common import Redactor
-from service.destinations.kinds.webhook_transport import ServerNamePools
+from service.destinations.kinds.webhook_transport import WebhookTransport
 from service.destinations.ssrf import (
     AddressPolicy,
     CheckedTarget,
@@ -220,10 +220,11 @@ def build_client(
     settings: Settings | None = None, *, verify: ssl.SSLContext | bool = True
 ) -> httpx.AsyncClient:
     """The HTTP client for webhooks: no redirects, no proxies/netrc from the environment, and
-    keep-alive connections pooled per TLS server name (see :mod:`.webhook_transport`)."""
+    keep-alive connections pooled per address and TLS server name, sent through aiohttp
+    (see :mod:`.webhook_transport`)."""
     timeout_s = (settings or get_settings()).webhook_timeout_s
     return httpx.AsyncClient(
-        transport=ServerNamePools(verify=verify),
+        transport=WebhookTransport(verify=verify),
         follow_redirects=False,
         trust_env=False,  # env proxies and ~/.netrc credentials must not apply to user URLs
         timeout=httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
