@@ -2,9 +2,12 @@
 
 Claiming per destination keeps destinations apart: a slow or dead one only ever occupies its
 own ``concurrency`` slots, so the others' deliveries keep flowing. A tick loads everything its
-claimed attempts need in one query, and finished attempts free their slots for a refill tick a
-quarter of the concurrency at a time; their outcomes are written together by the runner's
-:class:`~service.deliveries.recorder.Recorder`.
+claimed attempts need in one query. An attempt frees its slot for a refill tick (a quarter of the
+concurrency at a time) once its outcome is written, or a success as soon as the destination has
+answered: outcomes are written together by the runner's
+:class:`~service.deliveries.recorder.Recorder`, and a delivery stays leased, so unclaimable,
+until its outcome is written; a failure may disable or postpone the destination, which the next
+claim must see.
 
 Leases last ``PELOSYNC_LEASE_SECONDS`` and are renewed together, every third of that, while
 their attempts run (a slow receiver's timeout, Strava's upload polling): a replica that dies
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
@@ -195,18 +199,18 @@ class DeliveryJob:
                 log.warning("deliveries.lease.lost", delivery_ids=lost)
 
     def _start(self, delivery_id: int, destination_id: int, loaded: Loaded | None) -> None:
-        task = asyncio.create_task(self._run(delivery_id, loaded), name=f"deliver-{delivery_id}")
-        self.running[delivery_id] = task
-        self._none_running.clear()
-        if self._keeper is None or self._keeper.done():
-            self._keeper = asyncio.create_task(self._keep_leases(), name="deliveries-leases")
+        # After a success the destination's slot is free at once (the outcome is still being
+        # written, and the delivery stays leased until it is): the next delivery need not
+        # wait for the write.
+        slot_held = True
 
-        def done(_task: asyncio.Task[AttemptOutcome | None]) -> None:
-            self.running.pop(delivery_id, None)
+        def free_slot() -> None:
+            nonlocal slot_held
+            if not slot_held:
+                return
+            slot_held = False
             self.per_destination[destination_id] -= 1
             self._freed.add(destination_id)
-            if not self.running:
-                self._none_running.set()
             # Slots are free: refill them now rather than at the next scheduled tick.
             if (
                 not self._stopping
@@ -215,11 +219,27 @@ class DeliveryJob:
             ):
                 self._refill = asyncio.create_task(self._quiet_tick())
 
+        task = asyncio.create_task(
+            self._run(delivery_id, loaded, free_slot), name=f"deliver-{delivery_id}"
+        )
+        self.running[delivery_id] = task
+        self._none_running.clear()
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep_leases(), name="deliveries-leases")
+
+        def done(_task: asyncio.Task[AttemptOutcome | None]) -> None:
+            self.running.pop(delivery_id, None)
+            if not self.running:
+                self._none_running.set()
+            free_slot()  # unless a success freed it already
+
         task.add_done_callback(done)
 
-    async def _run(self, delivery_id: int, loaded: Loaded | None) -> AttemptOutcome | None:
+    async def _run(
+        self, delivery_id: int, loaded: Loaded | None, sent: Callable[[], None]
+    ) -> AttemptOutcome | None:
         try:
-            return await self.runner.attempt(delivery_id, loaded=loaded)
+            return await self.runner.attempt(delivery_id, loaded=loaded, sent=sent)
         except Exception:
             log.exception("deliveries.attempt.crashed", delivery_id=delivery_id)
             return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -103,9 +104,15 @@ class DeliveryRunner:
         )
 
     async def attempt(
-        self, delivery_id: int, *, loaded: Loaded | None = None
+        self,
+        delivery_id: int,
+        *,
+        loaded: Loaded | None = None,
+        sent: Callable[[], None] | None = None,
     ) -> AttemptOutcome | None:
-        """Run one attempt of a delivery this worker has leased (``loaded`` with the claim)."""
+        """Run one attempt of a delivery this worker has leased (``loaded`` with the claim);
+        ``sent`` is called once a delivery has succeeded, before its outcome is written (the
+        destination's slot is free from then on)."""
         if loaded is None:
             async with self.rt.sessions() as session:
                 loaded = await DeliveryRepository(session).load(delivery_id)
@@ -155,6 +162,10 @@ class DeliveryRunner:
             log.exception("deliveries.attempt.crashed", delivery_id=delivery.id)
             error = DeliveryError(f"internal error while delivering: {type(exc).__name__}")
         duration_ms = int((time.perf_counter() - t0) * 1000)
+        if sent is not None and result is not None:
+            # Only a success: a failure's outcome may disable or postpone the destination,
+            # which the next claim must see.
+            sent()
         return await self._record(delivery, destination, started, duration_ms, result, error)
 
     async def _record(
