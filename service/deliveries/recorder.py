@@ -8,8 +8,8 @@ the destination's concurrency exceeds the pool. Here one writer task takes whate
 have finished meanwhile and writes them together: one transaction, and one statement for all
 their delivery updates, one for all their attempt rows, one per destination they succeeded on.
 
-On PostgreSQL, the outcomes without further writes (a success, an ordinary failure) are written
-by one statement per shape of values instead, outside a transaction (see
+On PostgreSQL, the outcomes without further writes (successes; a failure also updates its
+destination) are written by one statement per shape of values instead, outside a transaction (see
 :meth:`~service.deliveries.repository.DeliveryRepository.finish_many`): a transaction's BEGIN,
 COMMIT and separate statements cost a round trip each, about as much CPU as the HTTP request of
 the delivery itself.

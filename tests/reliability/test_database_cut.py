@@ -75,6 +75,14 @@ async def add_webhook(rig: Rig, receiver: Receiver) -> int:
     )
 
 
+async def synced_with_webhook(rig: Rig, receiver: Receiver) -> tuple[int, list[Any]]:
+    """A webhook to ``receiver``, a linked account polled: its id and the pending deliveries."""
+    await add_webhook(rig, receiver)
+    account = await rig.link()
+    await rig.poll_until_done(account.id)
+    return account.id, await rig.deliveries()
+
+
 async def until(check: Any, what: str, within: float = 30) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while not check():
@@ -123,10 +131,7 @@ async def test_a_result_write_cut_is_retried_and_recorded_once(
     tmp_path: Path, database_url: str, proxy: CuttableProxy, receiver: Receiver, mode: str
 ) -> None:
     async with open_rig(tmp_path, proxied(database_url, proxy), workouts=WORKOUTS) as rig:
-        await add_webhook(rig, receiver)
-        account = await rig.link()
-        await rig.poll_until_done(account.id)
-        deliveries = await rig.deliveries()
+        account_id, deliveries = await synced_with_webhook(rig, receiver)
         assert len(deliveries) == WORKOUTS * len(FORMATS)
         sprung = proxy.arm(
             after=b"",
@@ -159,7 +164,7 @@ async def test_a_result_write_cut_is_retried_and_recorded_once(
         assert "deliveries.attempt.crashed" not in events
         assert "deliveries.recorder.retry" in events
         await assert_ledger(rig, receiver, sends=1)  # nothing sent twice
-        more = await carry_on(rig, account.id, receiver)
+        more = await carry_on(rig, account_id, receiver)
         assert more == len(FORMATS)
 
     summary(
@@ -176,10 +181,7 @@ async def test_a_result_lost_with_the_database_is_sent_again_under_the_same_webh
     tmp_path: Path, database_url: str, proxy: CuttableProxy, receiver: Receiver
 ) -> None:
     async with open_rig(tmp_path, proxied(database_url, proxy), workouts=WORKOUTS) as rig:
-        await add_webhook(rig, receiver)
-        account = await rig.link()
-        await rig.poll_until_done(account.id)
-        deliveries = await rig.deliveries()
+        account_id, deliveries = await synced_with_webhook(rig, receiver)
         # The database stays away longer than the recorder keeps trying.
         rig.job.runner.recorder.retry_for = 0.5
         sprung = proxy.arm(after=b"", then=RESULT_WRITE, mode=CUT_BEFORE, close=True)
@@ -206,7 +208,7 @@ async def test_a_result_lost_with_the_database_is_sent_again_under_the_same_webh
         rig.clock.advance(seconds=rig.job.lease.total_seconds() + 1)
         await rig.job.run_until_idle()
         await assert_ledger(rig, receiver, sends=2)
-        more = await carry_on(rig, account.id, receiver)
+        more = await carry_on(rig, account_id, receiver)
         assert more == len(FORMATS)
 
     summary(
