@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -76,6 +77,10 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         return super().result_processor(dialect, coltype)
 
+
+# What read-only queries run on: a session, or (the API's lists) a bare connection, which skips
+# the ORM session's own work on every request.
+Reader = AsyncSession | AsyncConnection
 
 # JSON documents (raw Peloton responses, destination config): JSONB on PostgreSQL.
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
@@ -174,3 +179,13 @@ async def autocommit_session(
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         yield session
         await session.commit()
+
+
+@asynccontextmanager
+async def read_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection for reads only, without a transaction on PostgreSQL (as in
+    :func:`autocommit_session`) and without an ORM session: the admin API's lists."""
+    async with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection

@@ -3,7 +3,7 @@
 The database session is the request's one unit of work: services only ``flush``; the session
 commits here once the handler has returned (before the response is sent, so a failed commit is
 an error response, not a lost write) and rolls back on any exception. Handlers that only read
-take ``ReadSessionDep`` instead: no transaction at all.
+take ``ReadConnectionDep`` instead: no transaction and no session at all.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from service.accounts.jobs import PollJob
 from service.config import Settings
-from service.db import autocommit_session
+from service.db import read_connection
 from service.runtime import Runtime
 
 
@@ -52,14 +52,17 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def get_read_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
-    async with autocommit_session(runtime.sessions) as session:
-        yield session
+async def get_read_connection(runtime: RuntimeDep) -> AsyncIterator[AsyncConnection]:
+    async with read_connection(runtime.engine) as connection:
+        yield connection
 
 
-# For handlers that only read (the lists): no transaction, so no BEGIN and COMMIT round trips
-# on PostgreSQL (see ``autocommit_session``). A handler that writes takes ``SessionDep``.
-ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
+# For handlers that only read (the lists): a bare connection without a transaction, so no
+# BEGIN and COMMIT round trips on PostgreSQL and no ORM session to set up (see
+# ``read_connection``). A handler that writes takes ``SessionDep``.
+ReadConnectionDep = Annotated[
+    AsyncConnection, Depends(get_read_connection, scope="function")
+]
 
 
 async def get_poll_job(request: Request) -> PollJob:

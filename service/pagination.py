@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import orjson
 from fastapi import Response
-from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import Row
 
 from service.errors import InvalidInput
@@ -76,29 +75,24 @@ def page_of(items: list[T], limit: int, cursor_of: Callable[[T], str]) -> Page[T
     return Page[T](items=items, next_cursor=cursor_of(items[-1]) if more and items else None)
 
 
-@functools.cache
-def _page_adapter(model: type[BaseModel]) -> TypeAdapter[Page[Any]]:
-    return TypeAdapter(Page[model])  # type: ignore[valid-type]
-
-
 def page_response(
-    model: type[BaseModel], items: Sequence[Any], limit: int, cursor_of: Callable[[Any], str]
+    rows: Sequence[Row[Any]], limit: int, cursor_of: Callable[[Row[Any]], str]
 ) -> Response:
-    """A page as JSON, validated and serialized in one pass (lists are the hot path).
+    """A page of result rows as JSON, the hot path of the lists.
 
-    ``items`` are up to ``limit + 1`` result rows, dicts or objects with ``model``'s fields;
-    ``cursor_of`` is given the last one shown, as it was passed. The route declares
-    ``response_model=Page[model]`` for the OpenAPI document.
+    ``rows`` are up to ``limit + 1`` rows whose columns are the fields of the route's item
+    schema (declared with ``response_model=Page[...]`` for the OpenAPI document); ``cursor_of``
+    is given the last one shown. The rows go to JSON without a pydantic round trip: their
+    columns already have the schema's types, and validating then dumping a page of 50 took
+    more CPU than the query. orjson writes what pydantic would: UTC times end in ``Z``
+    (``tests/test_pagination.py`` compares the two).
     """
-    more = len(items) > limit
-    shown = items[:limit]
+    more = len(rows) > limit
+    shown = rows[:limit]
     next_cursor = cursor_of(shown[-1]) if more and shown else None
-    if shown and isinstance(shown[0], Row):
-        # Validating plain dicts is several times faster than reading rows' attributes.
-        fields = shown[0]._fields
-        shown = [dict(zip(fields, row, strict=True)) for row in shown]
-    adapter = _page_adapter(model)
-    page = adapter.validate_python(
-        {"items": shown, "next_cursor": next_cursor}, from_attributes=True
+    fields = shown[0]._fields if shown else ()
+    body = orjson.dumps(
+        {"items": [dict(zip(fields, row)) for row in shown], "next_cursor": next_cursor},
+        option=orjson.OPT_UTC_Z,
     )
-    return Response(adapter.dump_json(page), media_type="application/json")
+    return Response(body, media_type="application/json")

@@ -7,13 +7,15 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db import Reader
+from service.deliveries import repository
 from service.deliveries.models import Delivery, DeliveryAttempt
 from service.deliveries.repository import DeliveryRepository
 from service.errors import NotFound
 
 
 async def page(
-    session: AsyncSession,
+    reader: Reader,
     *,
     limit: int,
     before_id: int | None,
@@ -22,7 +24,8 @@ async def page(
     workout_id: int | None,
 ) -> list[Row[Any]]:
     """Up to ``limit + 1`` deliveries, newest first."""
-    return await DeliveryRepository(session).page(
+    return await repository.page(
+        reader,
         limit=limit + 1,
         before_id=before_id,
         state=state,

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Row,
+    Select,
     Table,
     Text,
     and_,
@@ -37,7 +38,7 @@ from sqlalchemy.sql.selectable import TextualSelect
 from service import leases
 from service.accounts.models import Account
 from service.convert.pool import RawBundle
-from service.db import UTCDateTime, insert_ignoring_duplicates, utcnow
+from service.db import Reader, UTCDateTime, insert_ignoring_duplicates, utcnow
 from service.deliveries.models import Delivery, DeliveryAttempt, DeliveryState
 from service.destinations.models import Destination
 from service.workouts.models import Workout
@@ -211,6 +212,54 @@ def _release(keys: tuple[str, ...]) -> Any:
             **{key: bindparam(f"v_{key}") for key in keys},
         )
     )
+
+
+# What lists show: every column but the lease's.
+_LISTED = tuple(c for c in Delivery.__table__.columns if not c.key.startswith("lease_"))
+
+
+@functools.cache
+def _page_statement(
+    below_cursor: bool, state: bool, destination: bool, workout: bool
+) -> Select[Any]:
+    """The list's statement for one combination of filters, with bind parameters (built and
+    fingerprinted once, as the workouts' list)."""
+    table = Delivery.__table__.c
+    stmt = select(*_LISTED).order_by(table.id.desc())
+    if below_cursor:
+        stmt = stmt.where(table.id < bindparam("cursor_id"))
+    if state:
+        stmt = stmt.where(table.state == bindparam("state"))
+    if destination:
+        stmt = stmt.where(table.destination_id == bindparam("destination_id"))
+    if workout:
+        stmt = stmt.where(table.workout_id == bindparam("workout_id"))
+    return stmt.limit(bindparam("limit", type_=Integer))
+
+
+async def page(
+    reader: Reader,
+    *,
+    limit: int,
+    before_id: int | None = None,
+    state: str | None = None,
+    destination_id: int | None = None,
+    workout_id: int | None = None,
+) -> list[Row[Any]]:
+    """Deliveries (columns, not lease fields), newest first (by id), below ``before_id``."""
+    stmt = _page_statement(
+        before_id is not None, state is not None, destination_id is not None, workout_id is not None
+    )
+    params: dict[str, Any] = {"limit": limit}
+    for name, value in (
+        ("cursor_id", before_id),
+        ("state", state),
+        ("destination_id", destination_id),
+        ("workout_id", workout_id),
+    ):
+        if value is not None:
+            params[name] = value
+    return list(await reader.execute(stmt, params))
 
 
 class DeliveryRepository:
@@ -429,28 +478,6 @@ class DeliveryRepository:
         return int((await self.session.execute(stmt)).scalar_one())
 
     # --- the admin API's lists ----------------------------------------------------------------
-
-    async def page(
-        self,
-        *,
-        limit: int,
-        before_id: int | None = None,
-        state: str | None = None,
-        destination_id: int | None = None,
-        workout_id: int | None = None,
-    ) -> list[Row[Any]]:
-        """Deliveries (columns, not lease fields), newest first (by id), below ``before_id``."""
-        columns = [c for c in Delivery.__table__.columns if not c.key.startswith("lease_")]
-        stmt = select(*columns).order_by(Delivery.id.desc()).limit(limit)
-        if before_id is not None:
-            stmt = stmt.where(Delivery.id < before_id)
-        if state is not None:
-            stmt = stmt.where(Delivery.state == state)
-        if destination_id is not None:
-            stmt = stmt.where(Delivery.destination_id == destination_id)
-        if workout_id is not None:
-            stmt = stmt.where(Delivery.workout_id == workout_id)
-        return list(await self.session.execute(stmt))
 
     async def get(self, delivery_id: int) -> Delivery | None:
         return await self.session.get(Delivery, delivery_id)

@@ -9,7 +9,7 @@ from service.deliveries import listing
 from service.deliveries.manage import retry_delivery
 from service.deliveries.models import DeliveryState
 from service.deliveries.schemas import AttemptOut, DeliveryDetail, DeliveryOut
-from service.deps import ReadSessionDep, RuntimeDep, SessionDep
+from service.deps import ReadConnectionDep, RuntimeDep, SessionDep
 from service.ops.openapi import errors
 from service.pagination import decode_id_cursor, encode_cursor, page_response
 from service.schemas import CursorQuery, IdPath, IdQuery, Limit, Page
@@ -24,7 +24,7 @@ router = APIRouter(
 
 @router.get("", response_model=Page[DeliveryOut])
 async def list_deliveries(
-    session: ReadSessionDep,
+    db: ReadConnectionDep,
     state: DeliveryState | None = None,
     destination_id: IdQuery = None,
     workout_id: IdQuery = None,
@@ -33,14 +33,14 @@ async def list_deliveries(
 ) -> Response:
     """List deliveries, newest first, by state, destination and workout."""
     rows = await listing.page(
-        session,
+        db,
         limit=limit,
         before_id=decode_id_cursor(cursor),
         state=state.value if state else None,
         destination_id=destination_id,
         workout_id=workout_id,
     )
-    return page_response(DeliveryOut, rows, limit, lambda d: encode_cursor(None, d.id))
+    return page_response(rows, limit, lambda d: encode_cursor(None, d.id))
 
 
 @router.get("/{delivery_id}", responses=errors(404))

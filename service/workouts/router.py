@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from service.auth.deps import current_key
 from service.convert.formats import Format
 from service.deliveries.schemas import DeliveryOut
-from service.deps import ReadSessionDep, RuntimeDep, SessionDep
+from service.deps import ReadConnectionDep, RuntimeDep, SessionDep
 from service.files.signing import signed_url
 from service.ops.openapi import errors
 from service.pagination import decode_time_cursor, encode_cursor, page_response
@@ -48,7 +48,7 @@ def file_response(data: bytes, filename: str, content_type: str) -> Response:
 
 @router.get("", response_model=Page[WorkoutOut])
 async def list_workouts(
-    session: ReadSessionDep,
+    db: ReadConnectionDep,
     account_id: IdQuery = None,
     discipline: Discipline = None,
     started_from: Annotated[datetime | None, Query(description="Started at or after.")] = None,
@@ -59,7 +59,7 @@ async def list_workouts(
 ) -> Response:
     """List workouts, newest first, by account, discipline, start time and delivery status."""
     rows = await service.page(
-        session,
+        db,
         limit=limit,
         before=decode_time_cursor(cursor),
         account_id=account_id,
@@ -68,7 +68,7 @@ async def list_workouts(
         started_before=started_before,
         status=status.value if status else None,
     )
-    return page_response(WorkoutOut, rows, limit, lambda w: encode_cursor(w.started_at, w.id))
+    return page_response(rows, limit, lambda w: encode_cursor(w.started_at, w.id))
 
 
 @router.get("/{workout_id}", responses=errors(404))

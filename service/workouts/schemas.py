@@ -26,6 +26,8 @@ class WorkoutOut(BaseModel):
     id: int
     account_id: int
     peloton_workout_id: str
+    peloton_ride_id: str | None = Field(description="Peloton's id of the class taken.")
+    peloton_status: str = Field(description="Peloton's own status: COMPLETE, IN_PROGRESS...")
     discipline: str
     title: str
     instructor: str | None
@@ -43,6 +45,7 @@ class WorkoutOut(BaseModel):
     total_work_j: float | None
     conversion_error: str | None
     fetched_at: datetime
+    created_at: datetime = Field(description="When pelosync first saw it.")
     status: WorkoutStatus
 
 

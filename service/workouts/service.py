@@ -10,11 +10,13 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.convert.formats import FORMATS, Format
+from service.db import Reader
 from service.deliveries.models import Delivery, DeliveryState
 from service.deliveries.repository import DeliveryRepository
 from service.deliveries.service import outgoing_name
 from service.errors import NotFound
 from service.runtime import Runtime
+from service.workouts import repository
 from service.workouts.repository import WorkoutRepository
 
 
@@ -44,7 +46,7 @@ def formats_of(has_gps: bool) -> list[str]:
 
 
 async def page(
-    session: AsyncSession,
+    reader: Reader,
     *,
     limit: int,
     before: tuple[datetime, int] | None,
@@ -55,7 +57,8 @@ async def page(
     status: str | None,
 ) -> list[Row[Any]]:
     """Up to ``limit + 1`` workout summaries (with ``status``), newest first."""
-    return await WorkoutRepository(session).page(
+    return await repository.page(
+        reader,
         limit=limit + 1,
         before=before,
         account_id=account_id,

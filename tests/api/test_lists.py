@@ -6,8 +6,11 @@ from typing import Any
 
 import httpx
 
+from service.deliveries.schemas import DeliveryOut
 from service.peloton.sandbox import SandboxState
 from service.runtime import Runtime
+from service.schemas import Page
+from service.workouts.schemas import WorkoutOut
 from tests.api import seed
 from tests.api.conftest import Keys, bearer
 
@@ -67,6 +70,24 @@ async def test_workouts_filter_and_page_newest_first(api: Api) -> None:
     ][0]["field"] == "limit"
     wrong_kind = await client.get("/v1/workouts", params={"status": "lost"}, headers=bearer(key))
     assert wrong_kind.json()["errors"][0]["field"] == "status"
+
+
+async def test_list_bodies_are_what_their_schemas_dump(api: Api) -> None:
+    """The lists write rows straight to JSON: every item must still validate against the
+    route's schema and come out exactly as pydantic would write it (times in UTC with ``Z``,
+    floats, nulls, the status)."""
+    client, keys, _, _ = api
+    await seeded(api)
+    for path, model in (("/v1/workouts", WorkoutOut), ("/v1/deliveries", DeliveryOut)):
+        for params in ({"limit": 200}, {"limit": 2}):
+            answer = await client.get(path, params=params, headers=bearer(keys.read_only))
+            assert answer.status_code == 200
+            assert answer.headers["content-type"] == "application/json"
+            page = Page[model].model_validate_json(answer.content)  # type: ignore[valid-type]
+            assert page.items
+            assert answer.json() == page.model_dump(mode="json"), path
+            text = answer.text
+            assert '+00:00"' not in text and 'Z"' in text
 
 
 async def test_one_workout_its_files_and_signed_links(api: Api) -> None:
