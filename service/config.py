@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     worker_name: str | None = Field(default=None, description="Default: host:pid:random.")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    # Processes ``serve`` runs on one port: each a whole replica (API and scheduler).
+    workers: int = Field(default=1, ge=1, le=64)
 
     # Admin API
     public_url: str | None = Field(

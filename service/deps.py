@@ -60,9 +60,7 @@ async def get_read_connection(runtime: RuntimeDep) -> AsyncIterator[AsyncConnect
 # For handlers that only read (the lists): a bare connection without a transaction, so no
 # BEGIN and COMMIT round trips on PostgreSQL and no ORM session to set up (see
 # ``read_connection``). A handler that writes takes ``SessionDep``.
-ReadConnectionDep = Annotated[
-    AsyncConnection, Depends(get_read_connection, scope="function")
-]
+ReadConnectionDep = Annotated[AsyncConnection, Depends(get_read_connection, scope="function")]
 
 
 async def get_poll_job(request: Request) -> PollJob:

@@ -92,7 +92,10 @@ def page_response(
     next_cursor = cursor_of(shown[-1]) if more and shown else None
     fields = shown[0]._fields if shown else ()
     body = orjson.dumps(
-        {"items": [dict(zip(fields, row)) for row in shown], "next_cursor": next_cursor},
+        {
+            "items": [dict(zip(fields, row, strict=True)) for row in shown],
+            "next_cursor": next_cursor,
+        },
         option=orjson.OPT_UTC_Z,
     )
     return Response(body, media_type="application/json")

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
+import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
@@ -121,3 +126,57 @@ async def test_production_without_key_refuses_to_start(base_env: dict[str, str])
     code, _, err = await pelosync(env, "account", "list")
     assert code == 2
     assert "PELOSYNC_SECRET_KEY is required" in err
+
+
+async def test_serve_workers_share_one_port_and_stop_cleanly(base_env: dict[str, str]) -> None:
+    """``serve --workers 2``: migrations and the first key once, two replicas answering on one
+    port, and SIGTERM stops them all with exit code 0."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(base_env, PELOSYNC_LOG_LEVEL="INFO", PELOSYNC_LOG_FORMAT="json")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from service.cli import main; main()",
+        *("serve", "--workers", "2", "--port", str(port)),
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    lines: list[str] = []
+    started: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(90):
+            while len(started) < 2:
+                line = (await proc.stderr.readline()).decode()
+                assert line, "\n".join(lines)
+                lines.append(line)
+                if '"service.started"' in line:
+                    started.append(json.loads(line))
+        keys = [word for line in lines for word in line.split() if word.startswith("psk_")]
+        assert len(keys) == 1, lines  # created once, by the parent
+        workers = {entry["worker"] for entry in started}
+        pids = {int(worker.split(":")[1]) for worker in workers}
+        assert len(pids) == 2 and proc.pid not in pids
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            auth = {"Authorization": f"Bearer {keys[0]}"}
+            for _ in range(4):
+                answer = await client.get("/v1/workouts", headers=auth)
+                assert answer.status_code == 200 and answer.json()["items"] == []
+            assert (await client.get("/v1/workouts")).status_code == 401
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        rest = await asyncio.wait_for(proc.stderr.read(), timeout=60)
+        await proc.wait()
+    assert proc.returncode == 0, rest.decode()[-2000:]
+    assert rest.decode().count('"service.stopped"') == 2
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+async def test_serve_demo_is_one_process(base_env: dict[str, str]) -> None:
+    code, _, err = await pelosync(base_env, "serve", "--demo", "--workers", "2")
+    assert code == 2 and "--demo runs in one process" in err and "Traceback" not in err

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.auth import service as keys
 from service.auth.models import Role
@@ -90,29 +91,36 @@ def revoke(key_id: int) -> None:
     typer.echo(f"key {key_id} revoked")
 
 
+async def announce_first_key(
+    sessions: async_sessionmaker[AsyncSession], now: datetime, api_url: str, *, demo: bool
+) -> None:
+    """With no active admin key in the database, create one and print it once (on the
+    terminal, never in the log); in demo mode also say where the dashboard is."""
+    async with sessions() as session, session.begin():
+        key = await keys.ensure_first_key(session, now)
+    if key is not None:
+        typer.echo(
+            f"\npelosync: created the first admin API key; it is shown only this once:\n\n"
+            f"  {key}\n\n"
+            f"  use it as 'Authorization: Bearer <key>'; more keys: pelosync apikey create\n",
+            err=True,
+        )
+    if demo:
+        typer.echo(
+            f"pelosync demo dashboard: {api_url}/ (sign in with the key above; API docs at "
+            f"{api_url}/docs)\n",
+            err=True,
+        )
+
+
 def first_key_setup(
     api_url: str, *, demo: bool, then: Callable[[Runtime], Awaitable[None]] | None = None
 ) -> Callable[[Runtime], Awaitable[None]]:
-    """For ``serve``: with no active admin key in the database, create one and print it once
-    (on the terminal, never in the log); in demo mode also say where the dashboard is."""
+    """For ``serve``: :func:`announce_first_key` once the runtime is up (after ``then``)."""
 
     async def setup_keys(rt: Runtime) -> None:
         if then is not None:
             await then(rt)
-        async with rt.sessions() as session, session.begin():
-            key = await keys.ensure_first_key(session, rt.clock())
-        if key is not None:
-            typer.echo(
-                f"\npelosync: created the first admin API key; it is shown only this once:\n\n"
-                f"  {key}\n\n"
-                f"  use it as 'Authorization: Bearer <key>'; more keys: pelosync apikey create\n",
-                err=True,
-            )
-        if demo:
-            typer.echo(
-                f"pelosync demo dashboard: {api_url}/ (sign in with the key above; API docs at "
-                f"{api_url}/docs)\n",
-                err=True,
-            )
+        await announce_first_key(rt.sessions, rt.clock(), api_url, demo=demo)
 
     return setup_keys

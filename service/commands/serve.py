@@ -12,15 +12,20 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from fastapi import FastAPI
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from service.accounts.jobs import PollJob
 from service.app import create_app
-from service.commands.apikeys import first_key_setup
+from service.commands.apikeys import announce_first_key, first_key_setup
 from service.commands.common import run, setup
 from service.commands.demo import DEMO_SEED, demo_setup
-from service.db import create_engine
+from service.config import Settings
+from service.db import create_engine, create_session_factory, utcnow
 from service.deliveries.jobs import DeliveryJob
-from service.migrate import check_current
+from service.errors import PelosyncError
+from service.migrate import check_current, upgrade
 from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
 from service.runtime import open_runtime
 
@@ -57,11 +62,26 @@ def serve(
             "--demo", help="Also run a sandbox Peloton with a demo account and a folder export."
         ),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes on the port, each a whole replica (default PELOSYNC_WORKERS, 1).",
+        ),
+    ] = None,
 ) -> None:
-    """Run the admin API and the scheduler (polling and deliveries) in one process."""
+    """Run the admin API and the scheduler (polling and deliveries): in one process, or in
+    ``--workers`` processes sharing the port, each a replica of the others."""
     settings = setup()
     host = host or settings.host
     port = port or settings.port
+    workers = workers or settings.workers
+    if workers > 1:
+        if demo:
+            raise typer.BadParameter("--demo runs in one process: leave out --workers")
+        serve_workers(settings, host, port, workers, migrate=not no_migrate)
+        return
     exports = Path(settings.data_dir).resolve() / "exports"
 
     async def go() -> None:
@@ -97,6 +117,44 @@ def serve(
             await _Server(config).serve()
 
     run(go())
+
+
+def worker_app() -> FastAPI:
+    """The app of one ``serve --workers`` process (uvicorn's factory, in a fresh interpreter):
+    settings from the environment, the schema checked, not migrated (the parent did that)."""
+    return create_app(setup(), migrate=False)
+
+
+def serve_workers(settings: Settings, host: str, port: int, workers: int, *, migrate: bool) -> None:
+    """``workers`` processes serving one socket under uvicorn's supervisor, which restarts a
+    worker that dies and stops them all (each draining its work) on SIGTERM or SIGINT.
+    Migrations and the first API key are done here, once, before any worker starts."""
+
+    async def prepare() -> None:
+        engine = create_engine(settings.resolved_database_url())
+        try:
+            await (upgrade(engine) if migrate else check_current(engine))
+            sessions = create_session_factory(engine)
+            await announce_first_key(sessions, utcnow(), f"http://{host}:{port}", demo=False)
+        finally:
+            await engine.dispose()
+
+    run(prepare())
+    config = uvicorn.Config(
+        "service.commands.serve:worker_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=25,
+    )
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    if any(p.process.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+        raise PelosyncError("a worker could not start (see the log above)")
 
 
 def sync(
