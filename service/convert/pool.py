@@ -9,6 +9,7 @@ functions it runs are top-level so they can be sent to another process.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -109,6 +110,21 @@ class Rendered:
     sha256: str
 
 
+# One conversion asked of the pool: the stored documents, the format, the FIT device profile.
+RenderJob = tuple["RawBundle", str, "FitDevice | None"]
+
+
+def render_raw_batch(jobs: list[RenderJob]) -> list[Rendered | Exception]:
+    """Each job's file, or the exception that job raised: one job's failure is its own."""
+    results: list[Rendered | Exception] = []
+    for raw, fmt, device in jobs:
+        try:
+            results.append(render_raw_bundle(raw, fmt, device))
+        except Exception as exc:  # handed back to that job's caller, as a lone call would
+            results.append(exc)
+    return results
+
+
 def render_raw_bundle(raw: RawBundle, fmt: str, device: FitDevice | None = None) -> Rendered:
     try:
         bundle = raw.decode()
@@ -118,11 +134,34 @@ def render_raw_bundle(raw: RawBundle, fmt: str, device: FitDevice | None = None)
     return Rendered(data, hashlib.sha256(data).hexdigest())
 
 
+def _settle(
+    futures: list[asyncio.Future[Rendered]], done: asyncio.Future[list[Rendered | Exception]]
+) -> None:
+    """Hand a batch's results (or the pool's failure) to the callers still waiting."""
+    failure = None if done.cancelled() else done.exception()
+    results = [] if done.cancelled() or failure is not None else done.result()
+    for index, future in enumerate(futures):
+        if future.done():  # its caller was cancelled meanwhile
+            continue
+        if done.cancelled():
+            future.cancel()
+        elif failure is not None:
+            future.set_exception(failure)
+        else:
+            result = results[index]
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+
 class Converter:
     """Runs conversions in a process pool (or a thread when ``workers`` is 0)."""
 
     def __init__(self, workers: int = 1) -> None:
         self._executor: Executor
+        self._workers = max(workers, 1)
+        self._waiting: list[tuple[RenderJob, asyncio.Future[Rendered]]] = []
         if workers > 0:
             # forkserver: children start from a clean process, not a fork of our threads.
             context = multiprocessing.get_context("forkserver")
@@ -144,9 +183,28 @@ class Converter:
     async def render_raw(
         self, raw: RawBundle, fmt: str, device: FitDevice | None = None
     ) -> Rendered:
-        """Like :meth:`render`, from the stored JSON text, with the file's SHA-256."""
+        """Like :meth:`render`, from the stored JSON text, with the file's SHA-256.
+
+        Calls made in one turn of the event loop (the attempts a claim starts together) go to
+        the pool together, split over its workers: handing a job to a worker process and
+        taking its file back costs the event loop's process about 0.4 ms of CPU, a third of a
+        small conversion, and far less per job in a batch.
+        """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, render_raw_bundle, raw, fmt, device)
+        future: asyncio.Future[Rendered] = loop.create_future()
+        if not self._waiting:
+            loop.call_soon(self._hand_over)
+        self._waiting.append(((raw, fmt, device), future))
+        return await future
+
+    def _hand_over(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        loop = asyncio.get_running_loop()
+        parts = min(len(waiting), self._workers)
+        for part in range(parts):
+            batch = waiting[part::parts]
+            done = loop.run_in_executor(self._executor, render_raw_batch, [j for j, _ in batch])
+            done.add_done_callback(functools.partial(_settle, [f for _, f in batch]))
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -159,6 +217,7 @@ __all__ = [
     "RawBundle",
     "Rendered",
     "render_bundle",
+    "render_raw_batch",
     "render_raw_bundle",
     "summarize_bundle",
 ]
