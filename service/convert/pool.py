@@ -110,6 +110,9 @@ class Rendered:
     sha256: str
 
 
+#: The most jobs handed to a worker at once (see ``Converter.render_raw``).
+BATCH_JOBS = 4
+
 # One conversion asked of the pool: the stored documents, the format, the FIT device profile.
 RenderJob = tuple["RawBundle", str, "FitDevice | None"]
 
@@ -200,7 +203,9 @@ class Converter:
     def _hand_over(self) -> None:
         waiting, self._waiting = self._waiting, []
         loop = asyncio.get_running_loop()
-        parts = min(len(waiting), self._workers)
+        # Over the workers, and in small batches: a batch's files come back together, so the
+        # first ones go out while the next batch converts rather than after the last one.
+        parts = max(min(len(waiting), self._workers), -(-len(waiting) // BATCH_JOBS))
         for part in range(parts):
             batch = waiting[part::parts]
             done = loop.run_in_executor(self._executor, render_raw_batch, [j for j, _ in batch])

@@ -89,9 +89,11 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 Clock = Callable[[], datetime]
 
 
-#: Bodies from this size on are signed on a thread: the HMAC of a file-sized body (0.1-0.2 ms)
-#: costs more than the hand-over.
-OFF_LOOP_SIGNING_BYTES = 16 * 1024
+#: Bodies from this size on are signed on a thread, beside the event loop (HMAC-SHA256 releases
+#: the GIL). Below it they are signed inline: a hand-over to a thread costs the process more CPU
+#: than the HMAC of a file-sized body (measured with 46 KB bodies: 0.9 ms of process CPU per
+#: delivery more on a thread; the HMAC itself takes about 5 µs per KB).
+OFF_LOOP_SIGNING_BYTES = 512 * 1024
 
 
 def _utcnow() -> datetime:
