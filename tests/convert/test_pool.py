@@ -63,3 +63,17 @@ async def test_jobs_of_one_turn_go_together_and_keep_their_own_outcome(workers: 
         assert sizes[handed_over:] == [1]
     finally:
         converter.close()
+
+
+async def test_a_large_turn_is_split_into_small_batches() -> None:
+    """Files of a batch come back together: nine jobs go as three batches, whose first files
+    can be sent while the others convert."""
+    converter = Converter(1)
+    try:
+        sizes = counting_submits(converter)
+        raw = raw_of(generate_bundle(3, "cycling_class", duration=300))
+        files = await asyncio.gather(*(converter.render_raw(raw, "json") for _ in range(9)))
+        assert sizes == [3, 3, 3]
+        assert len({f.sha256 for f in files}) == 1
+    finally:
+        converter.close()
