@@ -208,8 +208,15 @@ class Converter:
         parts = max(min(len(waiting), self._workers), -(-len(waiting) // BATCH_JOBS))
         for part in range(parts):
             batch = waiting[part::parts]
-            done = loop.run_in_executor(self._executor, render_raw_batch, [j for j, _ in batch])
-            done.add_done_callback(functools.partial(_settle, [f for _, f in batch]))
+            futures = [f for _, f in batch]
+            try:
+                done = loop.run_in_executor(self._executor, render_raw_batch, [j for j, _ in batch])
+            except Exception as exc:  # a pool shut down or broken: the callers get the error
+                failed: asyncio.Future[list[Rendered | Exception]] = loop.create_future()
+                failed.set_exception(exc)
+                _settle(futures, failed)
+                continue
+            done.add_done_callback(functools.partial(_settle, futures))
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

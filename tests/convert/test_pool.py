@@ -77,3 +77,12 @@ async def test_a_large_turn_is_split_into_small_batches() -> None:
         assert len({f.sha256 for f in files}) == 1
     finally:
         converter.close()
+
+
+async def test_a_closed_pool_fails_its_callers_rather_than_leaving_them_waiting() -> None:
+    converter = Converter(0)
+    converter.close()
+    raw = raw_of(generate_bundle(4, "cycling_class", duration=300))
+    async with asyncio.timeout(5):
+        with pytest.raises(RuntimeError, match="shutdown"):
+            await converter.render_raw(raw, "json")
