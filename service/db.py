@@ -82,6 +82,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 # the ORM session's own work on every request.
 Reader = AsyncSession | AsyncConnection
 
+
+def given(**values: Any) -> dict[str, Any]:
+    """The bind parameters that were given (not None): those of a statement built for the
+    filters present (the lists' statements are cached per combination of filters)."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
 # JSON documents (raw Peloton responses, destination config): JSONB on PostgreSQL.
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 

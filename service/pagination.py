@@ -85,7 +85,7 @@ def page_response(
     is given the last one shown. The rows go to JSON without a pydantic round trip: their
     columns already have the schema's types, and validating then dumping a page of 50 took
     more CPU than the query. orjson writes what pydantic would: UTC times end in ``Z``
-    (``tests/test_pagination.py`` compares the two).
+    (``tests/api/test_lists.py`` compares the two).
     """
     more = len(rows) > limit
     shown = rows[:limit]

@@ -38,7 +38,7 @@ from sqlalchemy.sql.selectable import TextualSelect
 from service import leases
 from service.accounts.models import Account
 from service.convert.pool import RawBundle
-from service.db import Reader, UTCDateTime, insert_ignoring_duplicates, utcnow
+from service.db import Reader, UTCDateTime, given, insert_ignoring_duplicates, utcnow
 from service.deliveries.models import Delivery, DeliveryAttempt, DeliveryState
 from service.destinations.models import Destination
 from service.workouts.models import Workout
@@ -250,15 +250,13 @@ async def page(
     stmt = _page_statement(
         before_id is not None, state is not None, destination_id is not None, workout_id is not None
     )
-    params: dict[str, Any] = {"limit": limit}
-    for name, value in (
-        ("cursor_id", before_id),
-        ("state", state),
-        ("destination_id", destination_id),
-        ("workout_id", workout_id),
-    ):
-        if value is not None:
-            params[name] = value
+    params = given(
+        limit=limit,
+        cursor_id=before_id,
+        state=state,
+        destination_id=destination_id,
+        workout_id=workout_id,
+    )
     return list(await reader.execute(stmt, params))
 
 

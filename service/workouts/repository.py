@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db import Reader, insert_ignoring_duplicates
+from service.db import Reader, given, insert_ignoring_duplicates
 from service.deliveries.models import Delivery, DeliveryState
 from service.workouts.models import Workout
 
@@ -138,15 +138,13 @@ async def page(
         started_before is not None,
         status,
     )
-    params: dict[str, Any] = {"limit": limit}
-    for name, value in (
-        ("account_id", account_id),
-        ("discipline", discipline),
-        ("started_from", started_from),
-        ("started_before", started_before),
-    ):
-        if value is not None:
-            params[name] = value
+    params = given(
+        limit=limit,
+        account_id=account_id,
+        discipline=discipline,
+        started_from=started_from,
+        started_before=started_before,
+    )
     if before is not None:
         params["cursor_started_at"], params["cursor_id"] = before
     return list(await reader.execute(stmt, params))
