@@ -19,19 +19,18 @@ from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
 from tests.conftest import TEST_SECRET_KEY
 
 
+async def start(env: dict[str, str], *args: str, **pipes: Any) -> asyncio.subprocess.Process:
+    """``pelosync ARGS`` as a process of its own."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from service.cli import main; main()", *args, env=env, **pipes
+    )
+
+
 async def pelosync(
     env: dict[str, str], *args: str, stdin: bytes | None = None
 ) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from service.cli import main; main()",
-        *args,
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    pipe = asyncio.subprocess.PIPE
+    proc = await start(env, *args, stdin=pipe, stdout=pipe, stderr=pipe)
     out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=90)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -135,13 +134,8 @@ async def test_serve_workers_share_one_port_and_stop_cleanly(base_env: dict[str,
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = dict(base_env, PELOSYNC_LOG_LEVEL="INFO", PELOSYNC_LOG_FORMAT="json")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from service.cli import main; main()",
-        *("serve", "--workers", "2", "--port", str(port)),
-        env=env,
-        stderr=asyncio.subprocess.PIPE,
+    proc = await start(
+        env, "serve", "--workers", "2", "--port", str(port), stderr=asyncio.subprocess.PIPE
     )
     assert proc.stderr is not None
     lines: list[str] = []

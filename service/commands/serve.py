@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -30,6 +30,14 @@ from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
 from service.runtime import open_runtime
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# uvicorn's settings for ``serve``: the service logs requests itself (JSON, without query
+# strings), and a stop waits up to 25 s for requests in flight.
+_SERVER_OPTIONS: dict[str, Any] = {
+    "log_config": None,
+    "access_log": False,
+    "lifespan": "on",
+    "timeout_graceful_shutdown": 25,
+}
 
 
 class _Server(uvicorn.Server):
@@ -105,15 +113,7 @@ def serve(
                     await engine.dispose()
             on_started = first_key_setup(f"http://{host}:{port}", demo=demo, then=on_started)
             app = create_app(current, migrate=not no_migrate, on_started=on_started)
-            config = uvicorn.Config(
-                app,
-                host=host,
-                port=port,
-                log_config=None,
-                access_log=False,
-                lifespan="on",
-                timeout_graceful_shutdown=25,
-            )
+            config = uvicorn.Config(app, host=host, port=port, **_SERVER_OPTIONS)
             await _Server(config).serve()
 
     run(go())
@@ -146,10 +146,7 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int, *, mig
         host=host,
         port=port,
         workers=workers,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=25,
+        **_SERVER_OPTIONS,
     )
     supervisor = Multiprocess(config, sockets=[config.bind_socket()])
     supervisor.run()
