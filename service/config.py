@@ -9,8 +9,10 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.errors import InvalidInput
 
 
 class Environment(StrEnum):
@@ -114,5 +116,13 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()
+    """The process-wide settings, read once; a bad value is an :class:`InvalidInput` naming
+    its variable (``PELOSYNC_WORKERS: Input should be greater than or equal to 1``)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"PELOSYNC_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        )
+        raise InvalidInput(f"configuration: {problems}") from None

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from service.config import Environment, Settings
+from service.config import Environment, Settings, get_settings
 from service.crypto import SecretKeyError, load_secret_box
+from service.errors import InvalidInput
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,3 +60,15 @@ def test_postgres_urls_get_the_async_driver() -> None:
     assert Settings(database_url="sqlite:///x.db").resolved_database_url() == (
         "sqlite+aiosqlite:///x.db"
     )
+
+
+def test_a_bad_value_in_the_environment_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PELOSYNC_WORKERS", "0")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(InvalidInput, match="PELOSYNC_WORKERS: Input should be greater"):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
