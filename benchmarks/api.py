@@ -10,7 +10,7 @@ list, and the throughput. Target: p99 under 50 ms.
 
     python -m benchmarks.api [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
         [--workouts 100000] [--clients 50] [--seconds 15] [--workers 1] [--rate 25 50 100]
-        [--no-search]
+        [--no-search] [--reference]
 
 It runs three ways:
 
@@ -20,6 +20,8 @@ It runs three ways:
 * paced at each ``--rate`` (first pages a second over all clients, each client sending at
   random, Poisson, times; the next pages some clients then fetch add about a third): the
   latency a realistic load sees;
+* with ``--reference``, the closed loop against ``benchmarks/api_reference.py`` first (the
+  same SQL served by uvicorn and asyncpg alone, no framework): the floor this machine allows;
 * searching (unless ``--no-search``) for the highest paced rate whose p99 is still under
   50 ms for both lists: five runs bisecting between 0 and the closed loop's throughput (on a
   machine shared with other work, p99 is noisy: run it more than once).
@@ -57,6 +59,7 @@ from urllib.parse import urlencode
 
 import asyncpg
 
+from benchmarks import api_reference
 from service.auth.service import generate_key, hash_key
 from service.db import create_engine
 from service.migrate import upgrade
@@ -460,26 +463,8 @@ async def main_async(args: argparse.Namespace) -> None:
         )
         await conn.close()
         print(f"filled the database in {time.perf_counter() - t0:.1f} s")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        context = multiprocessing.get_context("spawn")
         with tempfile.TemporaryDirectory() as data_dir:
-            for _ in range(args.workers):
-                process = context.Process(target=_serve, args=(url, sock, data_dir), daemon=True)
-                process.start()
-                servers.append(process)
-            for _ in range(600):
-                try:
-                    probe = Client(port, key)
-                    await probe.connect()
-                    status, _ = await probe.get("/healthz")
-                    probe.close()
-                    if status == 200:
-                        break
-                except OSError:
-                    await asyncio.sleep(0.1)
+            servers, port = await start_servers(_serve, (url, data_dir), args.workers, key)
             print(
                 f"{args.clients} clients, {args.seconds:.0f} s per run, {args.workers} server "
                 f"process(es), {os.cpu_count()} CPUs shared by clients, server and PostgreSQL"
@@ -493,6 +478,8 @@ async def main_async(args: argparse.Namespace) -> None:
 
             try:
                 closed = 0.0
+                if args.reference:
+                    await reference(args, url, key, ids)
                 for rate in [None, *args.rate]:
                     what = (
                         "as fast as answers come (closed loop)"
@@ -509,12 +496,73 @@ async def main_async(args: argparse.Namespace) -> None:
             finally:
                 await sampling.close()
     finally:
-        for process in servers:
-            process.terminate()
-            process.join(10)
+        stop_servers(servers)
         admin = await asyncpg.connect(dsn)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def start_servers(
+    target: Callable[..., None], extra: tuple[Any, ...], workers: int, key: str
+) -> tuple[list[Any], int]:
+    """``workers`` processes serving ``target(*extra[:1], sock, *extra[1:])`` on one listening
+    socket; returns them and its port once it answers."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    context = multiprocessing.get_context("spawn")
+    servers = []
+    for _ in range(workers):
+        process = context.Process(target=target, args=(extra[0], sock, *extra[1:]), daemon=True)
+        process.start()
+        servers.append(process)
+    # (The socket stays open here: spawned children get their copy from this process.)
+    for _ in range(600):
+        try:
+            probe = Client(port, key)
+            await probe.connect()
+            status, _ = await probe.get("/healthz")
+            probe.close()
+            if status == 200:
+                break
+        except OSError:
+            await asyncio.sleep(0.1)
+    return servers, port
+
+
+def stop_servers(servers: list[Any]) -> None:
+    for process in servers:
+        process.terminate()
+        process.join(10)
+
+
+async def reference(
+    args: argparse.Namespace, url: str, key: str, ids: tuple[list[int], list[int], list[int]]
+) -> None:
+    """The closed loop against ``benchmarks/api_reference.py`` (uvicorn and asyncpg alone) in
+    both its modes, with as many processes: what this machine allows at all."""
+    db_dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    for mode in api_reference.MODES:
+        servers, port = await start_servers(
+            api_reference.serve, (url, hash_key(key), mode), args.workers, key
+        )
+        try:
+            pids = tuple(p.pid for p in servers if p.pid is not None)
+            sampling = await asyncpg.connect(db_dsn)
+            try:
+                print(
+                    f"\n=== REFERENCE ({mode}: bare ASGI app on asyncpg, the service's SQL, no "
+                    f"framework): {args.clients} concurrent clients, closed loop"
+                )
+                result = await load(
+                    port, key, args.clients, args.seconds, ids, None, cpu_sampler(pids, sampling)
+                )
+                report(*result)
+            finally:
+                await sampling.close()
+        finally:
+            stop_servers(servers)
 
 
 def main() -> None:
@@ -526,6 +574,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--rate", type=float, nargs="*", default=[25.0, 50.0, 100.0])
     parser.add_argument("--no-search", dest="search", action="store_false")
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="first run the closed loop against a bare uvicorn + asyncpg server (the floor)",
+    )
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -219,7 +219,7 @@ _LISTED = tuple(c for c in Delivery.__table__.columns if not c.key.startswith("l
 
 
 @functools.cache
-def _page_statement(
+def page_statement(
     below_cursor: bool, state: bool, destination: bool, workout: bool
 ) -> Select[Any]:
     """The list's statement for one combination of filters, with bind parameters (built and
@@ -247,7 +247,7 @@ async def page(
     workout_id: int | None = None,
 ) -> list[Row[Any]]:
     """Deliveries (columns, not lease fields), newest first (by id), below ``before_id``."""
-    stmt = _page_statement(
+    stmt = page_statement(
         before_id is not None, state is not None, destination_id is not None, workout_id is not None
     )
     params = given(

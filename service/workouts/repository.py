@@ -86,7 +86,7 @@ def status_condition(status: str) -> ColumnElement[bool]:
 
 
 @functools.cache
-def _page_statement(
+def page_statement(
     after_cursor: bool,
     account: bool,
     discipline: bool,
@@ -130,7 +130,7 @@ async def page(
 ) -> list[Row[Any]]:
     """Summaries with their ``status``, newest first (started_at, id), strictly after the
     cursor ``before``."""
-    stmt = _page_statement(
+    stmt = page_statement(
         before is not None,
         account_id is not None,
         discipline is not None,
