@@ -4,8 +4,8 @@ SQLite (the embedded default) runs in WAL mode with foreign keys on and a busy t
 API and the scheduler can share one file; PostgreSQL is used as is. The schema is created only
 by the Alembic migrations in ``migrations/``.
 
-PostgreSQL connections are pooled (:data:`POOL_SIZE` kept, :data:`POOL_OVERFLOW` more under
-load) and a pooled connection is pinged before use only when it has sat unused for
+PostgreSQL connections are pooled (up to :data:`POOL_SIZE`, all kept once opened) and a pooled
+connection is pinged before use only when it has sat unused for
 :data:`PING_IDLE_AFTER_S` or more: a connection in steady use is known to be alive, and pinging
 it (``pool_pre_ping``: BEGIN, a query and ROLLBACK) was three round trips on every request.
 A connection that died while in use fails that use, and SQLAlchemy then replaces every pooled
@@ -113,11 +113,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-# Connections kept open per process: the API's concurrent requests (a list request holds one
-# for about a millisecond) and the scheduler's jobs. Beyond it, up to POOL_OVERFLOW more are
-# opened under load and closed when returned to a full pool; then a request waits for one.
-POOL_SIZE = 20
-POOL_OVERFLOW = 10
+# Connections per process, for the API's concurrent requests (a list request holds one for
+# about a millisecond) and the scheduler's jobs; past them a request waits for one. All are
+# kept once opened: no "overflow" beyond a smaller kept core, whose connections SQLAlchemy
+# closes as soon as they are returned to a full pool, so that load around the core's size
+# opened and closed some 6 connections a second (a server process forked, statements
+# prepared again), for the same cap on connections.
+POOL_SIZE = 30
 PING_IDLE_AFTER_S = 10.0
 _CHECKED_IN_AT = "pelosync_checked_in_at"
 
@@ -154,7 +156,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
     elif "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", POOL_SIZE)
-        kwargs.setdefault("max_overflow", POOL_OVERFLOW)
+        kwargs.setdefault("max_overflow", 0)
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

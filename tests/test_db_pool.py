@@ -4,6 +4,7 @@ died while idle (a restarted server, a proxy's idle timeout) is replaced before 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -66,6 +67,36 @@ async def test_a_connection_in_steady_use_is_not_pinged(
         await backend_pid(engine)
     assert raised.value.connection_invalidated
     assert await backend_pid(engine) != first
+
+
+@pytest.mark.postgres
+@only_postgres
+async def test_bursts_reuse_the_pooled_connections_and_wait_past_the_pool(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "POOL_SIZE", 4)
+    engine = db.create_engine(database_url)
+
+    async def burst(size: int) -> list[int]:
+        together = asyncio.Barrier(min(size, db.POOL_SIZE))
+
+        async def hold() -> int:
+            async with engine.connect() as connection:
+                pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+                await together.wait()  # every connection of the pool in use at once
+                return int(pid)
+
+        return await asyncio.wait_for(asyncio.gather(*(hold() for _ in range(size))), 30)
+
+    try:
+        first = set(await burst(4))
+        assert len(first) == 4
+        # Past the pool, requests wait for a connection rather than open more (or fail);
+        # and connections returned are kept, not closed and opened again for the next burst.
+        assert set(await burst(4 + 4)) == first
+        assert set(await burst(4)) == first
+    finally:
+        await engine.dispose()
 
 
 async def test_the_pool_covers_the_apis_concurrency(database_url: str) -> None:
