@@ -479,7 +479,7 @@ async def main_async(args: argparse.Namespace) -> None:
             try:
                 closed = 0.0
                 if args.reference:
-                    await reference(args, url, key, ids)
+                    await reference(args, url, key, ids, port)
                 for rate in [None, *args.rate]:
                     what = (
                         "as fast as answers come (closed loop)"
@@ -537,8 +537,45 @@ def stop_servers(servers: list[Any]) -> None:
         process.join(10)
 
 
+async def same_pages(
+    service_port: int, port: int, key: str, ids: tuple[list[int], list[int], list[int]]
+) -> None:
+    """Each kind of request (a first page and the next) answered with the same items, fields
+    and cursor by the service and by the reference: the floor does the service's work."""
+    service, other = Client(service_port, key), Client(port, key)
+    await service.connect()
+    await other.connect()
+    try:
+        for _name, resource, query in request_kinds(*ids):
+            params = {"limit": 50, **query()}
+            for _page in range(2):
+                target = f"/v1/{resource}?{urlencode(params)}"
+                (status, mine), (status_other, theirs) = (
+                    await service.get(target),
+                    await other.get(target),
+                )
+                expected, got = json.loads(mine), json.loads(theirs)
+                shown = [
+                    ([item["id"] for item in page["items"]], page["next_cursor"])
+                    for page in (expected, got)
+                ]
+                fields = {tuple(item) for page in (expected, got) for item in page["items"]}
+                if status != 200 or status_other != 200 or shown[0] != shown[1] or len(fields) > 1:
+                    raise SystemExit(f"the reference answers {target} otherwise than the service")
+                if not got["next_cursor"]:
+                    break
+                params["cursor"] = got["next_cursor"]
+    finally:
+        service.close()
+        other.close()
+
+
 async def reference(
-    args: argparse.Namespace, url: str, key: str, ids: tuple[list[int], list[int], list[int]]
+    args: argparse.Namespace,
+    url: str,
+    key: str,
+    ids: tuple[list[int], list[int], list[int]],
+    service_port: int,
 ) -> None:
     """The closed loop against ``benchmarks/api_reference.py`` (uvicorn and asyncpg alone) in
     both its modes, with as many processes: what this machine allows at all."""
@@ -548,6 +585,7 @@ async def reference(
             api_reference.serve, (url, hash_key(key), mode), args.workers, key
         )
         try:
+            await same_pages(service_port, port, key, ids)
             pids = tuple(p.pid for p in servers if p.pid is not None)
             sampling = await asyncpg.connect(db_dsn)
             try:

@@ -126,7 +126,8 @@ def make_app(dsn: str, key_hash: str, mode: str) -> Any:
         async with state["pool"].acquire() as conn:
             if mode == "json":
                 items, fetched, sort_key, last_id = await conn.fetchrow(compiled.sql, *args, limit)
-                cursor = encode_cursor(sort_key, last_id) if fetched > limit else None
+                key = sort_key if sort != "id" else None
+                cursor = encode_cursor(key, last_id) if fetched > limit else None
                 return b'{"items":%s,"next_cursor":%s}' % (
                     items.encode(),
                     orjson.dumps(cursor),
