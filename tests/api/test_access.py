@@ -40,6 +40,17 @@ def test_every_api_route_is_checked() -> None:
     assert all(p.startswith("/v1/") or p == "/metrics" for p in paths)
 
 
+def test_the_document_lists_every_section_in_reading_order() -> None:
+    schema = create_app(migrate=False, scheduler=False).openapi()
+    used = {
+        tag for operations in schema["paths"].values() for op in operations.values()
+        for tag in op["tags"]
+    }  # fmt: skip
+    declared = [tag["name"] for tag in schema["tags"]]
+    assert set(declared) == used
+    assert declared[:4] == ["accounts", "destinations", "workouts", "deliveries"]
+
+
 async def test_keys_are_required_and_roles_enforced(
     api: tuple[httpx.AsyncClient, Keys, Runtime, object],
 ) -> None:
