@@ -152,7 +152,7 @@ async def fill(dsn: str, workouts: int) -> str:
         await conn.close()
 
 
-def _serve(url: str, sock: socket.socket, data_dir: str) -> None:
+def _serve(sock: socket.socket, url: str, data_dir: str) -> None:
     import sys
 
     import uvicorn
@@ -505,8 +505,8 @@ async def main_async(args: argparse.Namespace) -> None:
 async def start_servers(
     target: Callable[..., None], extra: tuple[Any, ...], workers: int, key: str
 ) -> tuple[list[Any], int]:
-    """``workers`` processes serving ``target(*extra[:1], sock, *extra[1:])`` on one listening
-    socket; returns them and its port once it answers."""
+    """``workers`` processes running ``target(sock, *extra)`` to serve on one listening socket;
+    returns them and its port once it answers."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -514,7 +514,7 @@ async def start_servers(
     context = multiprocessing.get_context("spawn")
     servers = []
     for _ in range(workers):
-        process = context.Process(target=target, args=(extra[0], sock, *extra[1:]), daemon=True)
+        process = context.Process(target=target, args=(sock, *extra), daemon=True)
         process.start()
         servers.append(process)
     # (The socket stays open here: spawned children get their copy from this process.)

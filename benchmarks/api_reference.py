@@ -179,7 +179,7 @@ def make_app(dsn: str, key_hash: str, mode: str) -> Any:
     return app
 
 
-def serve(url: str, sock: socket.socket, key_hash: str, mode: str) -> None:
+def serve(sock: socket.socket, url: str, key_hash: str, mode: str) -> None:
     """Serve the reference on ``sock`` (in a process of its own)."""
     import uvicorn
 

@@ -115,10 +115,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 # Connections per process, for the API's concurrent requests (a list request holds one for
 # about a millisecond) and the scheduler's jobs; past them a request waits for one. All are
-# kept once opened: no "overflow" beyond a smaller kept core, whose connections SQLAlchemy
-# closes as soon as they are returned to a full pool, so that load around the core's size
-# opened and closed some 6 connections a second (a server process forked, statements
-# prepared again), for the same cap on connections.
+# kept once opened. (Not a smaller kept pool plus "overflow": SQLAlchemy closes an overflow
+# connection as soon as it is returned to a full pool, so a load around the pool's size kept
+# opening connections, about 6 a second, each a PostgreSQL process forked and statements
+# prepared again.)
 POOL_SIZE = 30
 PING_IDLE_AFTER_S = 10.0
 _CHECKED_IN_AT = "pelosync_checked_in_at"

@@ -73,7 +73,7 @@ def install_openapi(app: FastAPI) -> None:
             version=app.version,
             description=app.description,
             routes=app.routes,
-            tags=app.openapi_tags or TAGS,
+            tags=TAGS,
         )
         for path in schema.get("paths", {}).values():
             for operation in path.values():
