@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,8 @@ async def test_production_without_key_refuses_to_start(base_env: dict[str, str])
 
 async def test_serve_workers_share_one_port_and_stop_cleanly(base_env: dict[str, str]) -> None:
     """``serve --workers 2``: migrations and the first key once, two replicas answering on one
-    port, and SIGTERM stops them all with exit code 0."""
+    port, a request sent while the workers start waits for them, and SIGTERM stops them all
+    with exit code 0."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -139,26 +141,38 @@ async def test_serve_workers_share_one_port_and_stop_cleanly(base_env: dict[str,
     )
     assert proc.stderr is not None
     lines: list[str] = []
-    started: list[dict[str, Any]] = []
+
+    async def read_until(done: Callable[[], bool]) -> None:
+        assert proc.stderr is not None
+        while not done():
+            line = (await proc.stderr.readline()).decode()
+            assert line, "\n".join(lines)
+            lines.append(line)
+
+    def keys() -> list[str]:
+        return [word for line in lines for word in line.split() if word.startswith("psk_")]
+
+    def started() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in lines if '"service.started"' in line]
+
     try:
         async with asyncio.timeout(90):
-            while len(started) < 2:
-                line = (await proc.stderr.readline()).decode()
-                assert line, "\n".join(lines)
-                lines.append(line)
-                if '"service.started"' in line:
-                    started.append(json.loads(line))
-        keys = [word for line in lines for word in line.split() if word.startswith("psk_")]
-        assert len(keys) == 1, lines  # created once, by the parent
-        workers = {entry["worker"] for entry in started}
-        pids = {int(worker.split(":")[1]) for worker in workers}
-        assert len(pids) == 2 and proc.pid not in pids
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            auth = {"Authorization": f"Bearer {keys[0]}"}
-            for _ in range(4):
-                answer = await client.get("/v1/workouts", headers=auth)
-                assert answer.status_code == 200 and answer.json()["items"] == []
-            assert (await client.get("/v1/workouts")).status_code == 401
+            await read_until(lambda: bool(keys()))  # the parent, before any worker starts
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+                auth = {"Authorization": f"Bearer {keys()[0]}"}
+                reading = asyncio.create_task(read_until(lambda: len(started()) == 2))
+                try:
+                    for _ in range(4):
+                        answer = await client.get("/v1/workouts", headers=auth)
+                        assert answer.status_code == 200 and answer.json()["items"] == []
+                    await reading
+                finally:
+                    reading.cancel()
+                assert len(keys()) == 1, lines  # created once, by the parent
+                workers = {entry["worker"] for entry in started()}
+                pids = {int(worker.split(":")[1]) for worker in workers}
+                assert len(pids) == 2 and proc.pid not in pids
+                assert (await client.get("/v1/workouts")).status_code == 401
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)

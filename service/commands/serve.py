@@ -128,7 +128,8 @@ def worker_app() -> FastAPI:
 def serve_workers(settings: Settings, host: str, port: int, workers: int, *, migrate: bool) -> None:
     """``workers`` processes serving one socket under uvicorn's supervisor, which restarts a
     worker that dies and stops them all (each draining its work) on SIGTERM or SIGINT.
-    Migrations and the first API key are done here, once, before any worker starts."""
+    Migrations and the first API key are done here, once, before any worker starts (the
+    port already listening)."""
 
     async def prepare() -> None:
         engine = create_engine(settings.resolved_database_url())
@@ -139,7 +140,6 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int, *, mig
         finally:
             await engine.dispose()
 
-    run(prepare())
     config = uvicorn.Config(
         "service.commands.serve:worker_app",
         factory=True,
@@ -148,7 +148,13 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int, *, mig
         workers=workers,
         **_SERVER_OPTIONS,
     )
-    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    # The port is taken and listened on first, as gunicorn's arbiter does: a port in use fails
+    # before any migration, and a request sent while the workers start waits in the backlog
+    # for the first of them instead of being refused.
+    sock = config.bind_socket()
+    sock.listen(config.backlog)
+    run(prepare())
+    supervisor = Multiprocess(config, sockets=[sock])
     supervisor.run()
     if any(p.process.exitcode == STARTUP_FAILURE for p in supervisor.processes):
         raise PelosyncError("a worker could not start (see the log above)")
