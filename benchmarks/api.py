@@ -479,7 +479,7 @@ async def main_async(args: argparse.Namespace) -> None:
             try:
                 closed = 0.0
                 if args.reference:
-                    await reference(args, url, key, ids, port)
+                    await reference(args, db_dsn, key, ids, port)
                 for rate in [None, *args.rate]:
                     what = (
                         "as fast as answers come (closed loop)"
@@ -572,17 +572,16 @@ async def same_pages(
 
 async def reference(
     args: argparse.Namespace,
-    url: str,
+    db_dsn: str,
     key: str,
     ids: tuple[list[int], list[int], list[int]],
     service_port: int,
 ) -> None:
     """The closed loop against ``benchmarks/api_reference.py`` (uvicorn and asyncpg alone) in
     both its modes, with as many processes: what this machine allows at all."""
-    db_dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
     for mode in api_reference.MODES:
         servers, port = await start_servers(
-            api_reference.serve, (url, hash_key(key), mode), args.workers, key
+            api_reference.serve, (db_dsn, hash_key(key), mode), args.workers, key
         )
         try:
             await same_pages(service_port, port, key, ids)

@@ -126,24 +126,15 @@ def make_app(dsn: str, key_hash: str, mode: str) -> Any:
         async with state["pool"].acquire() as conn:
             if mode == "json":
                 items, fetched, sort_key, last_id = await conn.fetchrow(compiled.sql, *args, limit)
-                key = sort_key if sort != "id" else None
-                cursor = encode_cursor(key, last_id) if fetched > limit else None
-                return b'{"items":%s,"next_cursor":%s}' % (
-                    items.encode(),
-                    orjson.dumps(cursor),
-                )
-            rows = await conn.fetch(compiled.sql, *args)
-        shown = rows[:limit]
-        last = shown[-1] if len(rows) > limit and shown else None
-        return orjson.dumps(
-            {
-                "items": [dict(row) for row in shown],
-                "next_cursor": encode_cursor(last[sort] if sort != "id" else None, last["id"])
-                if last
-                else None,
-            },
-            option=orjson.OPT_UTC_Z,
-        )
+                more, body_items = fetched > limit, items.encode()
+            else:
+                rows = await conn.fetch(compiled.sql, *args)
+                shown = rows[:limit]
+                more = len(rows) > limit
+                sort_key, last_id = (shown[-1][sort], shown[-1]["id"]) if shown else (None, 0)
+                body_items = orjson.dumps([dict(row) for row in shown], option=orjson.OPT_UTC_Z)
+        cursor = encode_cursor(sort_key if sort != "id" else None, last_id) if more else None
+        return b'{"items":%s,"next_cursor":%s}' % (body_items, orjson.dumps(cursor))
 
     async def respond(send: Any, status: int, body: bytes) -> None:
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
@@ -164,7 +155,8 @@ def make_app(dsn: str, key_hash: str, mode: str) -> Any:
             await respond(send, 200, b'{"status":"ok"}')
             return
         given = dict(scope["headers"]).get(b"authorization", b"")
-        if not given.startswith(authorization) or hash_key(given[7:].decode()) != key_hash:
+        presented = given.removeprefix(authorization)
+        if presented == given or hash_key(presented.decode()) != key_hash:
             await respond(send, 401, b'{"title":"Unauthorized"}')
         elif path not in LISTS:
             await respond(send, 404, b'{"title":"Not Found"}')
@@ -179,12 +171,11 @@ def make_app(dsn: str, key_hash: str, mode: str) -> Any:
     return app
 
 
-def serve(sock: socket.socket, url: str, key_hash: str, mode: str) -> None:
-    """Serve the reference on ``sock`` (in a process of its own)."""
+def serve(sock: socket.socket, dsn: str, key_hash: str, mode: str) -> None:
+    """Serve the reference on ``sock`` (in a process of its own); ``dsn`` is asyncpg's."""
     import uvicorn
 
     sys.stderr = open(os.devnull, "w")  # noqa: SIM115
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
     config = uvicorn.Config(
         make_app(dsn, key_hash, mode), log_config=None, access_log=False, log_level="warning"
     )
