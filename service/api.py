@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from service.accounts.router import router as accounts_router
 from service.auth.router import router as api_keys_router
 from service.config import Settings
+from service.deliveries.bulk_router import router as bulk_deliveries_router
 from service.deliveries.router import router as deliveries_router
 from service.destinations.router import callback_router as strava_callback_router
 from service.destinations.router import router as destinations_router
@@ -24,6 +25,7 @@ ROUTERS = (
     deliveries_router,
     accounts_router,
     destinations_router,
+    bulk_deliveries_router,
     strava_callback_router,
     files_router,
     api_keys_router,
