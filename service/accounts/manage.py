@@ -115,6 +115,7 @@ async def update(
         if changes["sync_since"] < account.sync_since:
             # Older workouts are wanted: walk back again on the next poll, now.
             account.backfill_complete = False
+            account.backfill_found, account.backfill_reached = 0, None  # a new walk back
             account.next_poll_at = now
         account.sync_since = changes["sync_since"]
     if "paused" in changes and changes["paused"] != account.paused:

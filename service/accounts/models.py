@@ -50,6 +50,10 @@ class Account(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sync_since: Mapped[datetime] = mapped_column(UTCDateTime())
     backfill_complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A backfill's progress, written as it walks back through Peloton's list: the workouts it
+    # has found back to the since-date so far, and the oldest start time it has reached.
+    backfill_found: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    backfill_reached: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Workouts seen IN_PROGRESS, re-checked on later polls until complete (they are not stored
     # before, so the "stop at the first known id" listing alone could step over them).
     pending_workout_ids: Mapped[list[str]] = mapped_column(JSONDocument, default=list)

@@ -81,6 +81,17 @@ class AccountRepository:
     async def extend_lease(self, account_id: int, owner: str, until: datetime) -> bool:
         return await leases.extend(self.session, Account, account_id, owner, until)
 
+    async def record_backfill(
+        self, account_id: int, owner: str, found: int, reached: datetime | None
+    ) -> None:
+        """A backfill's progress so far, if ``owner`` still holds the account's lease."""
+        await self.session.execute(
+            update(Account)
+            .where(Account.id == account_id, Account.lease_owner == owner)
+            .values(backfill_found=found, backfill_reached=reached)
+            .execution_options(synchronize_session=False)
+        )
+
     async def save_tokens(
         self, account_id: int, tokens_encrypted: str, expires_at: datetime | None
     ) -> None:

@@ -98,6 +98,12 @@ class AccountOut(BaseModel):
     poll_interval_s: int | None
     sync_since: datetime
     backfill_complete: bool
+    backfill_found: int = Field(
+        description="Workouts the backfill has found on Peloton back to sync_since, so far."
+    )
+    backfill_reached: datetime | None = Field(
+        description="The oldest workout start the backfill has reached, so far."
+    )
     last_poll_at: datetime | None
     last_success_at: datetime | None
     next_poll_at: datetime | None = Field(description="Null while paused or needing re-auth.")

@@ -143,6 +143,9 @@ class AccountPoller:
                 if created is not None and created < account.sync_since:
                     break
                 page.append(workout)
+                if len(page) % BACKFILL_PAGE_SIZE == 0:
+                    await self._record_backfill(account, page)
+            await self._record_backfill(account, page)
             async with self.rt.sessions() as session:
                 stored = await WorkoutRepository(session).known_ids(
                     account.id, [w.id for w in page if w.id]
@@ -164,6 +167,24 @@ class AccountPoller:
         result.found = len(complete) + len(in_progress)
         complete.sort(key=lambda w: (w.created_at or w.start_time or self.rt.clock(), w.id or ""))
         return complete, in_progress
+
+    async def _record_backfill(self, account: Account, listed: list[PelotonWorkout]) -> None:
+        """Show how far the backfill has walked (newest first: the last one is the oldest).
+
+        Every backfill poll walks the list again, so the figures only ever grow (a later
+        since-date starts them over: see ``manage.update``)."""
+        found = max(account.backfill_found or 0, len(listed))
+        reached = account.backfill_reached
+        oldest = (listed[-1].created_at or listed[-1].start_time) if listed else None
+        if oldest is not None and (reached is None or oldest < reached):
+            reached = oldest
+        if (found, reached) == (account.backfill_found, account.backfill_reached):
+            return
+        account.backfill_found, account.backfill_reached = found, reached
+        async with self._writing(), self.rt.sessions() as session, session.begin():
+            await AccountRepository(session).record_backfill(
+                account.id, self.rt.worker, found, reached
+            )
 
     async def _collect(
         self, client: PelotonClient, account: Account, result: PollResult

@@ -3,7 +3,7 @@ failures. Every test runs on SQLite and (when configured) PostgreSQL."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -56,6 +56,43 @@ async def test_first_sync_backfills_in_capped_rounds_then_stops(world: World) ->
     async with world.runtime.sessions() as session:
         runs = (await session.execute(select(SyncRun).order_by(SyncRun.id))).scalars().all()
     assert [r.new for r in runs] == [5, 5, 2]
+
+
+async def test_backfill_records_its_progress_as_it_walks_back(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.accounts import sync
+    from service.accounts.repository import AccountRepository
+
+    monkeypatch.setattr(sync, "BACKFILL_PAGE_SIZE", 5)  # 12 workouts: pages of 5, 5, 2
+    seen: list[int] = []
+    record = AccountRepository.record_backfill
+
+    async def spy(
+        self: AccountRepository, account_id: int, owner: str, found: int, at: datetime | None
+    ) -> None:
+        seen.append(found)
+        await record(self, account_id, owner, found, at)
+
+    monkeypatch.setattr(AccountRepository, "record_backfill", spy)
+    account = await world.link()
+    fresh = await _account(world, account.id)
+    assert (fresh.backfill_found, fresh.backfill_reached) == (0, None)
+    job = PollJob(world.runtime)
+    first = (await job.run_once(account.id))[account.id]
+    assert first is not None and first.more
+    assert seen == [5, 10, 12]  # written page by page, while the walk goes on
+    stored = await _account(world, account.id)
+    sandbox_user = next(iter(world.sandbox.accounts.values()))
+    oldest = min(w.created_at for w in world.sandbox.workouts(sandbox_user))
+    assert not stored.backfill_complete and stored.backfill_found == 12
+    assert stored.backfill_reached is not None
+    assert int(stored.backfill_reached.timestamp()) == oldest
+    while (await job.run_once(account.id))[account.id].more:  # type: ignore[union-attr]
+        pass
+    done = await _account(world, account.id)
+    assert done.backfill_complete and done.backfill_found == 12
+    assert seen == [5, 10, 12]  # the later walks found nothing more: nothing written
 
 
 async def test_incremental_sync_fetches_only_new_workouts(world: World) -> None:
