@@ -137,6 +137,10 @@ class AccountRepository:
         await self.session.flush()
         return run
 
+    async def run_count(self, account_id: int) -> int:
+        stmt = select(func.count()).where(SyncRun.account_id == account_id)
+        return int((await self.session.execute(stmt)).scalar_one())
+
     async def runs(
         self, account_id: int, *, limit: int = 50, before_id: int | None = None
     ) -> list[SyncRun]:

@@ -156,12 +156,11 @@ async def replay(
     return await _queue(session, await _destination(session, destination_id), plans, now)
 
 
-async def send_workouts(
-    session: AsyncSession, destination_id: int, workout_ids: list[int], now: datetime
-) -> SendResult:
-    """Send these workouts to the destination now, whatever its account and discipline
-    filters (they were chosen by hand), as new messages. Unknown ids are refused (nothing
-    queued); a workout that cannot be converted, or has none of its formats, is skipped."""
+async def plan_send(
+    session: AsyncSession, destination_id: int, workout_ids: list[int]
+) -> tuple[list[Planned], list[tuple[int, str]]]:
+    """What :func:`send_workouts` would queue, and the workouts it would skip (with why).
+    Unknown ids are refused (:class:`NotFound`)."""
     destination = await _destination(session, destination_id)
     wanted = list(dict.fromkeys(workout_ids))
     if not wanted:
@@ -172,18 +171,27 @@ async def send_workouts(
     missing = sorted(set(wanted) - {w.id for w in found})
     if missing:
         raise NotFound(f"workout {', '.join(map(str, missing))} not found")
-    result = SendResult()
-    plans = []
+    plans, skipped = [], []
     for workout in found:
         formats = formats_of(destination, workout)
         if workout.conversion_error is not None:
-            result.skipped.append((workout.id, "it could not be converted"))
+            skipped.append((workout.id, "it could not be converted"))
         elif not formats:
-            result.skipped.append((workout.id, "it has none of the destination's formats"))
+            skipped.append((workout.id, "it has none of the destination's formats"))
         else:
             plans.append(Planned(workout, formats))
-    result.queued = await _queue(session, destination, plans, now)
-    return result
+    return plans, skipped
+
+
+async def send_workouts(
+    session: AsyncSession, destination_id: int, workout_ids: list[int], now: datetime
+) -> SendResult:
+    """Send these workouts to the destination now, whatever its account and discipline
+    filters (they were chosen by hand), as new messages. Unknown ids are refused (nothing
+    queued); a workout that cannot be converted, or has none of its formats, is skipped."""
+    plans, skipped = await plan_send(session, destination_id, workout_ids)
+    destination = await _destination(session, destination_id)
+    return SendResult(await _queue(session, destination, plans, now), skipped)
 
 
 async def failed_count(session: AsyncSession, destination_id: int) -> int:

@@ -12,13 +12,24 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from service.web import accounts, deliveries, destinations, login, overview, workouts
+from service.web import (
+    accounts,
+    apikeys,
+    deliveries,
+    destinations,
+    login,
+    overview,
+    removal,
+    sending,
+    workouts,
+)
 
 STATIC = Path(__file__).parent / "static"
 
 
 def install_web(app: FastAPI) -> None:
     """Mount the dashboard's pages and its static files (``/static``)."""
-    for module in (login, overview, workouts, deliveries, destinations, accounts):
+    pages = (login, overview, workouts, deliveries, destinations, accounts)
+    for module in (*pages, sending, removal, apikeys):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -67,10 +67,18 @@ def _rows_stmt() -> Select[Delivery, str, datetime, str | None, str, str, str]:
 
 
 async def delivery_rows(
-    session: AsyncSession, *, state: str, limit: int, before_id: int | None = None
+    session: AsyncSession,
+    *,
+    state: str,
+    limit: int,
+    before_id: int | None = None,
+    destination_id: int | None = None,
 ) -> list[DeliveryRow]:
-    """Up to ``limit`` deliveries in ``state``, newest first, ids below ``before_id``."""
+    """Up to ``limit`` deliveries in ``state`` (of one destination, if given), newest first,
+    ids below ``before_id``."""
     stmt = _rows_stmt().where(Delivery.state == state)
+    if destination_id is not None:
+        stmt = stmt.where(Delivery.destination_id == destination_id)
     if before_id is not None:
         stmt = stmt.where(Delivery.id < before_id)
     stmt = stmt.order_by(Delivery.id.desc()).limit(limit)

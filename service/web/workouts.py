@@ -75,6 +75,7 @@ async def list_workouts(
         statuses=[s.value for s in WorkoutStatus],
         filters=filters,
         older_url=older_url,
+        destinations=await queries.destinations(db),
     )
 
 
@@ -111,4 +112,5 @@ async def show_workout(
         chart_error=chart_error,
         downloads=downloads,
         deliveries=await queries.workout_delivery_rows(db, workout_id),
+        destinations=await queries.destinations(db),
     )

@@ -1,0 +1,119 @@
+"""Deleting a destination or an account: a page saying what will be removed, then a POST.
+
+Read-only keys get the 403 page on both (they never see the buttons that lead here).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from service.accounts import manage as accounts
+from service.accounts.repository import AccountRepository
+from service.auth.service import Forbidden
+from service.deps import RuntimeDep, SessionDep
+from service.destinations import manage as destinations
+from service.schemas import IdPath
+from service.web import queries
+from service.web.deps import ActionDep, Viewer, ViewerDep, WebRoute, redirect, render
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+
+def require_admin(viewer: Viewer, what: str) -> None:
+    """The 403 page for a read-only key on a page that leads to a change."""
+    if not viewer.can_write:
+        raise Forbidden(f"this API key is read-only; sign in with an admin key to {what}")
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _states(counts: dict[str, int]) -> str:
+    words = {"succeeded": "delivered", "failed": "failed", "pending": "pending"}
+    parts = [f"{counts[state]} {text}" for state, text in words.items() if counts.get(state)]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+@router.get("/destinations/{destination_id}/delete")
+async def confirm_delete_destination(
+    destination_id: IdPath, request: Request, runtime: RuntimeDep, db: SessionDep, viewer: ViewerDep
+) -> Response:
+    require_admin(viewer, "delete a destination")
+    destination = await destinations.get(db, destination_id)
+    counts = (await queries.delivery_counts(db)).get(destination_id, {})
+    total = sum(counts.values())
+    return render(
+        request,
+        runtime,
+        "confirm.html",
+        viewer,
+        page="destinations",
+        title=f"Delete {destination.name}?",
+        back=f"/destinations/{destination_id}",
+        back_text=destination.name,
+        lines=[
+            f"The destination {destination.name} and its record of "
+            f"{plural(total, 'delivery')}{_states(counts)} with every attempt are deleted. "
+            "Nothing more is sent to it.",
+            "The workouts stay, and files already delivered stay where they went.",
+        ],
+        action=f"/destinations/{destination_id}/delete",
+        fields={},
+        button="Delete destination",
+        danger=True,
+    )
+
+
+@router.post("/destinations/{destination_id}/delete")
+async def delete_destination(
+    destination_id: IdPath, request: Request, runtime: RuntimeDep, db: SessionDep, action: ActionDep
+) -> Response:
+    destination = await destinations.get(db, destination_id)
+    name = destination.name
+    await destinations.delete(db, destination_id)
+    return redirect(request, runtime, "/destinations", ok=f"Deleted {name}.")
+
+
+@router.get("/accounts/{account_id}/delete")
+async def confirm_delete_account(
+    account_id: IdPath, request: Request, runtime: RuntimeDep, db: SessionDep, viewer: ViewerDep
+) -> Response:
+    require_admin(viewer, "delete an account")
+    account = await accounts.get(db, account_id)
+    workouts, deliveries = await accounts.counts(db, account)
+    runs = await AccountRepository(db).run_count(account_id)
+    return render(
+        request,
+        runtime,
+        "confirm.html",
+        viewer,
+        page="accounts",
+        title=f"Delete {account.label}?",
+        back=f"/accounts/{account_id}",
+        back_text=account.label,
+        lines=[
+            f"The account {account.label} (Peloton user "
+            f"{account.peloton_username or account.peloton_user_id}) is unlinked, with its "
+            f"{plural(workouts, 'workout')}, their "
+            f"{plural(sum(deliveries.values()), 'delivery')}{_states(deliveries)} and every "
+            f"attempt, and its {plural(runs, 'sync run')}. Its stored credentials are erased.",
+            "Files already delivered stay where they went; destinations are kept. Linking the "
+            "account again fetches its workouts again.",
+        ],
+        action=f"/accounts/{account_id}/delete",
+        fields={},
+        button="Delete account",
+        danger=True,
+    )
+
+
+@router.post("/accounts/{account_id}/delete")
+async def delete_account(
+    account_id: IdPath, request: Request, runtime: RuntimeDep, db: SessionDep, action: ActionDep
+) -> Response:
+    account = await accounts.get(db, account_id)
+    label = account.label
+    await accounts.delete(db, account_id)
+    return redirect(request, runtime, "/accounts", ok=f"Deleted {label} and its workouts.")
