@@ -27,7 +27,11 @@ def require_admin(viewer: Viewer, what: str) -> None:
 
 
 def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
+    """``1 workout``, ``2 workouts``, ``2 deliveries``."""
+    if count == 1:
+        return f"{count} {word}"
+    many = word[:-1] + "ies" if word.endswith("y") and word[-2:-1] not in "aeiou" else word + "s"
+    return f"{count} {many}"
 
 
 def _states(counts: dict[str, int]) -> str:
