@@ -13,13 +13,36 @@ from sqlalchemy import select
 from service.accounts import service as accounts_service
 from service.accounts.repository import AccountRepository
 from service.destinations.models import Destination
-from service.peloton.sandbox import SandboxState
+from service.peloton.sandbox import SandboxConfig, SandboxState
 from service.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
 DEMO_SEED = 2024
 DEMO_DESTINATION = "Demo folder export"
+DEMO_WORKOUTS = 6
+# Besides the generated history: the kinds every page of the dashboard should be seen with
+# (a GPS route and its GPX; a rower's strokes), and how many days ago each was done.
+DEMO_EXTRA = (("outdoor_run", 2.5), ("rowing", 1.0))
+DAY = 86_400
+
+
+def demo_sandbox(now: int) -> SandboxState:
+    """The demo's sandbox Peloton: one rider with a generated history ending three days
+    ago, then an outdoor run (GPS) and a rowing class in the days since."""
+    state = SandboxState(
+        SandboxConfig(seed=DEMO_SEED, users=1, workouts=DEMO_WORKOUTS, anchor=now - 3 * DAY)
+    )
+    rider = next(iter(state.accounts.values()))
+    for kind, days_ago in DEMO_EXTRA:
+        # Sandbox time is moved back to "then" to record each one, and put back after.
+        offset = now - days_ago * DAY - state.now()
+        state.advance(offset)
+        try:
+            state.add_workouts(rider, kind=kind, heart_rate=True)
+        finally:
+            state.advance(-offset)
+    return state
 
 
 def demo_setup(

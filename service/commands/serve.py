@@ -20,13 +20,13 @@ from service.accounts.jobs import PollJob
 from service.app import create_app
 from service.commands.apikeys import announce_first_key, first_key_setup
 from service.commands.common import run, setup
-from service.commands.demo import DEMO_SEED, demo_setup
+from service.commands.demo import demo_sandbox, demo_setup
 from service.config import Settings
 from service.db import create_engine, create_session_factory, utcnow
 from service.deliveries.jobs import DeliveryJob
 from service.errors import PelosyncError
 from service.migrate import check_current, upgrade
-from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
+from service.peloton.sandbox import run_sandbox
 from service.runtime import open_runtime
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -97,9 +97,7 @@ def serve(
             current = settings
             on_started = None
             if demo:
-                state = SandboxState(
-                    SandboxConfig(seed=DEMO_SEED, users=1, workouts=6, anchor=int(time.time()))
-                )
+                state = demo_sandbox(int(time.time()))
                 url = await stack.enter_async_context(run_sandbox(state))
                 current = settings.model_copy(
                     update={"peloton_api_url": url, "peloton_auth_url": url}
