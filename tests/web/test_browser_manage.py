@@ -101,6 +101,7 @@ async def test_manage_from_the_dashboard(
         paused.paused = True
         paused.backfill_found = 412
         paused.backfill_reached = site.runtime.clock() - timedelta(days=200)
+        paused.sync_since = site.runtime.clock() - timedelta(days=730)
     receiver.answers = [Answer(status=413)]  # the first file fails for good
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
@@ -163,7 +164,7 @@ async def test_manage_from_the_dashboard(
     )
     await page.goto(site.url + "/")
     progress = await page.locator(f"#backfill-{paused.id}").inner_text()
-    assert "412 found on Peloton" in progress
+    assert "0 of 412 stored" in progress
 
     # Retry every failed delivery: the confirmation says how many.
     await page.goto(f"{site.url}/destinations/{d}")
