@@ -24,8 +24,8 @@ from service.runtime import Runtime
 from service.schemas import IdPath
 from service.web import forms
 from service.web import session as cookies
+from service.web.confirm import Confirmation, confirm_page, require_admin
 from service.web.deps import ActionDep, Viewer, ViewerDep, WebRoute, redirect, render
-from service.web.removal import require_admin
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -124,20 +124,20 @@ async def confirm_revoke(
     ]
     if row.id == viewer.key_id:
         lines.append("This is the key you are signed in with: you will be signed out.")
-    return render(
+    return confirm_page(
         request,
         runtime,
-        "confirm.html",
         viewer,
-        page="keys",
-        title=f"Revoke {row.name}?",
-        back="/api-keys",
-        back_text="API keys",
-        lines=lines,
-        action=f"/api-keys/{key_id}/revoke",
-        fields={},
-        button="Revoke key",
-        danger=True,
+        "keys",
+        Confirmation(
+            title=f"Revoke {row.name}?",
+            back="/api-keys",
+            back_text="API keys",
+            lines=lines,
+            action=f"/api-keys/{key_id}/revoke",
+            button="Revoke key",
+            danger=True,
+        ),
     )
 
 

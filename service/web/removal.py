@@ -10,28 +10,14 @@ from starlette.responses import Response
 
 from service.accounts import manage as accounts
 from service.accounts.repository import AccountRepository
-from service.auth.service import Forbidden
 from service.deps import RuntimeDep, SessionDep
 from service.destinations import manage as destinations
 from service.schemas import IdPath
 from service.web import queries
-from service.web.deps import ActionDep, Viewer, ViewerDep, WebRoute, redirect, render
+from service.web.confirm import Confirmation, confirm_page, plural, require_admin
+from service.web.deps import ActionDep, ViewerDep, WebRoute, redirect
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
-
-
-def require_admin(viewer: Viewer, what: str) -> None:
-    """The 403 page for a read-only key on a page that leads to a change."""
-    if not viewer.can_write:
-        raise Forbidden(f"this API key is read-only; sign in with an admin key to {what}")
-
-
-def plural(count: int, word: str) -> str:
-    """``1 workout``, ``2 workouts``, ``2 deliveries``."""
-    if count == 1:
-        return f"{count} {word}"
-    many = word[:-1] + "ies" if word.endswith("y") and word[-2:-1] not in "aeiou" else word + "s"
-    return f"{count} {many}"
 
 
 def _states(counts: dict[str, int]) -> str:
@@ -48,25 +34,25 @@ async def confirm_delete_destination(
     destination = await destinations.get(db, destination_id)
     counts = (await queries.delivery_counts(db)).get(destination_id, {})
     total = sum(counts.values())
-    return render(
+    return confirm_page(
         request,
         runtime,
-        "confirm.html",
         viewer,
-        page="destinations",
-        title=f"Delete {destination.name}?",
-        back=f"/destinations/{destination_id}",
-        back_text=destination.name,
-        lines=[
-            f"The destination {destination.name} and its record of "
-            f"{plural(total, 'delivery')}{_states(counts)} with every attempt are deleted. "
-            "Nothing more is sent to it.",
-            "The workouts stay, and files already delivered stay where they went.",
-        ],
-        action=f"/destinations/{destination_id}/delete",
-        fields={},
-        button="Delete destination",
-        danger=True,
+        "destinations",
+        Confirmation(
+            title=f"Delete {destination.name}?",
+            back=f"/destinations/{destination_id}",
+            back_text=destination.name,
+            lines=[
+                f"The destination {destination.name} and its record of "
+                f"{plural(total, 'delivery')}{_states(counts)} with every attempt are deleted. "
+                "Nothing more is sent to it.",
+                "The workouts stay, and files already delivered stay where they went.",
+            ],
+            action=f"/destinations/{destination_id}/delete",
+            button="Delete destination",
+            danger=True,
+        ),
     )
 
 
@@ -88,28 +74,28 @@ async def confirm_delete_account(
     account = await accounts.get(db, account_id)
     workouts, deliveries = await accounts.counts(db, account)
     runs = await AccountRepository(db).run_count(account_id)
-    return render(
+    return confirm_page(
         request,
         runtime,
-        "confirm.html",
         viewer,
-        page="accounts",
-        title=f"Delete {account.label}?",
-        back=f"/accounts/{account_id}",
-        back_text=account.label,
-        lines=[
-            f"The account {account.label} (Peloton user "
-            f"{account.peloton_username or account.peloton_user_id}) is unlinked, with its "
-            f"{plural(workouts, 'workout')}, their "
-            f"{plural(sum(deliveries.values()), 'delivery')}{_states(deliveries)} and every "
-            f"attempt, and its {plural(runs, 'sync run')}. Its stored credentials are erased.",
-            "Files already delivered stay where they went; destinations are kept. Linking the "
-            "account again fetches its workouts again.",
-        ],
-        action=f"/accounts/{account_id}/delete",
-        fields={},
-        button="Delete account",
-        danger=True,
+        "accounts",
+        Confirmation(
+            title=f"Delete {account.label}?",
+            back=f"/accounts/{account_id}",
+            back_text=account.label,
+            lines=[
+                f"The account {account.label} (Peloton user "
+                f"{account.peloton_username or account.peloton_user_id}) is unlinked, with its "
+                f"{plural(workouts, 'workout')}, their "
+                f"{plural(sum(deliveries.values()), 'delivery')}{_states(deliveries)} and every "
+                f"attempt, and its {plural(runs, 'sync run')}. Its stored credentials are erased.",
+                "Files already delivered stay where they went; destinations are kept. Linking the "
+                "account again fetches its workouts again.",
+            ],
+            action=f"/accounts/{account_id}/delete",
+            button="Delete account",
+            danger=True,
+        ),
     )
 
 

@@ -19,8 +19,8 @@ from service.destinations import manage as destinations
 from service.errors import InvalidInput, PelosyncError
 from service.schemas import MAX_ID, IdPath, IdQuery
 from service.web import forms, queries
+from service.web.confirm import Confirmation, confirm_page, plural, require_admin
 from service.web.deps import ActionDep, Form, ViewerDep, WebRoute, redirect, render
-from service.web.removal import plural, require_admin
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -73,27 +73,26 @@ async def confirm_retry_failed(
     failed = await bulk.failed_count(db, destination_id)
     lines = [
         f"{plural(failed, 'failed delivery')} to {destination.name} will be sent again now, "
-        "each with a fresh retry budget and its own message id (receivers see the same "
+        "each with a fresh retry budget and keeping its message id (receivers see the same "
         "message again)."
         if failed
         else f"{destination.name} has no failed delivery: nothing to retry."
     ]
     if failed and not destination.enabled:
         lines.append("It is paused: they wait until it is resumed.")
-    return render(
+    return confirm_page(
         request,
         runtime,
-        "confirm.html",
         viewer,
-        page="destinations",
-        title=f"Retry the failed deliveries to {destination.name}?",
-        back=f"/destinations/{destination_id}",
-        back_text=destination.name,
-        lines=lines,
-        action=f"/destinations/{destination_id}/retry-failed" if failed else None,
-        fields={},
-        button=f"Retry {plural(failed, 'delivery')}",
-        danger=False,
+        "destinations",
+        Confirmation(
+            title=f"Retry the failed deliveries to {destination.name}?",
+            back=f"/destinations/{destination_id}",
+            back_text=destination.name,
+            lines=lines,
+            action=f"/destinations/{destination_id}/retry-failed" if failed else None,
+            button=f"Retry {plural(failed, 'delivery')}",
+        ),
     )
 
 
@@ -144,16 +143,21 @@ async def confirm_send(
     ]
     if plans and not destination.enabled:
         lines.append("It is paused: they wait until it is resumed.")
-    return render(
+    return confirm_page(
         request,
         runtime,
-        "send.html",
         viewer,
-        page="workouts",
-        title="Send workouts" if len(ids) > 1 else "Send a workout",
-        back=back,
-        back_text="Workouts" if len(ids) > 1 else "The workout",
-        lines=lines,
+        "workouts",
+        Confirmation(
+            title="Send workouts" if len(ids) > 1 else "Send a workout",
+            back=back,
+            back_text="Workouts" if len(ids) > 1 else "The workout",
+            lines=lines,
+            action="/send" if plans else None,
+            fields={"destination_id": chosen, "workout_ids": [p.workout.id for p in plans]},
+            button=f"Send {plural(len(plans), 'workout')}",
+        ),
+        template="send.html",
         destinations=all_destinations,
         destination=destination,
         ids=ids,
@@ -161,10 +165,6 @@ async def confirm_send(
         planned=len(plans),
         skipped=skipped,
         accounts=await queries.account_labels(db),
-        action="/send" if plans else None,
-        fields={"destination_id": chosen, "workout_ids": [p.workout.id for p in plans]},
-        button=f"Send {plural(len(plans), 'workout')}",
-        danger=False,
     )
 
 
@@ -221,16 +221,26 @@ async def preview_replay(
         if plans
         else f"No workout started {days} (UTC) goes to {destination.name}: nothing to replay."
     ]
-    return render(
+    return confirm_page(
         request,
         runtime,
-        "send.html",
         viewer,
-        page="destinations",
-        title=f"Replay to {destination.name}?",
-        back=f"/destinations/{destination_id}",
-        back_text=destination.name,
-        lines=lines,
+        "destinations",
+        Confirmation(
+            title=f"Replay to {destination.name}?",
+            back=f"/destinations/{destination_id}",
+            back_text=destination.name,
+            lines=lines,
+            action="/deliveries/replay" if plans else None,
+            fields={
+                "destination_id": destination_id,
+                "start": start,
+                "end": end,
+                "next": f"/destinations/{destination_id}",
+            },
+            button=f"Replay {plural(len(plans), 'workout')}",
+        ),
+        template="send.html",
         destinations=[],
         destination=destination,
         ids=[],
@@ -238,13 +248,4 @@ async def preview_replay(
         planned=len(plans),
         skipped=[],
         accounts=await queries.account_labels(db),
-        action="/deliveries/replay" if plans else None,
-        fields={
-            "destination_id": destination_id,
-            "start": start,
-            "end": end,
-            "next": f"/destinations/{destination_id}",
-        },
-        button=f"Replay {plural(len(plans), 'workout')}",
-        danger=False,
     )
