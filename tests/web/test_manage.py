@@ -17,6 +17,7 @@ from service.auth.models import ApiKey
 from service.deliveries.models import Delivery
 from service.destinations.models import Destination
 from service.web import sending
+from service.web.apikeys import NEW_KEY_COOKIE
 from service.workouts.models import Workout
 from tests.api.conftest import bearer
 from tests.api.seed import START
@@ -148,6 +149,15 @@ async def test_api_keys_are_created_shown_once_listed_and_revoked(
     )
     assert created.status_code == 303 and created.headers["location"] == "/api-keys"
     assert "psk_" not in str(created.headers)  # not in a URL, not in a readable cookie
+    carried = created.cookies[NEW_KEY_COOKIE]
+    assert "psk_" not in carried  # encrypted
+    # Bound to the key that created it: another session carrying the cookie sees nothing.
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=site.app), base_url="http://testserver"
+    ) as other:
+        await sign_in(other, site.keys.read_only)
+        other.cookies.set(NEW_KEY_COOKIE, carried, path="/api-keys")
+        assert not page(await other.get("/api-keys")).xpath("//div[@id='new-key']")
     shown = await client.get("/api-keys")
     key = text(shown, "//div[@id='new-key']//code")
     assert key.startswith("psk_") and "Created backup script." in flash(shown)
