@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import load_only
 
 from service.deliveries.models import Delivery, DeliveryState
 from service.deliveries.repository import DeliveryRepository, new_message_id
@@ -20,6 +21,19 @@ from service.errors import InvalidInput, NotFound
 from service.workouts.models import Workout
 
 MAX_SEND = 500  # workouts sent in one request: a larger set is a replay
+
+
+# What planning reads of a workout: never its raw documents (hundreds of KB each).
+PLANNED_COLUMNS = (
+    Workout.id,
+    Workout.account_id,
+    Workout.title,
+    Workout.discipline,
+    Workout.started_at,
+    Workout.timezone,
+    Workout.has_gps,
+    Workout.conversion_error,
+)
 
 
 class BulkRepository:
@@ -32,6 +46,7 @@ class BulkRepository:
         """Convertible workouts started in [start, end), oldest first."""
         stmt = (
             select(Workout)
+            .options(load_only(*PLANNED_COLUMNS))
             .where(
                 Workout.started_at >= start,
                 Workout.started_at < end,
@@ -42,7 +57,12 @@ class BulkRepository:
         return list((await self.session.execute(stmt)).scalars())
 
     async def workouts(self, workout_ids: list[int]) -> list[Workout]:
-        stmt = select(Workout).where(Workout.id.in_(workout_ids)).order_by(Workout.started_at)
+        stmt = (
+            select(Workout)
+            .options(load_only(*PLANNED_COLUMNS))
+            .where(Workout.id.in_(workout_ids))
+            .order_by(Workout.started_at)
+        )
         return list((await self.session.execute(stmt)).scalars())
 
     async def idle_deliveries(
