@@ -242,3 +242,60 @@ async def test_manage_from_the_dashboard(
     assert "and its workouts" in await flash(page)
     assert await scalar(site, select(func.count()).select_from(Workout)) == 0
     await context.close()
+
+
+@SQLITE_ONLY
+async def test_read_only_key_sees_the_new_pages_without_a_button(
+    live_site: LiveSite, browser: Any
+) -> None:
+    site = live_site
+    user = list(site.sandbox.accounts.values())[0]
+    site.sandbox.add_workouts(user, kind="outdoor_run")
+    refresh = site.sandbox.describe_user(user)["refresh_tokens"][0]["token"]
+    async with site.runtime.sessions() as session, session.begin():
+        account = await accounts.link(
+            site.runtime, session, accounts.LinkRequest(refresh_token=refresh)
+        )
+        destination, _ = await destinations.create(
+            site.runtime,
+            session,
+            {
+                "name": "folder",
+                "kind": "directory",
+                "config": {"root": str(site.runtime.settings.data_dir)},
+            },
+        )
+
+    async def synced() -> bool:
+        return await scalar(site, select(func.count()).select_from(Workout)) == 1
+
+    await eventually(synced, "the sync")
+    context = await browser.new_context()
+    page = await context.new_page()
+    await sign_in(page, site, site.keys.read_only)
+    d = destination.id
+    for path in (
+        "/api-keys",
+        f"/destinations/{d}",
+        f"/destinations/{d}/delivered",
+        f"/destinations/{d}/replay?start=2000-01-01&end=2100-01-01",
+        "/workouts",
+        f"/accounts/{account.id}",
+    ):
+        await page.goto(site.url + path)
+        actions = await page.locator("form[method=post]").evaluate_all(
+            "forms => forms.map(f => f.getAttribute('action'))"
+        )
+        assert actions == ["/logout"], (path, actions)
+        assert await page.locator("input[type=checkbox][name=workout_ids]").count() == 0
+        assert await page.locator("a.danger, #confirm-button, #create-key").count() == 0, path
+    for path in (
+        f"/destinations/{d}/delete",
+        f"/accounts/{account.id}/delete",
+        "/api-keys/1/revoke",
+    ):
+        response = await page.goto(site.url + path)
+        assert response.status == 403, path
+        assert "read-only" in await page.locator("#error-message").inner_text()
+    await shot(page, "43-read-only-refused-delete")
+    await context.close()
