@@ -182,14 +182,14 @@ def _ids(form: Form) -> list[int]:
 async def send_workouts(
     request: Request, runtime: RuntimeDep, db: SessionDep, action: ActionDep
 ) -> Response:
+    """Queue the confirmed workouts; back to the destination (its counts) with what was done."""
     destination_id = forms.identifier(action.form, "destination_id", "destination")
+    await destinations.get(db, destination_id)  # gone since the confirmation: the 404 page
     back = f"/destinations/{destination_id}"
     try:
         result = await bulk.send_workouts(db, destination_id, _ids(action.form), runtime.clock())
-    except PelosyncError as exc:
+    except PelosyncError as exc:  # a workout deleted meanwhile, none chosen...
         await db.rollback()
-        if exc.status_code == 404 and "destination" in exc.message:
-            raise
         return redirect(request, runtime, "/workouts", error=f"Send: {exc.message}")
     message = f"Queued {plural(result.queued, 'delivery')}."
     if result.skipped:

@@ -272,6 +272,15 @@ async def test_send_chosen_workouts_after_confirming(site: Site, seeded: dict[st
     # Choosing another destination on the page shows what goes there instead.
     other = await client.get(f"{query}&destination_id={one}")
     assert "2 workouts will be sent to one now" in text(other)
+    # Gone since the confirmation: a workout (nothing queued, the reason shown), a destination.
+    _, fields = confirm_form(await client.get(f"{query}&destination_id={two}"))
+    gone = await client.post(action, data=fields | {"workout_ids": [str(w[5]), "99999"]})
+    assert gone.headers["location"] == "/workouts"
+    assert "Send: workout 99999 not found" in flash(await follow(client, gone))
+    assert await count(site, Delivery, Delivery.destination_id == two) == before + 2
+    _, fields = confirm_form(await client.get(f"{query}&destination_id={two}"))
+    missing = await client.post(action, data=fields | {"destination_id": "9999"})
+    assert missing.status_code == 404
     assert (await client.get("/send")).status_code == 422
     assert (await client.get(f"/send?workout_ids=99999&destination_id={one}")).status_code == 404
 
