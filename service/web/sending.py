@@ -125,8 +125,8 @@ async def confirm_send(
     """The chosen workouts, a destination to choose, then what will be sent to it."""
     require_admin(viewer, "send workouts")
     ids = [i for i in workout_ids if 1 <= i <= MAX_ID]
-    if not ids:
-        raise InvalidInput("workouts: tick at least one workout to send")
+    if not ids:  # "Send…" with no box ticked
+        return redirect(request, runtime, "/workouts", error="Tick the workouts to send first.")
     all_destinations = await queries.destinations(db)
     if not all_destinations:
         raise InvalidInput("there is no destination to send to yet: add one first")

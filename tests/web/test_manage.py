@@ -281,7 +281,8 @@ async def test_send_chosen_workouts_after_confirming(site: Site, seeded: dict[st
     _, fields = confirm_form(await client.get(f"{query}&destination_id={two}"))
     missing = await client.post(action, data=fields | {"destination_id": "9999"})
     assert missing.status_code == 404
-    assert (await client.get("/send")).status_code == 422
+    nothing = await client.get(f"/send?destination_id={one}")
+    assert "Tick the workouts to send first." in flash(await follow(client, nothing))
     assert (await client.get(f"/send?workout_ids=99999&destination_id={one}")).status_code == 404
 
 
