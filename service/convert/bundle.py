@@ -23,6 +23,23 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
 
+def _valid_items(model: type[_In], value: Any) -> list[Any]:
+    """The items of ``value`` that validate as ``model``; the others are dropped.
+
+    For optional detail (strength sets, class cues): one odd item of Peloton's must cost that
+    item, never the whole workout's conversion. ``None`` or a non-list is an empty list.
+    """
+    if not isinstance(value, list):
+        return []
+    kept = []
+    for item in value:
+        try:
+            kept.append(model.model_validate(item))
+        except ValidationError:
+            continue
+    return kept
+
+
 class InstructorIn(_In):
     name: str | None = None
 
@@ -33,6 +50,50 @@ class RideIn(_In):
     duration: float | None = None
     is_outdoor: bool | None = None
     instructor: InstructorIn | None = None
+    #: Seconds of class video before the workout's start (cue offsets count from the video).
+    pedaling_start_offset: float | None = None
+
+
+class WeightDataIn(_In):
+    weight_value: float | None = None
+    weight_unit: str | None = None
+
+
+class WeightIn(_In):
+    weight_data: WeightDataIn | None = None
+
+
+class RepetitionIn(_In):
+    """One tracked movement of ``movement_tracker_data`` (a set)."""
+
+    movement_id: str | None = None
+    movement_name: str | None = None
+    is_hold: bool | None = None
+    tracking_type: str | None = None
+    completed_reps: float | None = None
+    completed_number: float | None = None  # older captures' name for completed_reps
+    completed_duration: float | None = None
+    offset: float | None = None
+    length: float | None = None
+    weight: list[WeightIn] | None = None
+
+    @field_validator("weight", mode="before")
+    @classmethod
+    def _weights(cls, v: Any) -> list[Any]:
+        return _valid_items(WeightIn, v)
+
+
+class CompletedMovementsIn(_In):
+    repetition_summary_data: list[RepetitionIn] = Field(default_factory=list)
+
+    @field_validator("repetition_summary_data", mode="before")
+    @classmethod
+    def _sets(cls, v: Any) -> list[Any]:
+        return _valid_items(RepetitionIn, v)
+
+
+class MovementTrackerIn(_In):
+    completed_movements_summary_data: CompletedMovementsIn | None = None
 
 
 class WorkoutIn(_In):
@@ -51,6 +112,7 @@ class WorkoutIn(_In):
     is_outdoor: bool | None = None
     total_work: float | None = None
     ride: RideIn | None = None
+    movement_tracker_data: MovementTrackerIn | None = None
 
     @field_validator("start_time", "end_time")
     @classmethod
@@ -75,10 +137,79 @@ class SummaryIn(_In):
     value: float | None = None
 
 
+class MovementIn(_In):
+    id: str | None = None
+    name: str | None = None
+
+
+class SubsegmentIn(_In):
+    """A part of a class segment: its movements share its length."""
+
+    length: float = Field(ge=0)
+    movements: list[MovementIn] = Field(default_factory=list)
+
+    @field_validator("movements", mode="before")
+    @classmethod
+    def _movements(cls, v: Any) -> list[Any]:
+        return _valid_items(MovementIn, v)
+
+
 class SegmentIn(_In):
     name: str | None = None
     start_time_offset: float
     length: float
+    subsegments_v2: list[SubsegmentIn] = Field(default_factory=list)
+
+    @field_validator("subsegments_v2", mode="before")
+    @classmethod
+    def _subsegments(cls, v: Any) -> list[Any]:
+        return _valid_items(SubsegmentIn, v)
+
+
+class RangeIn(_In):
+    lower: float | None = None
+    upper: float | None = None
+
+
+class OffsetsIn(_In):
+    start: float
+    end: float
+
+
+class CueIn(_In):
+    """An instructor cue of the ride details: an interval with cadence/resistance ranges."""
+
+    offsets: OffsetsIn
+    cadence_range: RangeIn | None = None
+    resistance_range: RangeIn | None = None
+
+
+class TargetMetricIn(_In):
+    name: str
+    lower: float | None = None
+    upper: float | None = None
+
+
+class TargetIntervalIn(_In):
+    """One interval of ``target_metrics_performance_data.target_metrics``."""
+
+    offsets: OffsetsIn
+    segment_type: str | None = None
+    metrics: list[TargetMetricIn] = Field(default_factory=list)
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metrics(cls, v: Any) -> list[Any]:
+        return _valid_items(TargetMetricIn, v)
+
+
+class TargetMetricsIn(_In):
+    target_metrics: list[TargetIntervalIn] = Field(default_factory=list)
+
+    @field_validator("target_metrics", mode="before")
+    @classmethod
+    def _targets(cls, v: Any) -> list[Any]:
+        return _valid_items(TargetIntervalIn, v)
 
 
 class CoordinateIn(_In):
@@ -102,6 +233,7 @@ class GraphIn(_In):
     average_summaries: list[SummaryIn] = Field(default_factory=list)
     segment_list: list[SegmentIn] = Field(default_factory=list)
     location_data: list[LocationSegmentIn] | None = None
+    target_metrics_performance_data: TargetMetricsIn | None = None
 
     @field_validator("metrics", "summaries", "average_summaries", "segment_list", mode="before")
     @classmethod
@@ -113,8 +245,20 @@ class RideSegmentsIn(_In):
     segment_list: list[SegmentIn] = Field(default_factory=list)
 
 
+class DetailsRideIn(_In):
+    pedaling_start_offset: float | None = None
+
+
 class RideDetailsIn(_In):
+    ride: DetailsRideIn | None = None
     segments: RideSegmentsIn | None = None
+    instructor_cues: list[CueIn] = Field(default_factory=list)
+    target_metrics_performance_data: TargetMetricsIn | None = None
+
+    @field_validator("instructor_cues", mode="before")
+    @classmethod
+    def _cues(cls, v: Any) -> list[Any]:
+        return _valid_items(CueIn, v)
 
 
 class BundleIn(_In):
