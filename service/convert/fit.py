@@ -1,8 +1,10 @@
-"""Write an :class:`~service.convert.model.Activity` as a FIT activity file.
+r"""Write an :class:`~service.convert.model.Activity` as a FIT activity file.
 
 Message order: ``file_id``, ``file_creator``, ``device_info`` (creator), ``event`` timer start,
-the ``record`` stream, ``event`` timer stop_all, one ``lap`` per ``activity.laps`` entry (one
-synthetic lap from the summary if there are none), ``session``, ``activity``.
+the ``record`` stream, ``event`` timer stop_all, ``workout`` and its ``workout_step``\ s when
+laps carry class targets, one ``lap`` per ``activity.laps`` entry (one synthetic lap from the
+summary if there are none), strength ``set``\ s and their ``exercise_title``\ s, ``session``,
+``activity`` (see ``fit_steps`` for the class-driven messages).
 
 Every message except the records is written by the FIT SDK's ``Encoder``; records take a
 struct-based fast path (``fit_records``) because the SDK is ten times too slow for them.
@@ -41,6 +43,7 @@ from service.convert.fit_records import (
     record_columns,
     records,
 )
+from service.convert.fit_steps import has_steps, set_messages, step_messages
 from service.convert.model import Activity, Discipline, Lap, Stats
 from service.errors import ConversionError, InvalidInput
 
@@ -206,7 +209,7 @@ def _head(activity: Activity, device: FitDevice, start: int, timer: int) -> list
     ]
 
 
-def _lap(lap: Lap, index: int, last: bool, sport: FitSport) -> dict[str, Any]:
+def _lap(lap: Lap, index: int, last: bool, sport: FitSport, step: bool) -> dict[str, Any]:
     end = lap.start + timedelta(seconds=lap.stats.duration_s)
     return clean(
         "lap",
@@ -220,6 +223,7 @@ def _lap(lap: Lap, index: int, last: bool, sport: FitSport) -> dict[str, Any]:
             "sport": sport.sport,
             "sub_sport": sport.sub_sport,
             "lap_trigger": "session_end" if last else "fitness_equipment",
+            "wkt_step_index": index if step else None,
         },
     )
 
@@ -230,12 +234,15 @@ def _tail(
     laps = activity.laps or [Lap(start_offset_s=0, start=activity.start, stats=activity.summary)]
     summary = activity.summary
     local = None if activity.utc_offset_s is None else end + activity.utc_offset_s
+    steps = has_steps(activity)
     return [
         clean(
             "event",
             {"timestamp": stop, "event": "timer", "event_type": "stop_all", "event_group": 0},
         ),
-        *(_lap(lap, i, i == len(laps) - 1, sport) for i, lap in enumerate(laps)),
+        *(step_messages(activity, sport.sport, sport.sub_sport) if steps else ()),
+        *(_lap(lap, i, i == len(laps) - 1, sport, steps) for i, lap in enumerate(laps)),
+        *set_messages(activity),
         clean(
             "session",
             {

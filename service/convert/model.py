@@ -105,6 +105,24 @@ class Target(_Frozen):
     lower: float | None = None
     upper: float | None = None
 
+    def describe(self) -> str:
+        """In words: ``cadence 80-90 rpm``, ``resistance 35-45%``, ``zone 3``."""
+        lo, hi = self.lower, self.upper
+        if lo is not None and hi is not None and lo != hi:
+            span = f"{lo:g}-{hi:g}"
+        else:
+            span = f"{lo if lo is not None else hi or 0.0:g}"
+        label, unit = _TARGET_WORDS[self.metric]
+        return f"{label} {span}{unit}"
+
+
+_TARGET_WORDS = {
+    "cadence": ("cadence", " rpm"),
+    "resistance": ("resistance", "%"),
+    "incline": ("incline", "%"),
+    "power_zone": ("zone", ""),
+}
+
 
 class Lap(_Frozen):
     """A span of the workout: a class interval (from its cues or target metrics), else a class
@@ -117,6 +135,11 @@ class Lap(_Frozen):
     targets: list[Target] = Field(
         default_factory=list, description="The class's targets for this lap (cues), if any."
     )
+
+    def label(self) -> str | None:
+        """The name and targets in words, for formats that only have free text."""
+        parts = ([self.name] if self.name else []) + [t.describe() for t in self.targets]
+        return " · ".join(parts) or None
 
 
 class StrengthSet(_Frozen):
