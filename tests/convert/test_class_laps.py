@@ -18,7 +18,9 @@ from tests.convert.xsd import validate_tcx
 LEAD = 60  # class video seconds before the workout's time starts
 
 
-def cue(start: int, end: int, cadence: tuple[int, int] | None, resistance: tuple[int, int] | None):  # type: ignore[no-untyped-def]
+def cue(
+    start: int, end: int, cadence: tuple[int, int] | None, resistance: tuple[int, int] | None
+) -> dict[str, Any]:
     """An instructor cue in class-video time (offsets from the video's start)."""
     out: dict[str, Any] = {"offsets": {"start": start + LEAD, "end": end + LEAD - 1}}
     if cadence:

@@ -308,3 +308,15 @@ def test_the_setting_names_the_extra_file(monkeypatch: pytest.MonkeyPatch, tmp_p
 def test_start_is_the_workout_start() -> None:
     act = parse_bundle(strength_bundle(TRACKED))
     assert act.start.timestamp() == START
+
+
+async def test_the_service_refuses_to_start_with_a_bad_file(tmp_path: Path) -> None:
+    from service.config import Settings
+    from service.runtime import open_runtime
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"movements": {"Squat": {"category": "squat", "name": "nope"}}}')
+    settings = Settings(data_dir=tmp_path, strength_exercises_file=bad)
+    with pytest.raises(InvalidInput, match="'nope' is not a FIT exercise name"):
+        async with open_runtime(settings):
+            pass
