@@ -37,8 +37,9 @@ TARGET_METRICS = {
     "incline": "incline",
     "power_zone": "power_zone",
 }
-#: Cuts closer than this to another lap start are rounding, not a new interval.
-MIN_LAP_S = 1.0
+#: Shortest lap a cue makes: a cue edge closer than this to a segment edge, another cue edge
+#: or the end is rounding between Peloton's two time lines, not an interval of its own.
+MIN_LAP_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,7 @@ def class_intervals(bundle: BundleIn) -> list[Interval]:
         last = merged[-1] if merged else None
         if last and last.targets == interval.targets and interval.start - last.end < MIN_LAP_S:
             merged[-1] = Interval(last.start, max(last.end, interval.end), last.targets)
-        elif last is None or interval.start >= last.end - MIN_LAP_S:
+        elif last is None or interval.start >= last.end - 1.0:
             merged.append(interval)
         # an interval overlapping the previous one is a duplicate cue: the first one stands
     return merged
@@ -119,27 +120,28 @@ def class_intervals(bundle: BundleIn) -> list[Interval]:
 def follow_intervals(
     bounds: list[LapBound], intervals: list[Interval], end_offset: float
 ) -> list[LapBound]:
-    """Segment laps cut at the intervals' edges, each lap with its interval's targets."""
+    """Segment laps cut at the intervals' edges, each lap with the targets of the interval
+    it lies in (the one holding its middle)."""
     if not intervals:
         return bounds
     starts = [b.start for b in bounds]
-    cuts = set(starts)
+    edges = set()
     for i, interval in enumerate(intervals):
-        cuts.add(interval.start)
+        edges.add(interval.start)
         following = intervals[i + 1].start if i + 1 < len(intervals) else end_offset
         if following - interval.end >= MIN_LAP_S:
-            cuts.add(interval.end)  # a gap without targets follows: it is a lap of its own
-    kept: list[float] = []
-    for cut in sorted(c for c in cuts if 0 <= c < end_offset):
-        if not kept or cut - kept[-1] >= MIN_LAP_S or cut in starts:
-            if kept and cut - kept[-1] < MIN_LAP_S:
-                kept.pop()  # a segment start beats a cue edge a hair before it
-            kept.append(cut)
+            edges.add(interval.end)  # a gap without targets follows: it is a lap of its own
+    kept = list(starts)  # segment edges always stand; a cue edge near one is rounding
+    for edge in sorted(edges):
+        if 0 < edge <= end_offset - MIN_LAP_S and all(abs(edge - k) >= MIN_LAP_S for k in kept):
+            kept.append(edge)
+    kept.sort()
     interval_starts = [i.start for i in intervals]
     out = []
-    for cut in kept:
+    for cut, following in zip(kept, [*kept[1:], end_offset], strict=True):
+        middle = (cut + following) / 2
         segment = bounds[max(bisect.bisect_right(starts, cut) - 1, 0)]
-        k = bisect.bisect_right(interval_starts, cut + MIN_LAP_S / 2) - 1
-        inside = k >= 0 and cut < intervals[k].end - MIN_LAP_S / 2
+        k = bisect.bisect_right(interval_starts, middle) - 1
+        inside = k >= 0 and middle < intervals[k].end
         out.append(LapBound(segment.name, cut, intervals[k].targets if inside else ()))
     return out

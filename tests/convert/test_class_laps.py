@@ -188,3 +188,19 @@ def test_json_round_trip_and_determinism() -> None:
     assert Activity.model_validate_json(dump_json(act)).laps == act.laps
     assert dump_fit(parse_bundle(bundle)) == dump_fit(act)
     assert dump_tcx(parse_bundle(bundle)) == dump_tcx(act)
+
+
+def test_cue_edges_a_hair_from_a_segment_edge_make_no_sliver_laps() -> None:
+    cues = [
+        cue(0, 302, (80, 90), None),  # ends 2 s into the main segment
+        cue(304, 600, (90, 100), None),  # after a 2 s gap: no lap for the gap
+        cue(600, 1677, (70, 80), None),  # ends 3 s before the cool down
+        cue(1677, 1797, (60, 70), None),  # its last 3 s are no lap either
+    ]
+    act = parse_bundle(ride(details(cues)))
+    assert spans(act) == [
+        ("Warmup", 0, 300, [t("cadence", 80, 90)]),
+        ("Cycling", 300, 300, [t("cadence", 90, 100)]),
+        ("Cycling", 600, 1080, [t("cadence", 70, 80)]),
+        ("Cool Down", 1680, 120, [t("cadence", 60, 70)]),
+    ]
