@@ -26,8 +26,8 @@ def _title_key(s: StrengthSet) -> tuple[str, str | None, str | None]:
     return (s.exercise_category or "unknown", s.exercise_name, s.movement_name)
 
 
-def set_messages(activity: Activity) -> list[dict[str, Any]]:
-    """``set`` messages then ``exercise_title`` messages (empty without sets)."""
+def set_messages(activity: Activity) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The ``set`` messages and the ``exercise_title`` messages (both empty without sets)."""
     titles: dict[tuple[str, str | None, str | None], int] = {}
     sets = []
     for index, s in enumerate(activity.sets):
@@ -69,7 +69,7 @@ def set_messages(activity: Activity) -> list[dict[str, Any]]:
                 },
             )
         )
-    return sets + exercise_titles
+    return sets, exercise_titles
 
 
 def has_steps(activity: Activity) -> bool:
@@ -105,22 +105,23 @@ def _intensity(lap: Lap) -> str:
     return "active"
 
 
-def step_messages(activity: Activity, sport: str, sub_sport: str) -> list[dict[str, Any]]:
-    """``workout`` and one ``workout_step`` per lap (call only when :func:`has_steps`)."""
+def step_messages(
+    activity: Activity, sport: str, sub_sport: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The ``workout`` and one ``workout_step`` per lap (call only when :func:`has_steps`)."""
     laps = activity.laps
-    messages = [
-        clean(
-            "workout",
-            {
-                "sport": sport,
-                "sub_sport": sub_sport,
-                "num_valid_steps": len(laps),
-                "wkt_name": fit_string(activity.title, 63),
-            },
-        )
-    ]
+    workout = clean(
+        "workout",
+        {
+            "sport": sport,
+            "sub_sport": sub_sport,
+            "num_valid_steps": len(laps),
+            "wkt_name": fit_string(activity.title, 63),
+        },
+    )
+    steps = []
     for index, lap in enumerate(laps):
-        messages.append(
+        steps.append(
             clean(
                 "workout_step",
                 {
@@ -133,4 +134,4 @@ def step_messages(activity: Activity, sport: str, sub_sport: str) -> list[dict[s
                 },
             )
         )
-    return messages
+    return workout, steps
