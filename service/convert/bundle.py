@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    OnErrorOmit,
+    ValidationError,
+    field_validator,
+)
 
 from service.errors import ConversionError
 
@@ -23,21 +30,10 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
 
-def _valid_items(model: type[_In], value: Any) -> list[Any]:
-    """The items of ``value`` that validate as ``model``; the others are dropped.
-
-    For optional detail (strength sets, class cues): one odd item of Peloton's must cost that
-    item, never the whole workout's conversion. ``None`` or a non-list is an empty list.
-    """
-    if not isinstance(value, list):
-        return []
-    kept = []
-    for item in value:
-        try:
-            kept.append(model.model_validate(item))
-        except ValidationError:
-            continue
-    return kept
+M = TypeVar("M", bound=BaseModel)
+#: Optional detail (strength sets, class cues): absent or null is None, and an item that does
+#: not validate is dropped, so one odd item of Peloton's costs that item, not the workout.
+Items = list[OnErrorOmit[M]] | None
 
 
 class InstructorIn(_In):
@@ -75,21 +71,11 @@ class RepetitionIn(_In):
     completed_duration: float | None = None
     offset: float | None = None
     length: float | None = None
-    weight: list[WeightIn] | None = None
-
-    @field_validator("weight", mode="before")
-    @classmethod
-    def _weights(cls, v: Any) -> list[Any]:
-        return _valid_items(WeightIn, v)
+    weight: Items[WeightIn] = None
 
 
 class CompletedMovementsIn(_In):
-    repetition_summary_data: list[RepetitionIn] = Field(default_factory=list)
-
-    @field_validator("repetition_summary_data", mode="before")
-    @classmethod
-    def _sets(cls, v: Any) -> list[Any]:
-        return _valid_items(RepetitionIn, v)
+    repetition_summary_data: Items[RepetitionIn] = None
 
 
 class MovementTrackerIn(_In):
@@ -146,24 +132,14 @@ class SubsegmentIn(_In):
     """A part of a class segment: its movements share its length."""
 
     length: float = Field(ge=0)
-    movements: list[MovementIn] = Field(default_factory=list)
-
-    @field_validator("movements", mode="before")
-    @classmethod
-    def _movements(cls, v: Any) -> list[Any]:
-        return _valid_items(MovementIn, v)
+    movements: Items[MovementIn] = None
 
 
 class SegmentIn(_In):
     name: str | None = None
     start_time_offset: float
     length: float
-    subsegments_v2: list[SubsegmentIn] = Field(default_factory=list)
-
-    @field_validator("subsegments_v2", mode="before")
-    @classmethod
-    def _subsegments(cls, v: Any) -> list[Any]:
-        return _valid_items(SubsegmentIn, v)
+    subsegments_v2: Items[SubsegmentIn] = None
 
 
 class RangeIn(_In):
@@ -195,21 +171,11 @@ class TargetIntervalIn(_In):
 
     offsets: OffsetsIn
     segment_type: str | None = None
-    metrics: list[TargetMetricIn] = Field(default_factory=list)
-
-    @field_validator("metrics", mode="before")
-    @classmethod
-    def _metrics(cls, v: Any) -> list[Any]:
-        return _valid_items(TargetMetricIn, v)
+    metrics: Items[TargetMetricIn] = None
 
 
 class TargetMetricsIn(_In):
-    target_metrics: list[TargetIntervalIn] = Field(default_factory=list)
-
-    @field_validator("target_metrics", mode="before")
-    @classmethod
-    def _targets(cls, v: Any) -> list[Any]:
-        return _valid_items(TargetIntervalIn, v)
+    target_metrics: Items[TargetIntervalIn] = None
 
 
 class CoordinateIn(_In):
@@ -252,13 +218,8 @@ class DetailsRideIn(_In):
 class RideDetailsIn(_In):
     ride: DetailsRideIn | None = None
     segments: RideSegmentsIn | None = None
-    instructor_cues: list[CueIn] = Field(default_factory=list)
+    instructor_cues: Items[CueIn] = None
     target_metrics_performance_data: TargetMetricsIn | None = None
-
-    @field_validator("instructor_cues", mode="before")
-    @classmethod
-    def _cues(cls, v: Any) -> list[Any]:
-        return _valid_items(CueIn, v)
 
 
 class BundleIn(_In):

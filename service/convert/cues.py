@@ -62,13 +62,13 @@ def _span(offsets: OffsetsIn, lead: float) -> tuple[float, float] | None:
     return (start, end) if end > start else None
 
 
-def _from_targets(items: list[TargetIntervalIn], lead: float) -> list[Interval]:
+def _from_targets(items: list[TargetIntervalIn] | None, lead: float) -> list[Interval]:
     out = []
-    for item in items:
+    for item in items or []:
         span = _span(item.offsets, lead)
         targets = tuple(
             Target(metric=TARGET_METRICS[m.name], lower=m.lower, upper=m.upper)
-            for m in item.metrics
+            for m in item.metrics or []
             if m.name in TARGET_METRICS and (m.lower is not None or m.upper is not None)
         )
         if span and targets:

@@ -212,7 +212,7 @@ def _has_movements(bundle: BundleIn) -> bool:
         return True
     details = bundle.ride_details
     segments = details.segments.segment_list if details and details.segments else []
-    return any(sub.movements for seg in segments for sub in seg.subsegments_v2)
+    return any(sub.movements for seg in segments for sub in seg.subsegments_v2 or [])
 
 
 def activity_from_bundle(bundle: BundleIn, *, exercises: ExerciseMap | None = None) -> Activity:

@@ -61,7 +61,7 @@ def _tracked(bundle: BundleIn) -> list[_Planned]:
     tracker = bundle.workout.movement_tracker_data
     summary = tracker.completed_movements_summary_data if tracker else None
     planned = []
-    for item in summary.repetition_summary_data if summary else []:
+    for item in (summary.repetition_summary_data if summary else None) or []:
         if item.offset is None or item.offset < 0:
             continue  # a set with no place in time cannot be written
         reps = item.completed_reps if item.completed_reps is not None else item.completed_number
@@ -92,8 +92,8 @@ def _class_plan(bundle: BundleIn) -> list[_Planned]:
     planned = []
     for segment in details.segments.segment_list:
         at = segment.start_time_offset
-        for sub in segment.subsegments_v2:
-            moves = sub.movements
+        for sub in segment.subsegments_v2 or []:
+            moves = sub.movements or []
             share = sub.length / len(moves) if moves else 0.0
             for i, move in enumerate(moves):
                 planned.append(_Planned(at + i * share, share, move.id, move.name, "class_plan"))
