@@ -142,6 +142,10 @@ def test_target_metrics_of_the_ride_details_and_of_the_graph() -> None:
     assert [(lap.start_offset_s, lap.targets) for lap in act.laps if lap.targets] == [
         (360, [t("power_zone", 4, 4)])
     ]
+    steps = decode(dump_fit(act)).all("workout_step")
+    zone = next(s for s in steps if s["target_type"] == "power")
+    assert zone["target_power_zone"] == 4 and zone["wkt_step_name"] == "Cycling · zone 4"
+    assert {s["target_type"] for s in steps} == {"power", "open"}
 
 
 def test_cues_after_an_early_stop_are_dropped() -> None:
