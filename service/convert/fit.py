@@ -6,8 +6,10 @@ laps carry class targets, one ``lap`` per ``activity.laps`` entry (one synthetic
 summary if there are none), strength ``set``\ s and their ``exercise_title``\ s, ``session``,
 ``activity`` (see ``fit_steps`` for the class-driven messages).
 
-Every message except the records is written by the FIT SDK's ``Encoder``; records take a
-struct-based fast path (``fit_records``) because the SDK is ten times too slow for them.
+The single messages are written by the FIT SDK's ``Encoder``; the records take a struct-based
+fast path (``fit_records``) because the SDK is ten times too slow for them, and so do the runs
+of laps, workout steps, sets and exercise titles (``fit_table``), which a class followed cue
+by cue, or a strength class, has by the dozen.
 
 Rules the writer keeps:
 
