@@ -178,6 +178,24 @@ class TargetMetricsIn(_In):
     target_metrics: Items[TargetIntervalIn] = None
 
 
+class GraphDataIn(_In):
+    """A target's range second by second (index = seconds from the workout's start)."""
+
+    lower: list[float | None] = Field(default_factory=list)
+    upper: list[float | None] = Field(default_factory=list)
+
+
+class TargetGraphIn(_In):
+    type: str
+    graph_data: GraphDataIn
+
+
+class LegacyTargetsIn(_In):
+    """``target_performance_metrics``: the 2019-2021 shape of class targets."""
+
+    target_graph_metrics: Items[TargetGraphIn] = None
+
+
 class CoordinateIn(_In):
     seconds_offset_from_start: float = Field(ge=0)
     latitude: float = Field(ge=-90, le=90)
@@ -200,6 +218,7 @@ class GraphIn(_In):
     segment_list: list[SegmentIn] = Field(default_factory=list)
     location_data: list[LocationSegmentIn] | None = None
     target_metrics_performance_data: TargetMetricsIn | None = None
+    target_performance_metrics: LegacyTargetsIn | None = None
 
     @field_validator("metrics", "summaries", "average_summaries", "segment_list", mode="before")
     @classmethod

@@ -6,7 +6,11 @@ Where the intervals come from, first found wins:
    ``resistance_range`` (``{lower, upper}``);
 2. ``ride_details.target_metrics_performance_data.target_metrics[]``: ``offsets`` with
    ``metrics[{name, lower, upper}]``;
-3. ``performance_graph.target_metrics_performance_data.target_metrics[]`` (same shape).
+3. ``performance_graph.target_metrics_performance_data.target_metrics[]`` (same shape);
+4. ``performance_graph.target_performance_metrics.target_graph_metrics[]`` (until 2021):
+   per-second ``graph_data{lower[], upper[]}`` of ``type`` cadence and resistance. An interval
+   is a run of seconds with the same cadence range, as peloton-to-garmin cuts its "class
+   targets" laps; it carries the resistance range too when that holds over the whole run.
 
 Offsets in the ride details count from the start of the class video, which runs
 ``ride.pedaling_start_offset`` seconds (60 for most classes) before the workout's own time
@@ -24,9 +28,17 @@ intervals the segment laps stay as they were.
 from __future__ import annotations
 
 import bisect
+import itertools
 from dataclasses import dataclass
 
-from service.convert.bundle import BundleIn, OffsetsIn, RangeIn, TargetIntervalIn
+from service.convert.bundle import (
+    BundleIn,
+    GraphDataIn,
+    LegacyTargetsIn,
+    OffsetsIn,
+    RangeIn,
+    TargetIntervalIn,
+)
 from service.convert.model import Target
 from service.convert.stats import LapBound
 
@@ -76,6 +88,30 @@ def _from_targets(items: list[TargetIntervalIn] | None, lead: float) -> list[Int
     return out
 
 
+def _ranges(data: GraphDataIn) -> list[tuple[float | None, float | None]]:
+    return list(itertools.zip_longest(data.lower, data.upper))
+
+
+def _from_graph_data(legacy: LegacyTargetsIn) -> list[Interval]:
+    by_type = {g.type: g.graph_data for g in legacy.target_graph_metrics or []}
+    if "cadence" not in by_type:
+        return []
+    resistance = _ranges(by_type["resistance"]) if "resistance" in by_type else []
+    out, second = [], 0
+    for (lower, upper), run in itertools.groupby(_ranges(by_type["cadence"])):
+        length = len(list(run))
+        targets = []
+        if lower or upper:  # 0 or null on both ends: no target
+            targets.append(Target(metric="cadence", lower=lower, upper=upper))
+        held = set(resistance[second : second + length])
+        if len(held) == 1 and any(pair := held.pop()):
+            targets.append(Target(metric="resistance", lower=pair[0], upper=pair[1]))
+        if targets:
+            out.append(Interval(second, second + length, tuple(targets)))
+        second += length
+    return out
+
+
 def class_intervals(bundle: BundleIn) -> list[Interval]:
     """The class's intervals in workout time, ordered, neighbours with equal targets merged."""
     details, ride = bundle.ride_details, bundle.workout.ride
@@ -106,6 +142,9 @@ def class_intervals(bundle: BundleIn) -> list[Interval]:
     graph_targets = bundle.performance_graph.target_metrics_performance_data
     if not found and graph_targets:
         found = _from_targets(graph_targets.target_metrics, 0.0)
+    legacy = bundle.performance_graph.target_performance_metrics
+    if not found and legacy:
+        found = _from_graph_data(legacy)
     merged: list[Interval] = []
     for interval in sorted(found, key=lambda i: (i.start, i.end)):
         last = merged[-1] if merged else None

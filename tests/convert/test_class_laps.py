@@ -208,3 +208,33 @@ def test_cue_edges_a_hair_from_a_segment_edge_make_no_sliver_laps() -> None:
         ("Cycling", 600, 1080, [t("cadence", 70, 80)]),
         ("Cool Down", 1680, 120, [t("cadence", 60, 70)]),
     ]
+
+
+def test_legacy_per_second_targets_cut_laps_where_the_cadence_range_changes() -> None:
+    def graph(kind: str, runs: list[tuple[int, int | None, int | None]]) -> dict[str, Any]:
+        lower = [lo for n, lo, _ in runs for _ in range(n)]
+        upper = [hi for n, _, hi in runs for _ in range(n)]
+        return {"type": kind, "graph_data": {"lower": lower, "upper": upper, "average": []}}
+
+    bundle = ride(details())
+    bundle["performance_graph"]["target_performance_metrics"] = {
+        "target_graph_metrics": [
+            graph(
+                "cadence", [(60, 0, 0), (240, 80, 90), (3, 60, 70), (297, 90, 100), (1200, 70, 80)]
+            ),
+            graph("resistance", [(300, 30, 40), (100, 40, 50), (1400, 45, 55)]),
+            {"type": "cadence", "graph_data": {"lower": "garbage"}},  # dropped, not fatal
+        ],
+        "cadence_time_in_range": 60,
+    }
+    act = parse_bundle(bundle)
+    assert spans(act) == [
+        ("Warmup", 0, 60, [t("resistance", 30, 40)]),  # cadence 0-0: no cadence target
+        ("Warmup", 60, 240, [t("cadence", 80, 90), t("resistance", 30, 40)]),
+        # the 3 s run at 300 is rounding: this lap takes the range that holds its middle
+        ("Cycling", 300, 300, [t("cadence", 90, 100)]),  # resistance changes inside: left out
+        ("Cycling", 600, 1080, [t("cadence", 70, 80), t("resistance", 45, 55)]),
+        ("Cool Down", 1680, 120, [t("cadence", 70, 80), t("resistance", 45, 55)]),
+    ]
+    validate_tcx(dump_tcx(act))
+    assert len(decode(dump_fit(act)).all("workout_step")) == 5
