@@ -1,4 +1,4 @@
-"""Converter speed: a 60-minute 1 Hz indoor ride and a 60-minute outdoor GPS run.
+"""Converter speed: a 60-minute 1 Hz indoor ride, a 60-minute outdoor GPS run, a strength class.
 
 Prints the median of repeated runs for parsing, each format, and the whole set (parse once,
 write every possible format), plus gpxpy's own serialisation of the same GPS points as a
@@ -59,7 +59,10 @@ def bench(name: str, bundle: dict[str, Any], repeat: int) -> None:
     text = json.dumps(bundle)
     activity = parse_bundle(text)
     formats = possible_formats(activity)
-    print(f"\n{name}: {len(activity.samples)} samples, GPS={activity.has_gps}, formats={formats}")
+    print(
+        f"\n{name}: {len(activity.samples)} samples, {len(activity.laps)} laps, "
+        f"{len(activity.sets)} sets, GPS={activity.has_gps}, formats={formats}"
+    )
     parse = median_ms(lambda: parse_bundle(text), repeat)
     print(f"  parse bundle (JSON text -> model)   {parse:8.2f} ms")
     total_writers = 0.0
@@ -90,6 +93,10 @@ def main() -> None:
     run = generate_bundle(12, "outdoor_run", duration=3600, heart_rate=True, every_n=1)
     bench("60-min indoor ride, 1 Hz, HR+power+cadence+speed", ride, args.repeat)
     bench("60-min outdoor run, 1 Hz, GPS+altitude+HR", run, args.repeat)
+    # The sandbox ride's laps follow its instructor's cues (dozens of laps and FIT workout
+    # steps); a strength class has dozens of sets: class-driven messages must stay cheap too.
+    strength = generate_bundle(4, "strength", duration=1800, heart_rate=True, every_n=1)
+    bench("30-min strength class, 1 Hz HR, tracked sets", strength, args.repeat)
 
 
 if __name__ == "__main__":

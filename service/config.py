@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     convert_workers: int = Field(
         default=1, ge=0, le=32, description="Conversion processes; 0 converts in a thread."
     )
+    strength_exercises_file: Path | None = Field(
+        default=None,
+        description=(
+            "Extra Peloton movement -> Garmin exercise table (JSON, the shape of "
+            "service/convert/data/strength_exercises.json), merged over the built-in one."
+        ),
+    )
     worker_name: str | None = Field(default=None, description="Default: host:pid:random.")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)

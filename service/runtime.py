@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service import __version__
 from service.config import Settings
+from service.convert.exercises import load_exercise_map
 from service.convert.pool import Converter
 from service.crypto import SecretBox, load_secret_box
 from service.db import create_engine, create_session_factory, utcnow
@@ -59,6 +60,9 @@ async def open_runtime(
     clock: Callable[[], datetime] = utcnow,
 ) -> AsyncIterator[Runtime]:
     """Create every shared resource and close them all on exit, whatever happens."""
+    # A bad strength exercises file is a configuration error: refuse to start, not fail later
+    # in every strength workout's conversion.
+    load_exercise_map(settings.strength_exercises_file)
     box = load_secret_box(settings)
     engine = create_engine(settings.resolved_database_url())
     own_http = http is None

@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    OnErrorOmit,
+    ValidationError,
+    field_validator,
+)
 
 from service.errors import ConversionError
 
@@ -21,6 +28,12 @@ from service.errors import ConversionError
 class _In(BaseModel):
     # NaN and infinities are refused during validation (in pydantic-core, not a Python loop).
     model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
+
+
+M = TypeVar("M", bound=BaseModel)
+#: Optional detail (strength sets, class cues): absent or null is None, and an item that does
+#: not validate is dropped, so one odd item of Peloton's costs that item, not the workout.
+Items = list[OnErrorOmit[M]] | None
 
 
 class InstructorIn(_In):
@@ -33,6 +46,40 @@ class RideIn(_In):
     duration: float | None = None
     is_outdoor: bool | None = None
     instructor: InstructorIn | None = None
+    #: Seconds of class video before the workout's start (cue offsets count from the video).
+    pedaling_start_offset: float | None = None
+
+
+class WeightDataIn(_In):
+    weight_value: float | None = None
+    weight_unit: str | None = None
+
+
+class WeightIn(_In):
+    weight_data: WeightDataIn | None = None
+
+
+class RepetitionIn(_In):
+    """One tracked movement of ``movement_tracker_data`` (a set)."""
+
+    movement_id: str | None = None
+    movement_name: str | None = None
+    is_hold: bool | None = None
+    tracking_type: str | None = None
+    completed_reps: float | None = None
+    completed_number: float | None = None  # older captures' name for completed_reps
+    completed_duration: float | None = None
+    offset: float | None = None
+    length: float | None = None
+    weight: Items[WeightIn] = None
+
+
+class CompletedMovementsIn(_In):
+    repetition_summary_data: Items[RepetitionIn] = None
+
+
+class MovementTrackerIn(_In):
+    completed_movements_summary_data: CompletedMovementsIn | None = None
 
 
 class WorkoutIn(_In):
@@ -51,6 +98,7 @@ class WorkoutIn(_In):
     is_outdoor: bool | None = None
     total_work: float | None = None
     ride: RideIn | None = None
+    movement_tracker_data: MovementTrackerIn | None = None
 
     @field_validator("start_time", "end_time")
     @classmethod
@@ -75,10 +123,77 @@ class SummaryIn(_In):
     value: float | None = None
 
 
+class MovementIn(_In):
+    id: str | None = None
+    name: str | None = None
+
+
+class SubsegmentIn(_In):
+    """A part of a class segment: its movements share its length."""
+
+    length: float = Field(ge=0)
+    movements: Items[MovementIn] = None
+
+
 class SegmentIn(_In):
     name: str | None = None
     start_time_offset: float
     length: float
+    subsegments_v2: Items[SubsegmentIn] = None
+
+
+class RangeIn(_In):
+    lower: float | None = None
+    upper: float | None = None
+
+
+class OffsetsIn(_In):
+    start: float
+    end: float
+
+
+class CueIn(_In):
+    """An instructor cue of the ride details: an interval with cadence/resistance ranges."""
+
+    offsets: OffsetsIn
+    cadence_range: RangeIn | None = None
+    resistance_range: RangeIn | None = None
+
+
+class TargetMetricIn(_In):
+    name: str
+    lower: float | None = None
+    upper: float | None = None
+
+
+class TargetIntervalIn(_In):
+    """One interval of ``target_metrics_performance_data.target_metrics``."""
+
+    offsets: OffsetsIn
+    segment_type: str | None = None
+    metrics: Items[TargetMetricIn] = None
+
+
+class TargetMetricsIn(_In):
+    target_metrics: Items[TargetIntervalIn] = None
+
+
+class GraphDataIn(_In):
+    """A target's range second by second (index = seconds from the workout's start)."""
+
+    lower: list[float | None] = Field(default_factory=list)
+    upper: list[float | None] = Field(default_factory=list)
+
+
+class TargetGraphIn(_In):
+    type: str
+    graph_data: GraphDataIn
+
+
+class LegacyTargetsIn(_In):
+    """``target_performance_metrics``: the 2019-2021 shape of class targets."""
+
+    target_graph_metrics: Items[TargetGraphIn] = None
 
 
 class CoordinateIn(_In):
@@ -102,6 +217,8 @@ class GraphIn(_In):
     average_summaries: list[SummaryIn] = Field(default_factory=list)
     segment_list: list[SegmentIn] = Field(default_factory=list)
     location_data: list[LocationSegmentIn] | None = None
+    target_metrics_performance_data: TargetMetricsIn | None = None
+    target_performance_metrics: LegacyTargetsIn | None = None
 
     @field_validator("metrics", "summaries", "average_summaries", "segment_list", mode="before")
     @classmethod
@@ -113,8 +230,15 @@ class RideSegmentsIn(_In):
     segment_list: list[SegmentIn] = Field(default_factory=list)
 
 
+class DetailsRideIn(_In):
+    pedaling_start_offset: float | None = None
+
+
 class RideDetailsIn(_In):
+    ride: DetailsRideIn | None = None
     segments: RideSegmentsIn | None = None
+    instructor_cues: Items[CueIn] = None
+    target_metrics_performance_data: TargetMetricsIn | None = None
 
 
 class BundleIn(_In):

@@ -1,11 +1,15 @@
-"""Write an :class:`~service.convert.model.Activity` as a FIT activity file.
+r"""Write an :class:`~service.convert.model.Activity` as a FIT activity file.
 
 Message order: ``file_id``, ``file_creator``, ``device_info`` (creator), ``event`` timer start,
-the ``record`` stream, ``event`` timer stop_all, one ``lap`` per ``activity.laps`` entry (one
-synthetic lap from the summary if there are none), ``session``, ``activity``.
+the ``record`` stream, ``event`` timer stop_all, ``workout`` and its ``workout_step``\ s when
+laps carry class targets, one ``lap`` per ``activity.laps`` entry (one synthetic lap from the
+summary if there are none), strength ``set``\ s and their ``exercise_title``\ s, ``session``,
+``activity`` (see ``fit_steps`` for the class-driven messages).
 
-Every message except the records is written by the FIT SDK's ``Encoder``; records take a
-struct-based fast path (``fit_records``) because the SDK is ten times too slow for them.
+The single messages are written by the FIT SDK's ``Encoder``; the records take a struct-based
+fast path (``fit_records``) because the SDK is ten times too slow for them, and so do the runs
+of laps, workout steps, sets and exercise titles (``fit_table``), which a class followed cue
+by cue, or a strength class, has by the dozen.
 
 Rules the writer keeps:
 
@@ -41,6 +45,8 @@ from service.convert.fit_records import (
     record_columns,
     records,
 )
+from service.convert.fit_steps import has_steps, set_messages, step_messages
+from service.convert.fit_table import table
 from service.convert.model import Activity, Discipline, Lap, Stats
 from service.errors import ConversionError, InvalidInput
 
@@ -72,6 +78,10 @@ SPORTS: dict[Discipline, tuple[FitSport, FitSport]] = {
     Discipline.CARDIO: (FitSport("training", "cardio_training"),) * 2,
     Discipline.OTHER: (FitSport("generic", "generic"),) * 2,
 }
+
+
+# Local message numbers of the packed runs (records use 15; the SDK's segments count from 0).
+_LAP_LOCAL_NUM, _STEP_LOCAL_NUM, _SET_LOCAL_NUM, _TITLE_LOCAL_NUM = 14, 13, 12, 11
 
 
 def fit_sport(discipline: Discipline, is_outdoor: bool) -> FitSport:
@@ -206,7 +216,7 @@ def _head(activity: Activity, device: FitDevice, start: int, timer: int) -> list
     ]
 
 
-def _lap(lap: Lap, index: int, last: bool, sport: FitSport) -> dict[str, Any]:
+def _lap(lap: Lap, index: int, last: bool, sport: FitSport, step: bool) -> dict[str, Any]:
     end = lap.start + timedelta(seconds=lap.stats.duration_s)
     return clean(
         "lap",
@@ -220,55 +230,65 @@ def _lap(lap: Lap, index: int, last: bool, sport: FitSport) -> dict[str, Any]:
             "sport": sport.sport,
             "sub_sport": sport.sub_sport,
             "lap_trigger": "session_end" if last else "fitness_equipment",
+            "wkt_step_index": index if step else None,
         },
     )
 
 
-def _tail(
-    activity: Activity, sport: FitSport, start: int, end: int, stop: int
-) -> list[dict[str, Any]]:
+def _tail(activity: Activity, sport: FitSport, start: int, end: int, stop: int) -> bytes:
     laps = activity.laps or [Lap(start_offset_s=0, start=activity.start, stats=activity.summary)]
     summary = activity.summary
     local = None if activity.utc_offset_s is None else end + activity.utc_offset_s
-    return [
-        clean(
-            "event",
-            {"timestamp": stop, "event": "timer", "event_type": "stop_all", "event_group": 0},
-        ),
-        *(_lap(lap, i, i == len(laps) - 1, sport) for i, lap in enumerate(laps)),
-        clean(
-            "session",
-            {
-                "message_index": 0,
-                "timestamp": end,
-                "event": "session",
-                "event_type": "stop",
-                "start_time": start,
-                "sport": sport.sport,
-                "sub_sport": sport.sub_sport,
-                **_stats_fields(summary, sport),
-                "total_work": summary.total_work_j,
-                "total_ascent": summary.elevation_gain_m,
-                "avg_grade": summary.avg_incline,
-                "first_lap_index": 0,
-                "num_laps": len(laps),
-                "trigger": "activity_end",
-            },
-        ),
-        clean(
-            "activity",
-            {
-                "timestamp": end,
-                "total_timer_time": summary.duration_s,
-                "num_sessions": 1,
-                "type": "manual",
-                "event": "activity",
-                "event_type": "stop",
-                "event_group": 0,
-                "local_timestamp": local,
-            },
-        ),
-    ]
+    steps = has_steps(activity)
+    workout, step_list = (
+        step_messages(activity, sport.sport, sport.sub_sport) if steps else ({}, [])
+    )
+    sets, titles = set_messages(activity)
+    lap_list = [_lap(lap, i, i == len(laps) - 1, sport, steps) for i, lap in enumerate(laps)]
+    stop_event = clean(
+        "event", {"timestamp": stop, "event": "timer", "event_type": "stop_all", "event_group": 0}
+    )
+    session = clean(
+        "session",
+        {
+            "message_index": 0,
+            "timestamp": end,
+            "event": "session",
+            "event_type": "stop",
+            "start_time": start,
+            "sport": sport.sport,
+            "sub_sport": sport.sub_sport,
+            **_stats_fields(summary, sport),
+            "total_work": summary.total_work_j,
+            "total_ascent": summary.elevation_gain_m,
+            "avg_grade": summary.avg_incline,
+            "first_lap_index": 0,
+            "num_laps": len(laps),
+            "trigger": "activity_end",
+        },
+    )
+    activity_message = clean(
+        "activity",
+        {
+            "timestamp": end,
+            "total_timer_time": summary.duration_s,
+            "num_sessions": 1,
+            "type": "manual",
+            "event": "activity",
+            "event_type": "stop",
+            "event_group": 0,
+            "local_timestamp": local,
+        },
+    )
+    # The runs of laps, steps and sets are packed directly (fit_table); the rest by the SDK.
+    return (
+        _segment([stop_event, *([workout] if steps else [])])
+        + table("workout_step", step_list, _STEP_LOCAL_NUM)
+        + table("lap", lap_list, _LAP_LOCAL_NUM)
+        + table("set", sets, _SET_LOCAL_NUM)
+        + table("exercise_title", titles, _TITLE_LOCAL_NUM)
+        + _segment([session, activity_message])
+    )
 
 
 def dump_fit(activity: Activity, *, device: FitDevice | None = None) -> bytes:
@@ -294,6 +314,6 @@ def dump_fit(activity: Activity, *, device: FitDevice | None = None) -> bytes:
     body = (
         _segment(_head(activity, device, start, min(start, stamps[0])))
         + records(columns)
-        + _segment(_tail(activity, sport, start, end, stop))
+        + _tail(activity, sport, start, end, stop)
     )
     return frame(body)

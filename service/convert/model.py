@@ -8,8 +8,9 @@ strokes, or steps) per minute, energy kilocalories, work joules.
 
 A value of ``None`` means "not recorded": writers omit it, never write it as zero.
 
-The JSON format is this model dumped as is; ``SCHEMA_VERSION`` is bumped on any change that is
-not a pure addition of optional fields.
+The JSON format is this model dumped as is; ``SCHEMA_VERSION`` is bumped on any change of its
+JSON Schema: the minor number for additions (1.1 added strength ``sets`` and lap ``targets``),
+the major number for anything a reader of the previous version would misread.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 class Discipline(StrEnum):
@@ -95,13 +96,77 @@ class Stats(_Frozen):
     max_speed: float | None = None
 
 
+class Target(_Frozen):
+    """What the class asked for during a lap: a range of one metric."""
+
+    metric: Literal["cadence", "resistance", "incline", "power_zone"] = Field(
+        description="cadence in rpm, resistance and incline in percent, power_zone 1-7."
+    )
+    lower: float | None = None
+    upper: float | None = None
+
+    def describe(self) -> str:
+        """In words: ``cadence 80-90 rpm``, ``resistance 35-45%``, ``zone 3``."""
+        lo, hi = self.lower, self.upper
+        if lo is not None and hi is not None and lo != hi:
+            span = f"{lo:g}-{hi:g}"
+        else:
+            span = f"{lo if lo is not None else hi or 0.0:g}"
+        label, unit = _TARGET_WORDS[self.metric]
+        return f"{label} {span}{unit}"
+
+
+_TARGET_WORDS = {
+    "cadence": ("cadence", " rpm"),
+    "resistance": ("resistance", "%"),
+    "incline": ("incline", "%"),
+    "power_zone": ("zone", ""),
+}
+
+
 class Lap(_Frozen):
-    """A span of the workout; from the class segments when Peloton gives them."""
+    """A span of the workout: a class interval (from its cues or target metrics), else a class
+    segment, else the whole workout."""
 
     name: str | None = None
     start_offset_s: float
     start: AwareDatetime
     stats: Stats
+    targets: list[Target] = Field(
+        default_factory=list, description="The class's targets for this lap (cues), if any."
+    )
+
+    def label(self) -> str | None:
+        """The name and targets in words, for formats that only have free text."""
+        parts = ([self.name] if self.name else []) + [t.describe() for t in self.targets]
+        return " · ".join(parts) or None
+
+
+class StrengthSet(_Frozen):
+    """One set of a strength workout: a movement done (or planned) for a span, or a rest."""
+
+    kind: Literal["active", "rest"]
+    start_offset_s: float = Field(description="Seconds from the workout's start.")
+    start: AwareDatetime
+    duration_s: float
+    source: Literal["tracked", "class_plan"] = Field(
+        description="tracked: Peloton counted it (movement tracker); class_plan: from the class."
+    )
+    movement_id: str | None = Field(default=None, description="Peloton's movement id.")
+    movement_name: str | None = Field(default=None, description="Peloton's movement name.")
+    tracking_type: str | None = Field(
+        default=None, description="Peloton's tracking_type: rep_counting, time_based..."
+    )
+    is_hold: bool | None = None
+    repetitions: int | None = None
+    weight_kg: float | None = Field(default=None, description="0 means body weight.")
+    exercise_category: str | None = Field(
+        default=None,
+        description="FIT profile exercise_category, e.g. 'squat'; 'unknown' when not mapped.",
+    )
+    exercise_name: str | None = Field(
+        default=None, description="FIT profile name within the category, e.g. 'goblet_squat'."
+    )
 
 
 class Summary(Stats):
@@ -151,6 +216,9 @@ class Activity(_Frozen):
     )
     summary: Summary
     laps: list[Lap]
+    sets: list[StrengthSet] = Field(
+        default_factory=list, description="Strength sets, in time order (rests between)."
+    )
     samples: list[Sample]
 
     @property

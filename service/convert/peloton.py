@@ -17,9 +17,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from service.convert.bundle import BundleIn, GraphIn, WorkoutIn, load_bundle
+from service.convert.cues import class_intervals, follow_intervals
+from service.convert.exercises import ExerciseMap, default_exercise_map
 from service.convert.model import Activity, Device, Discipline, Sample, Source, Summary
 from service.convert.series import Series, build_series, find_metric, scale_to, speed_metric
 from service.convert.stats import build_laps, lap_bounds, span_stats
+from service.convert.strength import strength_sets
 from service.convert.units import distance_factor, is_pace, to_mps
 
 JUST_RIDE_ID = "0" * 32
@@ -53,9 +56,15 @@ DEVICE_NAMES: dict[str, str] = {
 }
 
 
-def parse_bundle(data: bytes | str | dict[str, Any]) -> Activity:
-    """Validate and convert a workout bundle (JSON text or decoded object)."""
-    return activity_from_bundle(load_bundle(data))
+def parse_bundle(
+    data: bytes | str | dict[str, Any], *, exercises: ExerciseMap | None = None
+) -> Activity:
+    """Validate and convert a workout bundle (JSON text or decoded object).
+
+    ``exercises`` maps strength movements to Garmin exercises; the default is the built-in
+    table with the operator's extra file (``PELOSYNC_STRENGTH_EXERCISES_FILE``) merged over it.
+    """
+    return activity_from_bundle(load_bundle(data), exercises=exercises)
 
 
 def _utc(epoch: float) -> datetime:
@@ -196,7 +205,17 @@ def _summary(
     )
 
 
-def activity_from_bundle(bundle: BundleIn) -> Activity:
+def _has_movements(bundle: BundleIn) -> bool:
+    tracker = bundle.workout.movement_tracker_data
+    summary = tracker.completed_movements_summary_data if tracker else None
+    if summary and summary.repetition_summary_data:
+        return True
+    details = bundle.ride_details
+    segments = details.segments.segment_list if details and details.segments else []
+    return any(sub.movements for seg in segments for sub in seg.subsegments_v2 or [])
+
+
+def activity_from_bundle(bundle: BundleIn, *, exercises: ExerciseMap | None = None) -> Activity:
     """Build the canonical activity from a validated bundle."""
     workout, graph = bundle.workout, bundle.performance_graph
     discipline = DISCIPLINES.get(workout.fitness_discipline, Discipline.OTHER)
@@ -218,12 +237,20 @@ def activity_from_bundle(bundle: BundleIn) -> Activity:
     if not segments and bundle.ride_details and bundle.ride_details.segments:
         segments = bundle.ride_details.segments.segment_list
     summary = _summary(bundle, samples, end_offset, distance_m)
+    bounds = follow_intervals(lap_bounds(segments, end_offset), class_intervals(bundle), end_offset)
     laps = build_laps(
-        samples,
-        lap_bounds(segments, end_offset),
-        start=start,
-        end_offset=end_offset,
-        calories_kcal=summary.calories_kcal,
+        samples, bounds, start=start, end_offset=end_offset, calories_kcal=summary.calories_kcal
+    )
+    sets = (
+        strength_sets(
+            bundle,
+            exercises or default_exercise_map(),
+            start=start,
+            end_offset=end_offset,
+            use_class_plan=discipline is Discipline.STRENGTH,
+        )
+        if _has_movements(bundle)
+        else []
     )
     ride = workout.ride
     ride_id = ride.id if ride and ride.id and ride.id != JUST_RIDE_ID else None
@@ -250,5 +277,6 @@ def activity_from_bundle(bundle: BundleIn) -> Activity:
         utc_offset_s=_utc_offset(workout.timezone, start),
         summary=summary,
         laps=laps,
+        sets=sets,
         samples=samples,
     )

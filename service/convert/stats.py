@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from service.convert.bundle import SegmentIn
-from service.convert.model import Lap, Sample, Stats
+from service.convert.model import Lap, Sample, Stats, Target
+
+
+class LapBound(NamedTuple):
+    """Where a lap starts (seconds into the workout), its name and the class's targets."""
+
+    name: str | None
+    start: float
+    targets: tuple[Target, ...] = ()
 
 
 def _mean(values: list[float]) -> float | None:
@@ -41,25 +50,24 @@ def span_stats(
     )
 
 
-def lap_bounds(segments: Sequence[SegmentIn], end_offset: float) -> list[tuple[str | None, float]]:
+def lap_bounds(segments: Sequence[SegmentIn], end_offset: float) -> list[LapBound]:
     """(name, start offset) of each lap; laps are contiguous and cover [0, end_offset].
 
     Class segments become laps. A segment that starts after the workout ended (the user
     stopped early) is dropped; the first lap always starts at 0 and the last runs to the end,
     so the laps' times add up to the workout's.
     """
-    starts: list[tuple[str | None, float]] = []
+    starts: list[LapBound] = []
     for seg in sorted(segments, key=lambda s: s.start_time_offset):
         if seg.length <= 0 or seg.start_time_offset >= end_offset:
             continue
         start = max(seg.start_time_offset, 0.0)
-        if starts and start <= starts[-1][1]:
+        if starts and start <= starts[-1].start:
             continue
-        starts.append((seg.name, start))
+        starts.append(LapBound(seg.name, start))
     if not starts:
-        return [(None, 0.0)]
-    name, _ = starts[0]
-    starts[0] = (name, 0.0)
+        return [LapBound(None, 0.0)]
+    starts[0] = starts[0]._replace(start=0.0)
     return starts
 
 
@@ -85,21 +93,21 @@ def apportion(total: float | None, weights: list[float]) -> list[float | None]:
 
 def build_laps(
     samples: list[Sample],
-    bounds: list[tuple[str | None, float]],
+    bounds: list[LapBound],
     *,
     start: datetime,
     end_offset: float,
     calories_kcal: float | None,
 ) -> list[Lap]:
     """Laps over ``bounds`` with stats from the samples inside each."""
-    edges = [b[1] for b in bounds] + [end_offset]
+    edges = [b.start for b in bounds] + [end_offset]
     durations = [max(edges[i + 1] - edges[i], 0.0) for i in range(len(bounds))]
     calories = apportion(calories_kcal, durations)
     laps: list[Lap] = []
     cursor = 0
     distance_before = 0.0
     has_distance = any(s.distance is not None for s in samples)
-    for i, (name, lo) in enumerate(bounds):
+    for i, (name, lo, targets) in enumerate(bounds):
         last = i == len(bounds) - 1
         inside: list[Sample] = []
         while cursor < len(samples) and (last or samples[cursor].offset_s < edges[i + 1]):
@@ -122,6 +130,7 @@ def build_laps(
                     distance_m=distance,
                     calories_kcal=calories[i],
                 ),
+                targets=list(targets),
             )
         )
     return laps

@@ -134,8 +134,8 @@ def _write_lap(out: list[str], lap: Lap, points: str, discipline: Discipline) ->
     add("<TriggerMethod>Manual</TriggerMethod>\n")
     if points:
         add(f"<Track>\n{points}</Track>\n")
-    if lap.name:
-        add(f"<Notes>{text(lap.name)}</Notes>")
+    if (label := lap.label()) is not None:
+        add(f"<Notes>{text(label)}</Notes>")
     lx: list[str] = []
     if st.avg_speed is not None:
         lx.append(f"<ns3:AvgSpeed>{_num(st.avg_speed)}</ns3:AvgSpeed>")

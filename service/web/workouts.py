@@ -15,8 +15,8 @@ from service.files.signing import signed_path
 from service.pagination import decode_time_cursor, encode_cursor
 from service.schemas import CursorQuery, IdPath, IdQuery
 from service.web import queries
-from service.web.charts import charts_for_bundle
 from service.web.deps import ViewerDep, WebRoute, render
+from service.web.sets import SetRow, charts_and_sets
 from service.workouts import service as workouts
 from service.workouts.repository import WorkoutRepository
 from service.workouts.schemas import WorkoutStatus
@@ -89,10 +89,11 @@ async def show_workout(
         raise NotFound(f"workout {workout_id} not found")
     summary, _ = await workouts.get(db, workout_id)
     charts, chart_error = None, workout.conversion_error
+    sets: list[SetRow] = []
     if chart_error is None:
         try:
             # Parsing a bundle is CPU work (tens of ms for an hour): not on the event loop.
-            charts = await asyncio.to_thread(charts_for_bundle, workout.bundle())
+            charts, sets = await asyncio.to_thread(charts_and_sets, workout.bundle())
         except ConversionError as exc:
             chart_error = exc.message
     downloads = [
@@ -109,6 +110,7 @@ async def show_workout(
         workout=summary,
         account_label=labels.get(workout.account_id, str(workout.account_id)),
         charts=charts,
+        sets=sets,
         chart_error=chart_error,
         downloads=downloads,
         deliveries=await queries.workout_delivery_rows(db, workout_id),

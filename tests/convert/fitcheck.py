@@ -24,7 +24,8 @@ class Fit:
     A message is a dict of its present fields only (absent / invalid values are left out), with
     profile scale and offset applied and enums as names. Where fitdecode repeats a field (a
     component expansion such as ``speed`` -> ``enhanced_speed``), the first occurrence is kept;
-    it files sub-fields under their parent's name, while the SDK lists both names.
+    a sub-field is listed under its own name and, as its stored number, its parent's, as the
+    SDK lists them.
     """
 
     sdk: dict[str, list[Message]]
@@ -67,11 +68,14 @@ def _fitdecode(data: bytes) -> dict[str, list[Message]]:
             if isinstance(frame, fitdecode.FitDataMessage):
                 fields: Message = {}
                 for field in frame.fields:
-                    # A sub-field (avg_running_cadence) is filed under its parent (avg_cadence).
+                    if field.value is None:
+                        continue
+                    # fitdecode reads a sub-field (avg_running_cadence, duration_time) in place
+                    # of its parent; the SDK lists both, the parent as the stored number.
                     parent = field.parent_field
-                    name = parent.name if parent is not None else field.name
-                    if field.value is not None and name not in fields:
-                        fields[name] = field.value
+                    if parent is not None:
+                        fields.setdefault(parent.name, field.raw_value)
+                    fields.setdefault(field.name, field.value)
                 out.setdefault(frame.name, []).append(fields)
     assert isinstance(frames[0], fitdecode.FitHeader)
     assert isinstance(frames[-1], fitdecode.FitCRC)

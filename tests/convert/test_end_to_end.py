@@ -193,5 +193,5 @@ def test_gpx_is_refused_for_indoor_workouts_with_a_clear_message() -> None:
 def test_json_is_the_documented_versioned_model() -> None:
     act = parse_bundle(make_bundle(offsets=[1, 2], metrics=[metric("output", "watts", [1, 2])]))
     doc = dump_json(act)
-    assert doc.startswith(b'{"schema_version":"1.0"')
+    assert doc.startswith(b'{"schema_version":"1.1"')
     assert b"null" not in doc  # not recorded means absent

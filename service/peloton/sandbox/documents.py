@@ -12,6 +12,12 @@ from zoneinfo import ZoneInfo
 
 from service.peloton.sandbox.catalog import DEVICES, IMAGE_BASE, JUST_RIDE_ID, unit_label
 from service.peloton.sandbox.graph import segment_list, total_work_j
+from service.peloton.sandbox.plan import (
+    instructor_cues,
+    movement_tracker,
+    subsegments,
+    target_metrics,
+)
 from service.peloton.sandbox.specs import (
     DEFAULT_ANCHOR,
     Instructor,
@@ -111,11 +117,16 @@ def ride_json(ride: RideSpec, *, with_instructor: bool) -> dict[str, Any]:
 
 
 def ride_details_json(ride: RideSpec) -> dict[str, Any]:
-    """``GET /api/ride/{id}/details``: the ride plus its class plan."""
+    """``GET /api/ride/{id}/details``: the ride plus its class plan (movements, cues)."""
+    segments = [
+        {**listed, "subsegments_v2": subsegments(ride, seg.name, seg.start, seg.length)}
+        for listed, seg in zip(segment_list(ride), ride.segments, strict=True)
+    ]
     return {
         "ride": ride_json(ride, with_instructor=True),
-        "segments": {"segment_list": segment_list(ride), "segment_category_list": []},
-        "instructor_cues": [],
+        "segments": {"segment_list": segments, "segment_category_list": []},
+        "instructor_cues": instructor_cues(ride),
+        "target_metrics_performance_data": target_metrics(ride),
         "target_class_metrics": None,
         "events": [],
     }
@@ -181,6 +192,7 @@ def workout_json(
                     "ftp_workout_id": None,
                 },
                 "device_type_display_name": display,
+                "movement_tracker_data": movement_tracker(spec),
             }
         )
     if with_ride:
