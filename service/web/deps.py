@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -24,9 +25,10 @@ from service.auth.models import Role
 from service.auth.repository import ApiKeyRepository
 from service.auth.service import TOUCH_EVERY, Forbidden
 from service.deps import RuntimeDep, SessionDep
-from service.errors import InvalidInput, PelosyncError
+from service.errors import Conflict, InvalidInput, PelosyncError
 from service.runtime import Runtime
 from service.web import session as cookies
+from service.web.repository import WebSessionRepository
 from service.web.templates import render_page
 
 log = structlog.get_logger(__name__)
@@ -53,39 +55,42 @@ class SignInRequired(Exception):
         self.clear = clear  # drop the cookie (not the sign-in form's own session)
 
 
+class FormAlreadySent(Conflict):
+    """A form token submitted a second time (a reload of a form's answer, a replay)."""
+
+    title = "Form already sent"
+
+
 @dataclass(frozen=True)
 class Viewer:
-    """The signed-in API key."""
+    """The signed-in API key, and the form token of the page being answered."""
 
     key_id: int
     name: str
     role: str
     session: cookies.SessionData
+    csrf: str
 
     @property
     def can_write(self) -> bool:
         return self.role == Role.ADMIN
 
-    @property
-    def csrf(self) -> str:
-        return self.session.csrf
-
 
 async def current_viewer(request: Request, runtime: RuntimeDep, db: SessionDep) -> Viewer:
-    """The signed-in key, re-checked on every request (a revoked key is signed out)."""
+    """The signed-in key, re-checked on every request: a session ended by signing out, or of
+    a revoked key, is signed out."""
     found = cookies.read(request, runtime)
     if found is None:
         raise SignInRequired(clear=cookies.COOKIE in request.cookies)
     if found.key_id is None:
         raise SignInRequired(clear=False)
-    repo = ApiKeyRepository(db)
-    key = await repo.get(found.key_id)
-    if key is None or key.revoked_at is not None:
-        raise SignInRequired(clear=True)
     now = runtime.clock()
+    key = await WebSessionRepository(db).active(found.hash, now)
+    if key is None or key.id != found.key_id:
+        raise SignInRequired(clear=True)
     if key.last_used_at is None or now - key.last_used_at >= TOUCH_EVERY:
-        await repo.touch(key.id, now)
-    return Viewer(key.id, key.name, key.role, found)
+        await ApiKeyRepository(db).touch(key.id, now)
+    return Viewer(key.id, key.name, key.role, found, cookies.form_token(runtime, found))
 
 
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]
@@ -134,17 +139,45 @@ class Action:
     form: Form
 
 
-async def form_post(request: Request, viewer: ViewerDep) -> Form:
-    """A posted form carrying this session's CSRF token (any role)."""
-    form = await read_form(request)
-    if not cookies.csrf_ok(viewer.session, form.get("csrf")):
+async def use_form_token(
+    runtime: Runtime, db: AsyncSession, session: cookies.SessionData | None, form: Form
+) -> None:
+    """The one check of every form post: its token is of this session, unexpired and not used
+    before. It is used up here, committed at once (before the action runs, so the action's
+    own work, a background sync say, never waits on this transaction): a form is handled
+    once, whatever its outcome; a page answering a refused form carries a new token."""
+    now = runtime.clock()
+    token = cookies.read_form_token(runtime, session, form.get("csrf"), now)
+    if token is None:
         raise Forbidden("this form has expired or did not come from this page; reload and retry")
+    fresh = await WebSessionRepository(db).use_form_token(token.nonce, token.expires, now)
+    await db.commit()
+    if not fresh:
+        raise FormAlreadySent(
+            "this form was already sent once (a reload or a second click): what it asked "
+            "for was done then and is not done again; go back and reload the page"
+        )
+
+
+async def form_post(
+    request: Request, runtime: RuntimeDep, db: SessionDep, viewer: ViewerDep
+) -> Form:
+    """A posted form carrying a form token of this session, used once (any role)."""
+    form = await read_form(request)
+    await use_form_token(runtime, db, viewer.session, form)
     return form
 
 
-async def admin_action(viewer: ViewerDep, form: Annotated[Form, Depends(form_post)]) -> Action:
+async def _admin(viewer: ViewerDep) -> Viewer:
+    # Checked before the form: a read-only key's refused post does not use up its token.
     if not viewer.can_write:
         raise Forbidden("this API key is read-only; sign in with an admin key to change anything")
+    return viewer
+
+
+async def admin_action(
+    viewer: Annotated[Viewer, Depends(_admin)], form: Annotated[Form, Depends(form_post)]
+) -> Action:
     return Action(viewer, form)
 
 
