@@ -232,10 +232,74 @@ def redirect(
     return response
 
 
-def _error_page(request: Request, status: int, title: str, message: str) -> Response:
+# Where an error page sends people (besides back): the main pages, then the API's docs, which
+# need no database. The page that failed is never offered.
+WAYS_ON = (
+    ("/", "The overview"),
+    ("/workouts", "Workouts"),
+    ("/deliveries", "Deliveries"),
+    ("/docs", "The API documentation"),
+)
+
+
+async def _viewer_if_any(request: Request, runtime: Runtime) -> Viewer | None:
+    """Who is signed in, for an error page's navigation; None when that cannot be told."""
+    found = cookies.read(request, runtime)
+    if found is None or found.key_id is None:
+        return None
+    try:
+        async with runtime.sessions() as db:
+            key = await WebSessionRepository(db).active(found.hash, runtime.clock())
+    except Exception as exc:  # the error being shown may be the database's own
+        log.warning("web.error_page_without_session", error=type(exc).__name__)
+        return None
+    if key is None or key.id != found.key_id:
+        return None
+    return Viewer(key.id, key.name, key.role, found, cookies.form_token(runtime, found))
+
+
+def _ways_on(request: Request, viewer: Viewer | None) -> list[tuple[str, str]]:
+    # Only a GET failed as a page: a refused POST's path may well be a page that works.
+    here = request.url.path if request.method == "GET" else None
+    ways: list[tuple[str, str]] = []
+    referer = urllib.parse.urlsplit(request.headers.get("referer", ""))
+    if referer.netloc == request.url.netloc and referer.path != here:
+        back = safe_next(urllib.parse.urlunsplit(("", "", referer.path, referer.query, "")), "")
+        if back:
+            ways.append((back, "Back to the previous page"))
+    if viewer is None and here != "/login":
+        ways.append(("/login", "Sign in"))
+    elif viewer is not None:
+        ways += [(href, text) for href, text in WAYS_ON if href != here]
+    return ways
+
+
+async def _error_page(request: Request, status: int, title: str, message: str) -> Response:
+    """The error's reason, the site's navigation when signed in, and ways on that work."""
     runtime: Runtime = request.app.state.runtime
+    viewer = await _viewer_if_any(request, runtime)
     message = message[:1].upper() + message[1:]
-    return render(request, runtime, "error.html", None, status=status, title=title, message=message)
+    return render(
+        request,
+        runtime,
+        "error.html",
+        viewer,
+        status=status,
+        title=title,
+        message=message,
+        status_code=status,
+        ways=_ways_on(request, viewer),
+        reference=structlog.contextvars.get_contextvars().get("request_id"),
+    )
+
+
+def _invalid(request: Request, exc: RequestValidationError) -> tuple[int, str, str]:
+    """(status, title, reason) of a request FastAPI refused: a bad path is a page not found."""
+    first = exc.errors()[0] if exc.errors() else {"loc": ("query",), "msg": "invalid"}
+    if first["loc"] and first["loc"][0] == "path":
+        return 404, "Not found", f"there is no page at {request.url.path}"
+    field = ".".join(str(p) for p in first["loc"][1:]) or "request"
+    return 422, "Invalid request", f"{field}: {first['msg']}"
 
 
 class WebRoute(APIRoute):
@@ -255,19 +319,19 @@ class WebRoute(APIRoute):
                 if exc.clear:
                     cookies.clear(response, request, request.app.state.runtime)
             except PelosyncError as exc:
-                response = _error_page(request, exc.status_code, exc.title, exc.message)
+                response = await _error_page(request, exc.status_code, exc.title, exc.message)
             except HTTPException as exc:  # e.g. a body over the size limit (413)
-                response = _error_page(request, exc.status_code, "Refused", str(exc.detail))
+                response = await _error_page(request, exc.status_code, "Refused", str(exc.detail))
             except RequestValidationError as exc:
-                where = exc.errors()[0]["loc"][0] if exc.errors() else ""
-                status = 404 if where == "path" else 422
-                response = _error_page(
-                    request, status, "Not found" if status == 404 else "Invalid request", ""
-                )
+                response = await _error_page(request, *_invalid(request, exc))
             except Exception as exc:
                 log.exception("web.unhandled_error", error=type(exc).__name__)
-                response = _error_page(
-                    request, 500, "Internal error", "something went wrong; see the server log"
+                response = await _error_page(
+                    request,
+                    500,
+                    "Internal error",
+                    "this page failed on the server: the error is in the server log, under the "
+                    "reference below; other pages may still work",
                 )
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)

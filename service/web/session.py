@@ -30,10 +30,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from service.crypto import SecretKeyError
 from service.runtime import Runtime
 
 COOKIE = "pelosync_session"
 FLASH_COOKIE = "pelosync_flash"
+REVEAL_COOKIE = "pelosync_reveal"
 PURPOSE = "pelosync dashboard sessions"
 FORM_PURPOSE = "pelosync dashboard forms"
 SESSION_TTL = timedelta(hours=12)
@@ -226,3 +228,53 @@ def take_flash(request: Request, runtime: Runtime) -> Flash | None:
 
 def drop_flash(response: Response) -> None:
     response.delete_cookie(FLASH_COOKIE, path="/")
+
+
+# --- reveal: a secret shown once on the page a form redirects to ------------------------------
+
+
+def set_reveal(
+    response: Response,
+    request: Request,
+    runtime: Runtime,
+    session: SessionData,
+    path: str,
+    secret: str,
+) -> None:
+    """Carry ``secret`` to the next GET of ``path`` by this session, once: encrypted with the
+    service's key (never readable in the cookie), bound to the session, gone after 2 minutes."""
+    expires = int(runtime.clock().timestamp()) + FLASH_TTL_S
+    value = {"b": _binding(session), "p": path, "s": secret, "e": expires}
+    response.set_cookie(
+        REVEAL_COOKIE,
+        runtime.secrets.encrypt(json.dumps(value, separators=(",", ":"))),
+        max_age=FLASH_TTL_S,
+        path=path,
+        httponly=True,
+        samesite="strict",
+        secure=is_https(request, runtime),
+    )
+
+
+def take_reveal(request: Request, runtime: Runtime, session: SessionData) -> str | None:
+    """The secret carried to this page for this session, if any (drop it with
+    :func:`drop_reveal`)."""
+    token = request.cookies.get(REVEAL_COOKIE)
+    if not token or len(token) > MAX_COOKIE:
+        return None
+    try:
+        value = json.loads(runtime.secrets.decrypt(token))
+    except (SecretKeyError, ValueError):
+        return None
+    if not isinstance(value, dict) or value.get("p") != request.url.path:
+        return None
+    expires, secret = value.get("e"), value.get("s")
+    if value.get("b") != _binding(session) or not isinstance(secret, str):
+        return None
+    if not isinstance(expires, int) or expires <= runtime.clock().timestamp():
+        return None
+    return secret
+
+
+def drop_reveal(response: Response, request: Request) -> None:
+    response.delete_cookie(REVEAL_COOKIE, path=request.url.path)

@@ -16,6 +16,7 @@ from service.deliveries.models import Delivery
 from service.destinations.kinds.webhook import WebhookConfig
 from service.destinations.models import Destination
 from service.destinations.service import decrypted_secrets
+from service.web import session as cookies
 from service.workouts.models import Workout
 from tests.api.seed import START
 from tests.destinations.receiver import Receiver
@@ -167,14 +168,26 @@ async def test_add_edit_test_and_pause_destinations(site: Site, receiver: Receiv
             "formats": ["fit", "json"],
         },
     )
-    assert created.status_code == 200
-    shown = page(created).xpath("string(//code[@class='secret'])")
+    # Post/redirect/get: the secret rides to the destination's page in an encrypted cookie.
+    assert created.status_code == 303 and "whsec_" not in str(created.headers)
     async with site.runtime.sessions() as session:
         destination = (await session.execute(select(Destination))).scalar_one()
+    assert created.headers["location"] == f"/destinations/{destination.id}"
+    landed = await follow(client, created)
+    shown = page(landed).xpath("string(//code[@class='secret'])")
+    assert "Added hook." in flash(landed)
     config = WebhookConfig.parse(destination.config, decrypted_secrets(site.runtime, destination))
     assert config.secret.get_secret_value() == shown and shown.startswith("whsec_")
     assert destination.formats == ["fit", "json"] and destination.account_ids is None
-    assert shown not in (await client.get(f"/destinations/{destination.id}")).text
+    assert shown not in (await client.get(f"/destinations/{destination.id}")).text  # once
+    # Nor does another session of the same key see it, even with the cookie copied.
+    reveal = created.cookies[cookies.REVEAL_COOKIE]
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=site.app), base_url="http://testserver"
+    ) as other:
+        await sign_in(other, site.keys.admin)
+        other.cookies.set(cookies.REVEAL_COOKIE, reveal)
+        assert shown not in (await other.get(f"/destinations/{destination.id}")).text
 
     invalid = await client.post(
         "/destinations",
