@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -326,4 +327,31 @@ async def test_read_only_key_sees_but_cannot_act(live_site: LiveSite, browser: A
         unchanged = await session.get(type(account), account.id)
         assert unchanged is not None and not unchanged.paused
     assert await runs() == before
+    await context.close()
+
+
+@SQLITE_ONLY
+async def test_api_docs_from_the_dashboard_need_no_internet(
+    live_site: LiveSite, browser: Any
+) -> None:
+    site = live_site
+    own = urllib.parse.urlsplit(site.url).netloc
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    requested: list[str] = []
+
+    async def outside(route: Any) -> None:
+        requested.append(route.request.url)
+        await route.abort()
+
+    # Anything for another host is recorded and refused (a CDN would be tried here).
+    await context.route(re.compile(r"^(?!" + re.escape(site.url) + r")"), outside)
+    page = await context.new_page()
+    await sign_in(page, site, site.keys.admin)
+    await page.click("#api-docs")
+    await page.wait_for_url(site.url + "/docs")
+    await page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)
+    assert "pelosync" in await page.locator(".swagger-ui .info .title").inner_text()
+    assert await page.locator(".opblock").count() > 20  # every operation, rendered
+    await shot(page, "30-api-docs")
+    assert [url for url in requested if not url.startswith("data:")] == [], own
     await context.close()
