@@ -355,3 +355,90 @@ async def test_api_docs_from_the_dashboard_need_no_internet(
     await shot(page, "30-api-docs")
     assert [url for url in requested if not url.startswith("data:")] == [], own
     await context.close()
+
+
+# Elements that stick out of the page, or are cut by a box that hides its overflow, unless a
+# box that scrolls sideways holds them (a wide table on a phone scrolls: that is allowed).
+OVERFLOWING = """() => {
+  const found = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    let box = el.parentElement;
+    while (box && getComputedStyle(box).overflowX === "visible") box = box.parentElement;
+    const kind = box ? getComputedStyle(box).overflowX : "page";
+    if (kind === "auto" || kind === "scroll") continue;
+    const right = box && kind !== "page" ? box.getBoundingClientRect().right : window.innerWidth;
+    if (r.right > right + 1) found.push(`${el.tagName}.${el.className} ${Math.round(r.right)}`);
+  }
+  return found.slice(0, 5);
+}"""
+
+
+@SQLITE_ONLY
+async def test_pages_fit_a_phone_and_charts_read_well(live_site: LiveSite, browser: Any) -> None:
+    """At 390 px nothing sticks out or is cut; at 1280 px charts keep one size whatever their
+    number, their last time label is inside the chart, the heart-rate card holds one line."""
+    from service.commands.demo import demo_setup  # the demo's account and folder
+
+    site = live_site
+    user = list(site.sandbox.accounts.values())[0]
+    for kind in ("cycling_class", "outdoor_run", "strength"):
+        site.sandbox.add_workouts(user, kind=kind, heart_rate=True)
+    await demo_setup(site.sandbox, ARTIFACTS / "exports", site.url)(site.runtime)
+
+    async def synced() -> bool:
+        return len(await stored(site)) == 3
+
+    await eventually(synced, "the demo rider's workouts")
+    workouts = {w.discipline: w.id for w in await stored(site)}
+    pages = ["/", "/workouts", "/deliveries", "/destinations", "/destinations/1", "/accounts"]
+    pages += ["/accounts/1", "/destinations/new?kind=webhook", "/workouts/999"]
+    pages += [f"/workouts/{workout_id}" for workout_id in workouts.values()]
+    for width in (390, 1280):
+        context = await browser.new_context(viewport={"width": width, "height": 900})
+        page = await context.new_page()
+        await sign_in(page, site, site.keys.admin)
+        for path in pages:
+            await page.goto(site.url + path)
+            assert await page.evaluate(OVERFLOWING) == [], (width, path)
+            name = path.strip("/").replace("/", "-").replace("?", "-") or "overview"
+            await shot(page, f"40-{name}-{width}")
+        if width == 390:
+            await page.goto(site.url + f"/workouts/{workouts['cycling']}")
+            laps = page.locator(".scroll").first
+            scroll_width, client_width = await laps.evaluate("e => [e.scrollWidth, e.clientWidth]")
+            assert scroll_width > client_width  # the laps table scrolls, nothing is cut
+        else:
+            await page.goto(site.url + f"/workouts/{workouts['cycling']}")
+            ride = await page.locator("svg.chart").evaluate_all(
+                "svgs => svgs.map(s => s.getBoundingClientRect().width)"
+            )
+            metrics = await page.locator("figure.chart-card").evaluate_all(
+                "figs => figs.map(f => f.dataset.metric)"
+            )
+            assert "resistance" in metrics and len(ride) >= 5
+            assert await page.locator("svg.chart-heart_rate rect.zone").count() > 0
+            assert await page.locator("#zone-legend").count() == 1
+            # The last time label ends inside its chart, and every axis names its unit.
+            inside = await page.locator("svg.chart").evaluate_all(
+                """svgs => svgs.map(s => {
+                    const box = s.getBoundingClientRect();
+                    const labels = [...s.querySelectorAll("text.tick.x")];
+                    const last = labels[labels.length - 1].getBoundingClientRect();
+                    return last.right <= box.right + 0.5 && !!s.querySelector("text.unit");
+                })"""
+            )
+            assert all(inside), inside
+            heart = page.locator("#facts div", has_text="Heart rate").locator("dd")
+            one_line = await heart.evaluate(
+                """d => d.scrollWidth <= d.clientWidth && d.getBoundingClientRect().height
+                    < 1.8 * parseFloat(getComputedStyle(d).fontSize)"""
+            )
+            assert one_line
+            await page.goto(site.url + f"/workouts/{workouts['strength']}")
+            (alone,) = await page.locator("svg.chart").evaluate_all(
+                "svgs => svgs.map(s => s.getBoundingClientRect().width)"
+            )
+            assert alone == pytest.approx(ride[0], abs=1)  # one chart: the size of one of five
+        await context.close()
