@@ -23,6 +23,7 @@ from service.accounts import service as accounts
 from service.accounts.models import SyncRun
 from service.convert.peloton import parse_bundle
 from service.deliveries.models import Delivery
+from service.web.charts import METRICS
 from service.workouts.models import Workout
 from tests.destinations.receiver import Answer, Receiver
 from tests.web.conftest import ARTIFACTS, LiveSite
@@ -172,7 +173,7 @@ async def test_sign_in_sync_charts_and_retry(
         }
         recorded = {
             key
-            for key in ("heart_rate", "power", "cadence", "speed")
+            for key in (metric.key for metric in METRICS)
             if any(getattr(s, key) is not None for s in activity.samples)
         }
         assert drawn == recorded and "heart_rate" in drawn
