@@ -154,8 +154,9 @@ async def use_form_token(
     await db.commit()
     if not fresh:
         raise FormAlreadySent(
-            "this form was already sent once (a reload or a second click): what it asked "
-            "for was done then and is not done again; go back and reload the page"
+            "this form was already sent once (a reload or a second click), and a form is "
+            "handled only once: nothing more was done; go back and reload the page to see "
+            "where things stand"
         )
 
 

@@ -172,9 +172,16 @@ async def test_a_form_token_works_once(site: Site, seeded: dict[str, Any]) -> No
     assert csrf_of(await client.get("/")) != token  # every page its own token
     first = await client.post(f"/accounts/{account}/pause", data={"csrf": token})
     assert first.status_code == 303
-    again = await client.post(f"/accounts/{account}/resume", data={"csrf": token})
+    again = await client.post(
+        f"/accounts/{account}/resume",
+        data={"csrf": token},
+        headers={"referer": f"http://testserver/accounts/{account}"},
+    )
     assert again.status_code == 409
     assert "already sent" in page(again).xpath("string(//p[@id='error-message'])")
+    assert "nothing more was done" in page(again).xpath("string(//p[@id='error-message'])")
+    back = page(again).xpath("//ul[@id='error-ways']//a/@href")
+    assert back[0] == f"/accounts/{account}"  # back to the page the form was on
     async with site.runtime.sessions() as session:
         assert (await session.get(Account, account)).paused  # type: ignore[union-attr]
     # Reloading the answer of a form (the browser posts it again) adds nothing twice.
