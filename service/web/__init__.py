@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from service.web import accounts, deliveries, destinations, login, overview, workouts
+from service.web.deps import page_for_http_error
 
 STATIC = Path(__file__).parent / "static"
 
@@ -22,3 +23,4 @@ def install_web(app: FastAPI) -> None:
     for module in (login, overview, workouts, deliveries, destinations, accounts):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.state.html_error_page = page_for_http_error  # see service.problems

@@ -303,6 +303,15 @@ def _invalid(request: Request, exc: RequestValidationError) -> tuple[int, str, s
     return 422, "Invalid request", f"{field}: {first['msg']}"
 
 
+async def page_for_http_error(request: Request, status: int, title: str, detail: str) -> Response:
+    """The dashboard's error page for a path no route has (a mistyped address in a browser)."""
+    if status == 404:
+        detail = f"there is no page at {request.url.path}"
+    response = await _error_page(request, status, title, detail)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
 class WebRoute(APIRoute):
     """Dashboard routes: HTML errors, sign-in redirects, security headers."""
 

@@ -67,3 +67,18 @@ async def test_an_error_before_signing_in_offers_the_sign_in_page(site: Site) ->
     assert "expired" in message(refused)
     assert ways(refused) == ["/login"]
     assert not page(refused).xpath("//nav[@aria-label='Main']")
+
+
+@SQLITE_ONLY
+async def test_a_mistyped_address_gets_a_page_in_a_browser_and_json_elsewhere(site: Site) -> None:
+    await sign_in(site.client, site.keys.admin)
+    html = {"accept": "text/html,application/xhtml+xml"}
+    missing = await site.client.get("/workotus", headers=html)
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+    assert message(missing) == "There is no page at /workotus"
+    assert page(missing).xpath("//nav[@aria-label='Main']") and "/workouts" in ways(missing)
+    assert "default-src 'none'" in missing.headers["content-security-policy"]
+    for path, headers in (("/workotus", {}), ("/v1/workotus", html)):
+        response = await site.client.get(path, headers=headers)
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "application/problem+json"
