@@ -23,6 +23,7 @@ from service.accounts import service as accounts
 from service.accounts.models import SyncRun
 from service.convert.peloton import parse_bundle
 from service.deliveries.models import Delivery
+from service.destinations.models import Destination
 from service.web.charts import METRICS
 from service.workouts.models import Workout
 from tests.destinations.receiver import Answer, Receiver
@@ -443,3 +444,39 @@ async def test_pages_fit_a_phone_and_charts_read_well(live_site: LiveSite, brows
             )
             assert alone == pytest.approx(ride[0], abs=1)  # one chart: the size of one of five
         await context.close()
+
+
+@SQLITE_ONLY
+async def test_reloading_after_a_form_repeats_nothing(
+    live_site: LiveSite, browser: Any, tmp_path: Path
+) -> None:
+    site = live_site
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await sign_in(page, site, site.keys.admin)
+
+    async def names() -> list[str]:
+        async with site.runtime.sessions() as session:
+            return list((await session.execute(select(Destination.name))).scalars())
+
+    await page.goto(site.url + "/destinations/new?kind=directory")
+    await page.fill("input[name=name]", "Once")
+    await page.fill("input[name=root]", str(tmp_path / "once"))
+    await page.click("form[action='/destinations'] button[type=submit]")
+    await page.wait_for_url(re.compile(r".*/destinations/\d+$"))  # post/redirect/get
+    reloaded = await page.reload()
+    assert reloaded is not None and reloaded.status == 200
+    assert await names() == ["Once"]
+
+    # A refused form answers in place; reloading that answer posts it again: refused, saying so.
+    await page.goto(site.url + "/destinations/new?kind=webhook")
+    await page.fill("input[name=name]", "Bad")
+    await page.fill("input[name=url]", "ftp://x")
+    await page.click("form[action='/destinations'] button[type=submit]")
+    await page.wait_for_load_state()
+    again = await page.reload()
+    assert again is not None and again.status == 409
+    assert "nothing more was done" in await page.locator("#error-message").inner_text()
+    assert await names() == ["Once"]
+    await shot(page, "50-form-sent-twice")
+    await context.close()
