@@ -28,10 +28,10 @@ Point = tuple[float, float]
 # Chart geometry, in viewBox units: the stylesheet scales the box to the chart card's width,
 # which is the same whatever the number of charts (so is the text's size).
 WIDTH, HEIGHT = 400.0, 180.0
-LEFT, RIGHT, TOP, BOTTOM = 38.0, 8.0, 20.0, 22.0
-# Half of the widest time label ("1:00:00" at up to 14 px): a label closer than this to the
-# plot's right end is aligned on its end, so it is never clipped.
-HALF_TIME_LABEL = 26.0
+LEFT, RIGHT, TOP, BOTTOM = 40.0, 8.0, 20.0, 22.0
+# Half of the widest time label ("1:00:00" at up to 14 px, ~55 units): a label closer than
+# this to the plot's right end is aligned on its end, so it is never clipped.
+HALF_TIME_LABEL = 30.0
 ROUTE_SIZE, ROUTE_PAD = 320.0, 12.0
 
 
