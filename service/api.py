@@ -13,6 +13,7 @@ from service.deliveries.router import router as deliveries_router
 from service.destinations.router import callback_router as strava_callback_router
 from service.destinations.router import router as destinations_router
 from service.files.router import router as files_router
+from service.ops.docs import install_docs
 from service.ops.metrics_router import router as metrics_router
 from service.ops.middleware import RequestContextMiddleware
 from service.ops.openapi import install_openapi
@@ -38,3 +39,4 @@ def install_api(app: FastAPI, settings: Settings) -> None:
         app.include_router(router)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.api_max_body_bytes)
     install_openapi(app)
+    install_docs(app)

@@ -83,6 +83,9 @@ def create_app(
         version=__version__,
         description="Admin API of pelosync: Peloton workouts to webhooks, files and services.",
         lifespan=lifespan,
+        # Served by service.ops.docs from local assets (FastAPI's own load them from a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
     app.include_router(ops_router)

@@ -5,6 +5,7 @@ from service.auth.models import ApiKey
 from service.db import Base
 from service.deliveries.models import Delivery, DeliveryAttempt
 from service.destinations.models import Destination
+from service.web.models import UsedFormToken, WebSession
 from service.workouts.models import Workout
 
 __all__ = [
@@ -15,5 +16,7 @@ __all__ = [
     "DeliveryAttempt",
     "Destination",
     "SyncRun",
+    "UsedFormToken",
+    "WebSession",
     "Workout",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -9,12 +10,23 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from service.errors import PelosyncError
 
 log = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# Set by the dashboard (``app.state.html_error_page``): a browser asking for a page that does
+# not exist outside the API gets a page, with the dashboard's navigation, not JSON.
+HtmlErrorPage = Callable[[Request, int, str, str], Awaitable[Response]]
+
+
+def _page_handler(request: Request) -> HtmlErrorPage | None:
+    if request.url.path.startswith("/v1/") or "text/html" not in request.headers.get("accept", ""):
+        return None
+    handler: HtmlErrorPage | None = getattr(request.app.state, "html_error_page", None)
+    return handler
 
 
 def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
@@ -46,13 +58,16 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         title = {
             404: "Not found",
             405: "Method not allowed",
             401: "Unauthorized",
             413: "Content too large",
         }.get(exc.status_code, "HTTP error")
+        page = _page_handler(request)
+        if page is not None and exc.status_code in (404, 405):
+            return await page(request, exc.status_code, title, str(exc.detail or ""))
         response = problem(exc.status_code, title, str(exc.detail) if exc.detail else None)
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value

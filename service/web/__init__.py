@@ -23,6 +23,7 @@ from service.web import (
     sending,
     workouts,
 )
+from service.web.deps import page_for_http_error
 
 STATIC = Path(__file__).parent / "static"
 
@@ -33,3 +34,4 @@ def install_web(app: FastAPI) -> None:
     for module in (*pages, sending, removal, apikeys):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.state.html_error_page = page_for_http_error  # see service.problems

@@ -20,14 +20,19 @@ from xml.sax.saxutils import escape, quoteattr
 
 from service.convert.model import Activity, Discipline, Sample
 from service.convert.peloton import parse_bundle
+from service.web.zones import Zone, heart_rate_zones
 
 MAX_POINTS = 600
 #: (seconds from the start, value): one point of a metric's series.
 Point = tuple[float, float]
 
-# Chart geometry, in viewBox units: the stylesheet scales the box to the page's width.
-WIDTH, HEIGHT = 400.0, 170.0
-LEFT, RIGHT, TOP, BOTTOM = 34.0, 6.0, 8.0, 20.0
+# Chart geometry, in viewBox units: the stylesheet scales the box to the chart card's width,
+# which is the same whatever the number of charts (so is the text's size).
+WIDTH, HEIGHT = 400.0, 180.0
+LEFT, RIGHT, TOP, BOTTOM = 40.0, 8.0, 20.0, 22.0
+# Half of the widest time label ("1:00:00" at up to 14 px, ~55 units): a label closer than
+# this to the plot's right end is aligned on its end, so it is never clipped.
+HALF_TIME_LABEL = 30.0
 ROUTE_SIZE, ROUTE_PAD = 320.0, 12.0
 
 
@@ -48,6 +53,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("power", "Power", "W"),
     Metric("cadence", "Cadence", "rpm"),
     Metric("speed", "Speed", "km/h", scale=3.6, decimals=1),
+    Metric("resistance", "Resistance", "%"),
+    Metric("incline", "Incline", "%", decimals=1),
 )
 # Cadence counts steps on foot and strokes on a rower, not pedal revolutions.
 CADENCE_UNITS = {
@@ -85,6 +92,7 @@ class WorkoutCharts:
     route: str | None
     laps: list[LapRow]
     duration_s: float
+    zones: Sequence[Zone] = ()  # shading the heart-rate chart
 
 
 # --- series ----------------------------------------------------------------------------------
@@ -207,12 +215,14 @@ def metric_chart(
     duration_s: float,
     laps: Sequence[tuple[float, str]] = (),
     max_points: int = MAX_POINTS,
+    zones: Sequence[Zone] = (),
 ) -> str | None:
     """An SVG line chart of one metric over the workout's time, or None if never recorded.
 
     ``parts`` are the metric's recorded stretches (see :func:`segments`); ``laps`` are
     ``(start offset in seconds, name)``: every lap but one starting at 0 is drawn as a
-    vertical line titled with its name.
+    vertical line titled with its name. ``zones`` are shaded behind the line where they meet
+    the value axis. The unit is written above the value axis.
     """
     drawn = [p for p in decimate_segments(parts, max_points) if p]
     if not drawn:
@@ -234,7 +244,17 @@ def metric_chart(
         f'<svg class="chart chart-{metric.key}" viewBox="0 0 {_n(WIDTH)} {_n(HEIGHT)}" '
         f'role="img" aria-label={quoteattr(title)} xmlns="http://www.w3.org/2000/svg">',
         f"<title>{escape(title)}</title>",
+        f'<text class="unit" x="2" y="{_n(TOP - 9)}">{escape(metric.unit)}</text>',
     ]
+    for number, zone in enumerate(zones, start=1):
+        top, bottom = min(zone.high, high), max(zone.low, low)
+        if top <= bottom:
+            continue
+        out.append(
+            f'<rect class="zone zone-{min(number, 5)}" x="{_n(LEFT)}" y="{_n(y(top))}" '
+            f'width="{_n(plot_w)}" height="{_n(y(bottom) - y(top))}">'
+            f"<title>{escape(zone.name)}: {escape(zone.label)}</title></rect>"
+        )
     for tick in ticks:
         ty = _n(y(tick))
         out.append(
@@ -243,8 +263,10 @@ def metric_chart(
         text = _label(tick, metric.decimals)
         out.append(f'<text class="tick y" x="{_n(LEFT - 4)}" y="{ty}">{text}</text>')
     for tick in time_ticks(end):
-        tx = _n(x(tick))
-        out.append(f'<text class="tick x" x="{tx}" y="{_n(HEIGHT - 6)}">{clock(tick)}</text>')
+        tx = x(tick)
+        at_end = tx > WIDTH - RIGHT - HALF_TIME_LABEL
+        kind, tx = ("tick x end", WIDTH - 1) if at_end else ("tick x", tx)
+        out.append(f'<text class="{kind}" x="{_n(tx)}" y="{_n(HEIGHT - 6)}">{clock(tick)}</text>')
     for start, name in laps:
         if 0 < start < end:
             lx = _n(x(start))
@@ -324,8 +346,11 @@ def gps_tracks(samples: Sequence[Sample]) -> list[list[tuple[float, float]]]:
 # --- a workout's page ------------------------------------------------------------------------
 
 
-def workout_charts(activity: Activity, *, max_points: int = MAX_POINTS) -> WorkoutCharts:
-    """Every chart the workout page shows, from the canonical activity."""
+def workout_charts(
+    activity: Activity, *, max_points: int = MAX_POINTS, zones: Sequence[Zone] = ()
+) -> WorkoutCharts:
+    """Every chart the workout page shows, from the canonical activity; ``zones`` (the
+    rider's heart-rate zones) shade the heart-rate chart."""
     duration = activity.duration.total_seconds()
     laps = [(lap.start_offset_s, lap.name or f"Lap {i + 1}") for i, lap in enumerate(activity.laps)]
     charts = []
@@ -333,7 +358,14 @@ def workout_charts(activity: Activity, *, max_points: int = MAX_POINTS) -> Worko
         if metric.key == "cadence":
             metric = replace(metric, unit=CADENCE_UNITS.get(activity.discipline, metric.unit))
         parts = segments(activity.samples, metric)
-        svg = metric_chart(parts, metric, duration_s=duration, laps=laps, max_points=max_points)
+        svg = metric_chart(
+            parts,
+            metric,
+            duration_s=duration,
+            laps=laps,
+            max_points=max_points,
+            zones=zones if metric.key == "heart_rate" else (),
+        )
         if svg is None:
             continue
         values = [v for part in parts for _, v in part]
@@ -350,9 +382,10 @@ def workout_charts(activity: Activity, *, max_points: int = MAX_POINTS) -> Worko
         for lap, (_, name) in zip(activity.laps, laps, strict=True)
     ]
     route = route_outline(gps_tracks(activity.samples), max_points=max_points)
-    return WorkoutCharts(charts=charts, route=route, laps=rows, duration_s=duration)
+    shaded = tuple(zones) if any(c.metric.key == "heart_rate" for c in charts) else ()
+    return WorkoutCharts(charts, route, rows, duration, shaded)
 
 
 def charts_for_bundle(bundle: dict[str, Any]) -> WorkoutCharts:
     """Parse a stored Peloton bundle and build its charts (raises ``ConversionError``)."""
-    return workout_charts(parse_bundle(bundle))
+    return workout_charts(parse_bundle(bundle), zones=heart_rate_zones(bundle))

@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -24,9 +25,10 @@ from service.auth.models import Role
 from service.auth.repository import ApiKeyRepository
 from service.auth.service import TOUCH_EVERY, Forbidden
 from service.deps import RuntimeDep, SessionDep
-from service.errors import InvalidInput, PelosyncError
+from service.errors import Conflict, InvalidInput, PelosyncError
 from service.runtime import Runtime
 from service.web import session as cookies
+from service.web.repository import WebSessionRepository
 from service.web.templates import render_page
 
 log = structlog.get_logger(__name__)
@@ -53,39 +55,42 @@ class SignInRequired(Exception):
         self.clear = clear  # drop the cookie (not the sign-in form's own session)
 
 
+class FormAlreadySent(Conflict):
+    """A form token submitted a second time (a reload of a form's answer, a replay)."""
+
+    title = "Form already sent"
+
+
 @dataclass(frozen=True)
 class Viewer:
-    """The signed-in API key."""
+    """The signed-in API key, and the form token of the page being answered."""
 
     key_id: int
     name: str
     role: str
     session: cookies.SessionData
+    csrf: str
 
     @property
     def can_write(self) -> bool:
         return self.role == Role.ADMIN
 
-    @property
-    def csrf(self) -> str:
-        return self.session.csrf
-
 
 async def current_viewer(request: Request, runtime: RuntimeDep, db: SessionDep) -> Viewer:
-    """The signed-in key, re-checked on every request (a revoked key is signed out)."""
+    """The signed-in key, re-checked on every request: a session ended by signing out, or of
+    a revoked key, is signed out."""
     found = cookies.read(request, runtime)
     if found is None:
         raise SignInRequired(clear=cookies.COOKIE in request.cookies)
     if found.key_id is None:
         raise SignInRequired(clear=False)
-    repo = ApiKeyRepository(db)
-    key = await repo.get(found.key_id)
-    if key is None or key.revoked_at is not None:
-        raise SignInRequired(clear=True)
     now = runtime.clock()
+    key = await WebSessionRepository(db).active(found.hash, now)
+    if key is None or key.id != found.key_id:
+        raise SignInRequired(clear=True)
     if key.last_used_at is None or now - key.last_used_at >= TOUCH_EVERY:
-        await repo.touch(key.id, now)
-    return Viewer(key.id, key.name, key.role, found)
+        await ApiKeyRepository(db).touch(key.id, now)
+    return Viewer(key.id, key.name, key.role, found, cookies.form_token(runtime, found))
 
 
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]
@@ -134,17 +139,46 @@ class Action:
     form: Form
 
 
-async def form_post(request: Request, viewer: ViewerDep) -> Form:
-    """A posted form carrying this session's CSRF token (any role)."""
-    form = await read_form(request)
-    if not cookies.csrf_ok(viewer.session, form.get("csrf")):
+async def use_form_token(
+    runtime: Runtime, db: AsyncSession, session: cookies.SessionData | None, form: Form
+) -> None:
+    """The one check of every form post: its token is of this session, unexpired and not used
+    before. It is used up here, committed at once (before the action runs, so the action's
+    own work, a background sync say, never waits on this transaction): a form is handled
+    once, whatever its outcome; a page answering a refused form carries a new token."""
+    now = runtime.clock()
+    token = cookies.read_form_token(runtime, session, form.get("csrf"), now)
+    if token is None:
         raise Forbidden("this form has expired or did not come from this page; reload and retry")
+    fresh = await WebSessionRepository(db).use_form_token(token.nonce, token.expires, now)
+    await db.commit()
+    if not fresh:
+        raise FormAlreadySent(
+            "this form was already sent once (a reload or a second click), and a form is "
+            "handled only once: nothing more was done; go back and reload the page to see "
+            "where things stand"
+        )
+
+
+async def form_post(
+    request: Request, runtime: RuntimeDep, db: SessionDep, viewer: ViewerDep
+) -> Form:
+    """A posted form carrying a form token of this session, used once (any role)."""
+    form = await read_form(request)
+    await use_form_token(runtime, db, viewer.session, form)
     return form
 
 
-async def admin_action(viewer: ViewerDep, form: Annotated[Form, Depends(form_post)]) -> Action:
+async def _admin(viewer: ViewerDep) -> Viewer:
+    # Checked before the form: a read-only key's refused post does not use up its token.
     if not viewer.can_write:
         raise Forbidden("this API key is read-only; sign in with an admin key to change anything")
+    return viewer
+
+
+async def admin_action(
+    viewer: Annotated[Viewer, Depends(_admin)], form: Annotated[Form, Depends(form_post)]
+) -> Action:
     return Action(viewer, form)
 
 
@@ -199,10 +233,83 @@ def redirect(
     return response
 
 
-def _error_page(request: Request, status: int, title: str, message: str) -> Response:
+# Where an error page sends people (besides back): the main pages, then the API's docs, which
+# need no database. The page that failed is never offered.
+WAYS_ON = (
+    ("/", "The overview"),
+    ("/workouts", "Workouts"),
+    ("/deliveries", "Deliveries"),
+    ("/docs", "The API documentation"),
+)
+
+
+async def _viewer_if_any(request: Request, runtime: Runtime) -> Viewer | None:
+    """Who is signed in, for an error page's navigation; None when that cannot be told."""
+    found = cookies.read(request, runtime)
+    if found is None or found.key_id is None:
+        return None
+    try:
+        async with runtime.sessions() as db:
+            key = await WebSessionRepository(db).active(found.hash, runtime.clock())
+    except Exception as exc:  # the error being shown may be the database's own
+        log.warning("web.error_page_without_session", error=type(exc).__name__)
+        return None
+    if key is None or key.id != found.key_id:
+        return None
+    return Viewer(key.id, key.name, key.role, found, cookies.form_token(runtime, found))
+
+
+def _ways_on(request: Request, viewer: Viewer | None) -> list[tuple[str, str]]:
+    # Only a GET failed as a page: a refused POST's path may well be a page that works.
+    here = request.url.path if request.method == "GET" else None
+    ways: list[tuple[str, str]] = []
+    referer = urllib.parse.urlsplit(request.headers.get("referer", ""))
+    if referer.netloc == request.url.netloc and referer.path != here:
+        back = safe_next(urllib.parse.urlunsplit(("", "", referer.path, referer.query, "")), "")
+        if back:
+            ways.append((back, "Back to the previous page"))
+    if viewer is None and here != "/login":
+        ways.append(("/login", "Sign in"))
+    elif viewer is not None:
+        ways += [(href, text) for href, text in WAYS_ON if href != here]
+    return ways
+
+
+async def _error_page(request: Request, status: int, title: str, message: str) -> Response:
+    """The error's reason, the site's navigation when signed in, and ways on that work."""
     runtime: Runtime = request.app.state.runtime
+    viewer = await _viewer_if_any(request, runtime)
     message = message[:1].upper() + message[1:]
-    return render(request, runtime, "error.html", None, status=status, title=title, message=message)
+    return render(
+        request,
+        runtime,
+        "error.html",
+        viewer,
+        status=status,
+        title=title,
+        message=message,
+        status_code=status,
+        ways=_ways_on(request, viewer),
+        reference=structlog.contextvars.get_contextvars().get("request_id"),
+    )
+
+
+def _invalid(request: Request, exc: RequestValidationError) -> tuple[int, str, str]:
+    """(status, title, reason) of a request FastAPI refused: a bad path is a page not found."""
+    first = exc.errors()[0] if exc.errors() else {"loc": ("query",), "msg": "invalid"}
+    if first["loc"] and first["loc"][0] == "path":
+        return 404, "Not found", f"there is no page at {request.url.path}"
+    field = ".".join(str(p) for p in first["loc"][1:]) or "request"
+    return 422, "Invalid request", f"{field}: {first['msg']}"
+
+
+async def page_for_http_error(request: Request, status: int, title: str, detail: str) -> Response:
+    """The dashboard's error page for a path no route has (a mistyped address in a browser)."""
+    if status == 404:
+        detail = f"there is no page at {request.url.path}"
+    response = await _error_page(request, status, title, detail)
+    response.headers.update(SECURITY_HEADERS)
+    return response
 
 
 class WebRoute(APIRoute):
@@ -222,19 +329,19 @@ class WebRoute(APIRoute):
                 if exc.clear:
                     cookies.clear(response, request, request.app.state.runtime)
             except PelosyncError as exc:
-                response = _error_page(request, exc.status_code, exc.title, exc.message)
+                response = await _error_page(request, exc.status_code, exc.title, exc.message)
             except HTTPException as exc:  # e.g. a body over the size limit (413)
-                response = _error_page(request, exc.status_code, "Refused", str(exc.detail))
+                response = await _error_page(request, exc.status_code, "Refused", str(exc.detail))
             except RequestValidationError as exc:
-                where = exc.errors()[0]["loc"][0] if exc.errors() else ""
-                status = 404 if where == "path" else 422
-                response = _error_page(
-                    request, status, "Not found" if status == 404 else "Invalid request", ""
-                )
+                response = await _error_page(request, *_invalid(request, exc))
             except Exception as exc:
                 log.exception("web.unhandled_error", error=type(exc).__name__)
-                response = _error_page(
-                    request, 500, "Internal error", "something went wrong; see the server log"
+                response = await _error_page(
+                    request,
+                    500,
+                    "Internal error",
+                    "this page failed on the server: the error is in the server log, under the "
+                    "reference below; other pages may still work",
                 )
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)

@@ -19,6 +19,7 @@ from service.errors import InvalidInput, PelosyncError
 from service.runtime import Runtime
 from service.schemas import IdPath
 from service.web import forms, queries
+from service.web import session as cookies
 from service.web.deps import (
     Action,
     ActionDep,
@@ -176,14 +177,12 @@ async def create_destination(
             error=exc.message,
             values=_form_values(action.form),
         )
+    page = f"/destinations/{destination.id}"
+    response = redirect(request, runtime, page, ok=f"Added {destination.name}.")
     if generated is not None:
-        # Rendered, not redirected: the secret must not travel in a cookie or a URL.
-        return await _form_page(
-            request, runtime, db, action.viewer, kind, destination, generated_secret=generated
-        )
-    return redirect(
-        request, runtime, f"/destinations/{destination.id}", ok=f"Added {destination.name}."
-    )
+        # Shown once on the page redirected to, carried there encrypted (never in the URL).
+        cookies.set_reveal(response, request, runtime, action.viewer.session, page, generated)
+    return response
 
 
 @router.get("/destinations/{destination_id}")
@@ -191,7 +190,13 @@ async def show_destination(
     destination_id: IdPath, request: Request, runtime: RuntimeDep, db: SessionDep, viewer: ViewerDep
 ) -> Response:
     destination = await manage.get(db, destination_id)
-    return await _form_page(request, runtime, db, viewer, destination.kind, destination)
+    secret = cookies.take_reveal(request, runtime, viewer.session)
+    response = await _form_page(
+        request, runtime, db, viewer, destination.kind, destination, generated_secret=secret
+    )
+    if secret is not None:
+        cookies.drop_reveal(response, request)
+    return response
 
 
 @router.post("/destinations/{destination_id}/edit")

@@ -8,7 +8,17 @@ from starlette.responses import Response
 from service.auth.service import Forbidden, Unauthenticated, authenticate
 from service.deps import RuntimeDep, SessionDep
 from service.web import session as cookies
-from service.web.deps import FormDep, WebRoute, read_form, redirect, render, safe_next
+from service.web.deps import (
+    FormDep,
+    ViewerDep,
+    WebRoute,
+    read_form,
+    redirect,
+    render,
+    safe_next,
+    use_form_token,
+)
+from service.web.repository import WebSessionRepository
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -21,8 +31,9 @@ async def login_page(request: Request, runtime: RuntimeDep, next: str = "/") -> 
         return redirect(request, runtime, safe_next(next))
     if found is None:
         found = cookies.new_session(None, runtime.clock())
+    token = cookies.form_token(runtime, found)
     response = render(
-        request, runtime, "login.html", None, csrf=found.csrf, next=safe_next(next), error=None
+        request, runtime, "login.html", None, csrf=token, next=safe_next(next), error=None
     )
     cookies.store(response, request, runtime, found)
     return response
@@ -30,13 +41,13 @@ async def login_page(request: Request, runtime: RuntimeDep, next: str = "/") -> 
 
 @router.post("/login")
 async def login(request: Request, runtime: RuntimeDep, db: SessionDep) -> Response:
-    """Check the key; a new session (and CSRF token) for it on success."""
+    """Check the key; a new session (a new id, a row) for it on success."""
     form = await read_form(request)
     found = cookies.read(request, runtime)
     target = safe_next(form.get("next"))
-    if not cookies.csrf_ok(found, form.get("csrf")):
+    if found is None:
         raise Forbidden("the sign-in form has expired (or cookies are off); reload and retry")
-    assert found is not None
+    await use_form_token(runtime, db, found, form)
     try:
         key = await authenticate(db, form.get("key"), runtime.clock())
     except Unauthenticated:
@@ -46,17 +57,26 @@ async def login(request: Request, runtime: RuntimeDep, db: SessionDep) -> Respon
             "login.html",
             None,
             status=401,
-            csrf=found.csrf,
+            csrf=cookies.form_token(runtime, found),
             next=target,
             error="That API key is not valid (unknown or revoked).",
         )
+    now = runtime.clock()
+    session = cookies.new_session(key.id, now)
+    sessions = WebSessionRepository(db)
+    await sessions.forget_expired(now)
+    await sessions.create(session.hash, key.id, now, cookies.expiry(session))
     response = redirect(request, runtime, target)
-    cookies.store(response, request, runtime, cookies.new_session(key.id, runtime.clock()))
+    cookies.store(response, request, runtime, session)
     return response
 
 
 @router.post("/logout")
-async def logout(request: Request, runtime: RuntimeDep, _form: FormDep) -> Response:
+async def logout(
+    request: Request, runtime: RuntimeDep, db: SessionDep, viewer: ViewerDep, _form: FormDep
+) -> Response:
+    """End the session here and in its row: a copy of the cookie no longer signs anyone in."""
+    await WebSessionRepository(db).end(viewer.session.hash, runtime.clock())
     response = redirect(request, runtime, "/login", ok="Signed out.")
     cookies.clear(response, request, runtime)
     return response

@@ -16,18 +16,23 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 
 def relative(when: datetime | None, now: datetime) -> str:
-    """``3 min ago``, ``in 2 h``, ``just now``; ``never`` for None."""
+    """``3 min ago``, ``in 2 h``, ``just now``; ``never`` for None.
+
+    Under 45 s is "just now"; then whole minutes (1 to 59, rounded), whole hours (1 to 23,
+    rounded down) and whole days, so every interval, past or future, has exactly one text.
+    """
     if when is None:
         return "never"
     seconds = (when - now).total_seconds()
     future, seconds = seconds > 0, abs(seconds)
     if seconds < 45:
         return "in a moment" if future else "just now"
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
-        if seconds >= size:
-            amount = round(seconds / size) if size == 60 else int(seconds // size)
-            text = f"{amount} {unit}"
-            break
+    if seconds < 3600:
+        text = f"{min(59, max(1, round(seconds / 60)))} min"
+    elif seconds < 86400:
+        text = f"{int(seconds // 3600)} h"
+    else:
+        text = f"{int(seconds // 86400)} d"
     return f"in {text}" if future else f"{text} ago"
 
 

@@ -38,6 +38,11 @@ def csrf_of(response: httpx.Response) -> str:
     return found.group(1)
 
 
+async def fresh(client: httpx.AsyncClient) -> str:
+    """A new form token, as a page gives one (each is good for one form submission)."""
+    return csrf_of(await client.get("/"))
+
+
 async def sign_in(client: httpx.AsyncClient, key: str) -> str:
     """Sign ``client`` in with ``key``; the session's CSRF token."""
     form = await client.get("/login")

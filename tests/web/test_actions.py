@@ -16,10 +16,11 @@ from service.deliveries.models import Delivery
 from service.destinations.kinds.webhook import WebhookConfig
 from service.destinations.models import Destination
 from service.destinations.service import decrypted_secrets
+from service.web import session as cookies
 from service.workouts.models import Workout
 from tests.api.seed import START
 from tests.destinations.receiver import Receiver
-from tests.web.conftest import Site, page, sign_in
+from tests.web.conftest import Site, fresh, page, sign_in
 
 
 def flash(response: httpx.Response) -> str:
@@ -44,13 +45,13 @@ def refresh_token(site: Site, index: int) -> str:
 
 async def test_link_edit_pause_sync_and_reauthenticate_an_account(site: Site) -> None:
     client = site.client
-    csrf = await sign_in(client, site.keys.admin)
+    await sign_in(client, site.keys.admin)
     token = refresh_token(site, 0)
 
     refused = await client.post(
         "/accounts",
         data={
-            "csrf": csrf,
+            "csrf": await fresh(client),
             "method": "refresh_token",
             "refresh_token": "not-a-token",
             "label": "X",
@@ -60,13 +61,15 @@ async def test_link_edit_pause_sync_and_reauthenticate_an_account(site: Site) ->
     assert "Peloton" in page(refused).xpath("string(//p[@id='form-error'])")
     assert "not-a-token" not in refused.text  # never echoed back
     assert page(refused).xpath("string(//input[@name='label']/@value)") == "X"
-    missing = await client.post("/accounts", data={"csrf": csrf, "method": "password"})
+    missing = await client.post(
+        "/accounts", data={"csrf": await fresh(client), "method": "password"}
+    )
     assert "username and a password are required" in missing.text
 
     linked = await client.post(
         "/accounts",
         data={
-            "csrf": csrf,
+            "csrf": await fresh(client),
             "label": "Alex",
             "method": "refresh_token",
             "refresh_token": token,
@@ -84,7 +87,12 @@ async def test_link_edit_pause_sync_and_reauthenticate_an_account(site: Site) ->
 
     edited = await client.post(
         f"/accounts/{account_id}/edit",
-        data={"csrf": csrf, "label": "Alex B", "poll_interval_min": "", "sync_since": "2000-01-01"},
+        data={
+            "csrf": await fresh(client),
+            "label": "Alex B",
+            "poll_interval_min": "",
+            "sync_since": "2000-01-01",
+        },
     )
     assert "Settings saved." in flash(await follow(client, edited))
     account = await row(site, Account, account_id)
@@ -92,22 +100,26 @@ async def test_link_edit_pause_sync_and_reauthenticate_an_account(site: Site) ->
     assert not account.backfill_complete  # an earlier since-date walks back again
     bad = await client.post(
         f"/accounts/{account_id}/edit",
-        data={"csrf": csrf, "label": "Alex B", "poll_interval_min": "1"},
+        data={"csrf": await fresh(client), "label": "Alex B", "poll_interval_min": "1"},
     )
     assert bad.status_code == 422
     assert "poll interval" in page(bad).xpath("string(//p[@id='form-error'])")
     assert (await row(site, Account, account_id)).label == "Alex B"
 
-    paused = await client.post(f"/accounts/{account_id}/pause", data={"csrf": csrf, "next": "/"})
+    paused = await client.post(
+        f"/accounts/{account_id}/pause", data={"csrf": await fresh(client), "next": "/"}
+    )
     assert paused.headers["location"] == "/"
     assert "Paused Alex B." in flash(await follow(client, paused))
     assert (await row(site, Account, account_id)).paused
     overview = page(await client.get("/"))
     assert "paused" in overview.xpath(f"string(//tr[@data-account='{account_id}'])")
-    await client.post(f"/accounts/{account_id}/resume", data={"csrf": csrf})
+    await client.post(f"/accounts/{account_id}/resume", data={"csrf": await fresh(client)})
     assert not (await row(site, Account, account_id)).paused
 
-    synced = await client.post(f"/accounts/{account_id}/sync", data={"csrf": csrf, "next": "/"})
+    synced = await client.post(
+        f"/accounts/{account_id}/sync", data={"csrf": await fresh(client), "next": "/"}
+    )
     assert "Syncing now." in flash(await follow(client, synced))
 
     async def manual_run() -> SyncRun | None:
@@ -126,12 +138,16 @@ async def test_link_edit_pause_sync_and_reauthenticate_an_account(site: Site) ->
     current = refresh_token(site, 0)  # Peloton rotated the one given at linking
     again = await client.post(
         f"/accounts/{account_id}/reauthenticate",
-        data={"csrf": csrf, "method": "refresh_token", "refresh_token": current},
+        data={"csrf": await fresh(client), "method": "refresh_token", "refresh_token": current},
     )
     assert "Re-authenticated" in flash(await follow(client, again))
     other = await client.post(
         f"/accounts/{account_id}/reauthenticate",
-        data={"csrf": csrf, "method": "refresh_token", "refresh_token": refresh_token(site, 1)},
+        data={
+            "csrf": await fresh(client),
+            "method": "refresh_token",
+            "refresh_token": refresh_token(site, 1),
+        },
     )
     assert other.status_code == 409
     assert "different Peloton user" in page(other).xpath("string(//p[@id='reauth-error'])")
@@ -139,38 +155,62 @@ async def test_link_edit_pause_sync_and_reauthenticate_an_account(site: Site) ->
 
 async def test_add_edit_test_and_pause_destinations(site: Site, receiver: Receiver) -> None:
     client = site.client
-    csrf = await sign_in(client, site.keys.admin)
+    await sign_in(client, site.keys.admin)
 
     # A webhook without a secret: one is generated and shown on this one page only.
     created = await client.post(
         "/destinations",
         data={
-            "csrf": csrf,
+            "csrf": await fresh(client),
             "kind": "webhook",
             "name": "hook",
             "url": receiver.url(),
             "formats": ["fit", "json"],
         },
     )
-    assert created.status_code == 200
-    shown = page(created).xpath("string(//code[@class='secret'])")
+    # Post/redirect/get: the secret rides to the destination's page in an encrypted cookie.
+    assert created.status_code == 303 and "whsec_" not in str(created.headers)
     async with site.runtime.sessions() as session:
         destination = (await session.execute(select(Destination))).scalar_one()
+    assert created.headers["location"] == f"/destinations/{destination.id}"
+    landed = await follow(client, created)
+    shown = page(landed).xpath("string(//code[@class='secret'])")
+    assert "Added hook." in flash(landed)
     config = WebhookConfig.parse(destination.config, decrypted_secrets(site.runtime, destination))
     assert config.secret.get_secret_value() == shown and shown.startswith("whsec_")
     assert destination.formats == ["fit", "json"] and destination.account_ids is None
-    assert shown not in (await client.get(f"/destinations/{destination.id}")).text
+    assert shown not in (await client.get(f"/destinations/{destination.id}")).text  # once
+    # Nor does another session of the same key see it, even with the cookie copied.
+    reveal = created.cookies[cookies.REVEAL_COOKIE]
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=site.app), base_url="http://testserver"
+    ) as other:
+        await sign_in(other, site.keys.admin)
+        other.cookies.set(cookies.REVEAL_COOKIE, reveal)
+        assert shown not in (await other.get(f"/destinations/{destination.id}")).text
 
     invalid = await client.post(
         "/destinations",
-        data={"csrf": csrf, "kind": "webhook", "name": "bad", "url": "ftp://x", "formats": "fit"},
+        data={
+            "csrf": await fresh(client),
+            "kind": "webhook",
+            "name": "bad",
+            "url": "ftp://x",
+            "formats": "fit",
+        },
     )
     assert invalid.status_code == 422
     assert "URL" in page(invalid).xpath("string(//p[@id='form-error'])")
     assert page(invalid).xpath("string(//input[@name='name']/@value)") == "bad"
     relative = await client.post(
         "/destinations",
-        data={"csrf": csrf, "kind": "directory", "name": "f", "root": "rel/dir", "formats": "fit"},
+        data={
+            "csrf": await fresh(client),
+            "kind": "directory",
+            "name": "f",
+            "root": "rel/dir",
+            "formats": "fit",
+        },
     )
     assert relative.status_code == 422 and "absolute" in relative.text
     async with site.runtime.sessions() as session:
@@ -180,7 +220,7 @@ async def test_add_edit_test_and_pause_destinations(site: Site, receiver: Receiv
     edited = await client.post(
         f"/destinations/{destination.id}/edit",
         data={
-            "csrf": csrf,
+            "csrf": await fresh(client),
             "name": "hook 2",
             "url": receiver.url(),
             "secret": "",
@@ -197,22 +237,27 @@ async def test_add_edit_test_and_pause_destinations(site: Site, receiver: Receiv
     assert kept.secret.get_secret_value() == shown
     none = await client.post(
         f"/destinations/{destination.id}/edit",
-        data={"csrf": csrf, "name": "hook 2", "url": receiver.url()},
+        data={"csrf": await fresh(client), "name": "hook 2", "url": receiver.url()},
     )
     assert none.status_code == 422 and "tick at least one" in none.text
 
     # Test: a signed ping the receiver verifies with the generated secret.
     receiver.secrets.append(shown)
-    tested = await client.post(f"/destinations/{destination.id}/test", data={"csrf": csrf})
+    tested = await client.post(
+        f"/destinations/{destination.id}/test", data={"csrf": await fresh(client)}
+    )
     assert "Test succeeded (HTTP 200)." in flash(await follow(client, tested))
     assert receiver.requests[-1].payload["type"] == "ping"
     assert receiver.requests[-1].verified_by == [shown]
 
-    paused = await client.post(f"/destinations/{destination.id}/disable", data={"csrf": csrf})
+    paused = await client.post(
+        f"/destinations/{destination.id}/disable", data={"csrf": await fresh(client)}
+    )
     assert "Paused hook 2." in flash(await follow(client, paused))
     assert not (await row(site, Destination, destination.id)).enabled
     resumed = await client.post(
-        f"/destinations/{destination.id}/enable", data={"csrf": csrf, "next": "/destinations"}
+        f"/destinations/{destination.id}/enable",
+        data={"csrf": await fresh(client), "next": "/destinations"},
     )
     assert resumed.headers["location"] == "/destinations"
     assert (await row(site, Destination, destination.id)).enabled
@@ -220,9 +265,10 @@ async def test_add_edit_test_and_pause_destinations(site: Site, receiver: Receiv
 
 async def test_strava_destinations_connect_through_strava(site: Site) -> None:
     client = site.client
-    csrf = await sign_in(client, site.keys.admin)
+    await sign_in(client, site.keys.admin)
     created = await client.post(
-        "/destinations", data={"csrf": csrf, "kind": "strava", "name": "Strava", "formats": "fit"}
+        "/destinations",
+        data={"csrf": await fresh(client), "kind": "strava", "name": "Strava", "formats": "fit"},
     )
     detail = await follow(client, created)
     connect = page(detail).xpath("string(//a[@id='strava-connect']/@href)")
@@ -244,16 +290,18 @@ async def test_strava_destinations_connect_through_strava(site: Site) -> None:
 
 async def test_retry_and_replay_deliveries(site: Site, seeded: dict[str, Any]) -> None:
     client = site.client
-    csrf = await sign_in(client, site.keys.admin)
+    await sign_in(client, site.keys.admin)
     failed_id = seeded["deliveries"][2]
     succeeded_id = seeded["deliveries"][0]
     retried = await client.post(
-        f"/deliveries/{failed_id}/retry", data={"csrf": csrf, "next": "/deliveries"}
+        f"/deliveries/{failed_id}/retry", data={"csrf": await fresh(client), "next": "/deliveries"}
     )
     assert f"Delivery {failed_id} will be sent again now." in flash(await follow(client, retried))
     delivery = await row(site, Delivery, failed_id)
     assert (delivery.state, delivery.attempts) == ("pending", 0)
-    refused = await client.post(f"/deliveries/{succeeded_id}/retry", data={"csrf": csrf})
+    refused = await client.post(
+        f"/deliveries/{succeeded_id}/retry", data={"csrf": await fresh(client)}
+    )
     assert "already succeeded" in flash(await follow(client, refused))
     assert (await row(site, Delivery, succeeded_id)).state == "succeeded"
 
@@ -267,18 +315,33 @@ async def test_retry_and_replay_deliveries(site: Site, seeded: dict[str, Any]) -
     ]
     replayed = await client.post(
         "/deliveries/replay",
-        data={"csrf": csrf, "destination_id": str(destination), "start": day, "end": day},
+        data={
+            "csrf": await fresh(client),
+            "destination_id": str(destination),
+            "start": day,
+            "end": day,
+        },
     )
     assert f"Replay queued {len(on_the_day)} deliveries." in flash(await follow(client, replayed))
     delivery = await row(site, Delivery, succeeded_id)
     assert delivery.state == "pending" and delivery.message_id != message  # a new message
     backwards = await client.post(
         "/deliveries/replay",
-        data={"csrf": csrf, "destination_id": str(destination), "start": day, "end": "2000-01-01"},
+        data={
+            "csrf": await fresh(client),
+            "destination_id": str(destination),
+            "start": day,
+            "end": "2000-01-01",
+        },
     )
     assert "the last day is before the first" in flash(await follow(client, backwards))
     unknown = await client.post(
         "/deliveries/replay",
-        data={"csrf": csrf, "destination_id": "99999999999", "start": day, "end": day},
+        data={
+            "csrf": await fresh(client),
+            "destination_id": "99999999999",
+            "start": day,
+            "end": day,
+        },
     )
     assert "destination: choose one" in flash(await follow(client, unknown))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from service.accounts import service as accounts
 from service.accounts.models import SyncRun
 from service.convert.peloton import parse_bundle
 from service.deliveries.models import Delivery
+from service.destinations.models import Destination
+from service.web.charts import METRICS
 from service.workouts.models import Workout
 from tests.destinations.receiver import Answer, Receiver
 from tests.web.conftest import ARTIFACTS, LiveSite
@@ -171,7 +174,7 @@ async def test_sign_in_sync_charts_and_retry(
         }
         recorded = {
             key
-            for key in ("heart_rate", "power", "cadence", "speed")
+            for key in (metric.key for metric in METRICS)
             if any(getattr(s, key) is not None for s in activity.samples)
         }
         assert drawn == recorded and "heart_rate" in drawn
@@ -326,4 +329,154 @@ async def test_read_only_key_sees_but_cannot_act(live_site: LiveSite, browser: A
         unchanged = await session.get(type(account), account.id)
         assert unchanged is not None and not unchanged.paused
     assert await runs() == before
+    await context.close()
+
+
+@SQLITE_ONLY
+async def test_api_docs_from_the_dashboard_need_no_internet(
+    live_site: LiveSite, browser: Any
+) -> None:
+    site = live_site
+    own = urllib.parse.urlsplit(site.url).netloc
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    requested: list[str] = []
+
+    async def outside(route: Any) -> None:
+        requested.append(route.request.url)
+        await route.abort()
+
+    # Anything for another host is recorded and refused (a CDN would be tried here).
+    await context.route(re.compile(r"^(?!" + re.escape(site.url) + r")"), outside)
+    page = await context.new_page()
+    await sign_in(page, site, site.keys.admin)
+    await page.click("#api-docs")
+    await page.wait_for_url(site.url + "/docs")
+    await page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)
+    assert "pelosync" in await page.locator(".swagger-ui .info .title").inner_text()
+    assert await page.locator(".opblock").count() > 20  # every operation, rendered
+    await shot(page, "30-api-docs")
+    assert [url for url in requested if not url.startswith("data:")] == [], own
+    await context.close()
+
+
+# Elements that stick out of the page, or are cut by a box that hides its overflow, unless a
+# box that scrolls sideways holds them (a wide table on a phone scrolls: that is allowed).
+OVERFLOWING = """() => {
+  const found = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    let box = el.parentElement;
+    while (box && getComputedStyle(box).overflowX === "visible") box = box.parentElement;
+    const kind = box ? getComputedStyle(box).overflowX : "page";
+    if (kind === "auto" || kind === "scroll") continue;
+    const right = box && kind !== "page" ? box.getBoundingClientRect().right : window.innerWidth;
+    if (r.right > right + 1) found.push(`${el.tagName}.${el.className} ${Math.round(r.right)}`);
+  }
+  return found.slice(0, 5);
+}"""
+
+
+@SQLITE_ONLY
+async def test_pages_fit_a_phone_and_charts_read_well(live_site: LiveSite, browser: Any) -> None:
+    """At 390 px nothing sticks out or is cut; at 1280 px charts keep one size whatever their
+    number, their last time label is inside the chart, the heart-rate card holds one line."""
+    from service.commands.demo import demo_setup  # the demo's account and folder
+
+    site = live_site
+    user = list(site.sandbox.accounts.values())[0]
+    for kind in ("cycling_class", "outdoor_run", "strength"):
+        site.sandbox.add_workouts(user, kind=kind, heart_rate=True)
+    await demo_setup(site.sandbox, ARTIFACTS / "exports", site.url)(site.runtime)
+
+    async def synced() -> bool:
+        return len(await stored(site)) == 3
+
+    await eventually(synced, "the demo rider's workouts")
+    workouts = {w.discipline: w.id for w in await stored(site)}
+    pages = ["/", "/workouts", "/deliveries", "/destinations", "/destinations/1", "/accounts"]
+    pages += ["/accounts/1", "/destinations/new?kind=webhook", "/workouts/999"]
+    pages += [f"/workouts/{workout_id}" for workout_id in workouts.values()]
+    for width in (390, 1280):
+        context = await browser.new_context(viewport={"width": width, "height": 900})
+        page = await context.new_page()
+        await sign_in(page, site, site.keys.admin)
+        for path in pages:
+            await page.goto(site.url + path)
+            assert await page.evaluate(OVERFLOWING) == [], (width, path)
+            name = path.strip("/").replace("/", "-").replace("?", "-") or "overview"
+            await shot(page, f"40-{name}-{width}")
+        if width == 390:
+            await page.goto(site.url + f"/workouts/{workouts['cycling']}")
+            laps = page.locator(".scroll").first
+            scroll_width, client_width = await laps.evaluate("e => [e.scrollWidth, e.clientWidth]")
+            assert scroll_width > client_width  # the laps table scrolls, nothing is cut
+        else:
+            await page.goto(site.url + f"/workouts/{workouts['cycling']}")
+            ride = await page.locator("svg.chart").evaluate_all(
+                "svgs => svgs.map(s => s.getBoundingClientRect().width)"
+            )
+            metrics = await page.locator("figure.chart-card").evaluate_all(
+                "figs => figs.map(f => f.dataset.metric)"
+            )
+            assert "resistance" in metrics and len(ride) >= 5
+            assert await page.locator("svg.chart-heart_rate rect.zone").count() > 0
+            assert await page.locator("#zone-legend").count() == 1
+            # The last time label ends inside its chart, and every axis names its unit.
+            inside = await page.locator("svg.chart").evaluate_all(
+                """svgs => svgs.map(s => {
+                    const box = s.getBoundingClientRect();
+                    const labels = [...s.querySelectorAll("text.tick.x")];
+                    const last = labels[labels.length - 1].getBoundingClientRect();
+                    return last.right <= box.right + 0.5 && !!s.querySelector("text.unit");
+                })"""
+            )
+            assert all(inside), inside
+            heart = page.locator("#facts div", has_text="Heart rate").locator("dd")
+            one_line = await heart.evaluate(
+                """d => d.scrollWidth <= d.clientWidth && d.getBoundingClientRect().height
+                    < 1.8 * parseFloat(getComputedStyle(d).fontSize)"""
+            )
+            assert one_line
+            await page.goto(site.url + f"/workouts/{workouts['strength']}")
+            (alone,) = await page.locator("svg.chart").evaluate_all(
+                "svgs => svgs.map(s => s.getBoundingClientRect().width)"
+            )
+            assert alone == pytest.approx(ride[0], abs=1)  # one chart: the size of one of five
+        await context.close()
+
+
+@SQLITE_ONLY
+async def test_reloading_after_a_form_repeats_nothing(
+    live_site: LiveSite, browser: Any, tmp_path: Path
+) -> None:
+    site = live_site
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await sign_in(page, site, site.keys.admin)
+
+    async def names() -> list[str]:
+        async with site.runtime.sessions() as session:
+            return list((await session.execute(select(Destination.name))).scalars())
+
+    await page.goto(site.url + "/destinations/new?kind=directory")
+    await page.fill("input[name=name]", "Once")
+    await page.fill("input[name=root]", str(tmp_path / "once"))
+    await page.click("form[action='/destinations'] button[type=submit]")
+    await page.wait_for_url(re.compile(r".*/destinations/\d+$"))  # post/redirect/get
+    reloaded = await page.reload()
+    assert reloaded is not None and reloaded.status == 200
+    assert await names() == ["Once"]
+
+    # A refused form answers in place; reloading that answer posts it again: refused, saying so.
+    await page.goto(site.url + "/destinations/new?kind=webhook")
+    await page.fill("input[name=name]", "Bad")
+    await page.fill("input[name=url]", "ftp://x")
+    await page.click("form[action='/destinations'] button[type=submit]")
+    await page.wait_for_load_state()
+    again = await page.reload()
+    assert again is not None and again.status == 409
+    assert "nothing more was done" in await page.locator("#error-message").inner_text()
+    assert await names() == ["Once"]
+    await shot(page, "50-form-sent-twice")
     await context.close()

@@ -237,7 +237,8 @@ def test_route_points_stay_inside_the_box(points: list[tuple[float, float]]) -> 
 def test_workout_charts_of_a_ride_and_an_outdoor_run() -> None:
     ride = parse_bundle(generate_bundle(3, "cycling_class", heart_rate=True))
     drawn = charts.workout_charts(ride)
-    assert [c.metric.key for c in drawn.charts] == ["heart_rate", "power", "cadence", "speed"]
+    keys = [c.metric.key for c in drawn.charts]
+    assert keys == ["heart_rate", "power", "cadence", "speed", "resistance"]
     assert drawn.route is None
     cadence = next(c for c in drawn.charts if c.metric.key == "cadence")
     assert cadence.metric.unit == "rpm"
@@ -258,3 +259,77 @@ def test_workout_charts_of_a_ride_and_an_outdoor_run() -> None:
     assert run.route is not None and "speed" in [c.metric.key for c in run.charts]
     (path,) = parse(run.route).iter(f"{SVG}path")
     assert sum(len(r) for r in subpaths(path.get("d"))) <= charts.MAX_POINTS + 2
+
+
+# --- readability: labels inside the box, units, zones, resistance ------------------------------
+
+
+@given(st.floats(min_value=1, max_value=4 * 3600))
+def test_time_labels_stay_inside_the_chart(duration: float) -> None:
+    parts = [[(0.0, 100.0), (duration, 120.0)]]
+    root = parse(metric_chart(parts, POWER, duration_s=duration))
+    labels = [t for t in root.iter(f"{SVG}text") if "x" in t.get("class", "").split()]
+    for label in labels:
+        x = float(label.get("x"))
+        if "end" in label.get("class", "").split():
+            assert x <= WIDTH  # the text ends there
+        else:
+            assert x + charts.HALF_TIME_LABEL <= WIDTH, (duration, label.text)
+
+
+def test_every_chart_names_its_unit() -> None:
+    for metric in METRICS:
+        root = parse(metric_chart([[(0.0, 1.0), (60.0, 2.0)]], metric, duration_s=60))
+        (unit,) = [t for t in root.iter(f"{SVG}text") if t.get("class") == "unit"]
+        assert unit.text == metric.unit
+        assert float(unit.get("y")) < TOP  # above the plot
+
+
+def test_rides_get_a_resistance_chart_and_runs_none() -> None:
+    ride = charts.charts_for_bundle(generate_bundle(4, "cycling_class", heart_rate=True))
+    resistance = next(c for c in ride.charts if c.metric.key == "resistance")
+    assert resistance.metric.unit == "%" and 0 < resistance.average <= resistance.maximum <= 100
+    run = charts.charts_for_bundle(generate_bundle(4, "outdoor_run", heart_rate=True))
+    assert "resistance" not in [c.metric.key for c in run.charts]
+
+
+def test_heart_rate_zones_shade_the_heart_rate_chart_only() -> None:
+    bundle = generate_bundle(4, "cycling_class", heart_rate=True)
+    zones = charts.heart_rate_zones(bundle)
+    assert [z.name for z in zones] == [f"Zone {i}" for i in range(1, 6)]
+    assert all(a.high == b.low for a, b in zip(zones, zones[1:], strict=False))  # no gaps
+    drawn = charts.charts_for_bundle(bundle)
+    assert list(drawn.zones) == zones
+    for chart in drawn.charts:
+        rects = [r for r in parse(chart.svg).iter(f"{SVG}rect") if "zone" in r.get("class", "")]
+        if chart.metric.key != "heart_rate":
+            assert rects == []
+            continue
+        assert rects, "the heart-rate chart shades the zones it shows"
+        for rect in rects:
+            top, height = float(rect.get("y")), float(rect.get("height"))
+            assert top >= TOP - 0.05 and top + height <= HEIGHT - BOTTOM + 0.05  # in the plot
+            assert rect.findtext(f"{SVG}title").startswith("Zone ")
+
+
+@pytest.mark.parametrize(
+    "zones",
+    [
+        None,
+        "zones",
+        [],
+        [{"min_value": 0, "max_value": "high"}],
+        [{"min_value": 150, "max_value": 120}],
+        [{"min_value": 120, "max_value": 150}, {"min_value": 100, "max_value": 119}],
+        [{"min_value": True, "max_value": 3}],
+        ["zone1"],
+    ],
+)
+def test_unusable_zones_shade_nothing(zones: object) -> None:
+    bundle = generate_bundle(4, "cycling_class", heart_rate=True)
+    for metric in bundle["performance_graph"]["metrics"]:
+        if metric["slug"] == "heart_rate":
+            metric["zones"] = zones
+    assert charts.heart_rate_zones(bundle) == []
+    assert charts.charts_for_bundle(bundle).zones == ()
+    assert charts.heart_rate_zones({"performance_graph": "x"}) == []

@@ -10,13 +10,15 @@ from typing import Any
 import httpx
 import pytest
 from httpx import ASGITransport
+from sqlalchemy import select
 
+from service.accounts.models import Account
 from service.auth import service as keys
 from service.auth.repository import ApiKeyRepository
 from service.deliveries.models import Delivery
 from service.destinations.models import Destination
 from service.web import session as cookies
-from tests.web.conftest import Site, csrf_of, page, sign_in
+from tests.web.conftest import Site, csrf_of, fresh, page, sign_in
 
 # Cookies, tokens and headers do not depend on the database: SQLite is enough here.
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -49,13 +51,16 @@ async def test_signing_in_and_out(site: Site) -> None:
         assert flag in anonymous
     assert "Secure" not in anonymous  # plain http here
 
+    anonymous_sid = cookies.decode(
+        site.runtime, client.cookies[cookies.COOKIE], site.runtime.clock()
+    )
     wrong = await client.post("/login", data={"csrf": csrf_of(form), "key": "psk_" + "x" * 43})
     assert wrong.status_code == 401
     assert "not valid" in page(wrong).xpath("string(//p[@role='alert'])")
     assert (await client.get("/")).status_code == 303  # still signed out
 
     response = await client.post(
-        "/login", data={"csrf": csrf_of(form), "key": site.keys.admin, "next": "/deliveries"}
+        "/login", data={"csrf": csrf_of(wrong), "key": site.keys.admin, "next": "/deliveries"}
     )
     assert response.status_code == 303 and response.headers["location"] == "/deliveries"
     signed = cookie_header(response, cookies.COOKIE)
@@ -63,7 +68,7 @@ async def test_signing_in_and_out(site: Site) -> None:
     assert site.keys.admin not in signed
     session = cookies.decode(site.runtime, client.cookies[cookies.COOKIE], site.runtime.clock())
     assert session is not None and session.key_id == 1
-    assert session.csrf != csrf_of(form)  # a new token once signed in
+    assert anonymous_sid is not None and session.sid != anonymous_sid.sid  # a new session id
     overview = await client.get("/")
     assert overview.status_code == 200
     assert page(overview).xpath("string(//div[@class='who']/span)") == "first admin key"
@@ -103,19 +108,29 @@ async def test_sign_in_needs_the_forms_own_token(site: Site) -> None:
 async def test_forged_expired_and_unknown_sessions_are_refused(site: Site) -> None:
     rt = site.runtime
     now = rt.clock()
-    good = cookies.encode(rt, cookies.new_session(1, now))
+    await sign_in(site.client, site.keys.admin)
+    good = site.client.cookies[cookies.COOKIE]
+    session = cookies.decode(rt, good, now)
+    assert session is not None
     payload, mac = good.split(".")
-    forged_payload = cookies.sign(rt, {"k": 2, "c": "x", "e": 2**40}).split(".")[0]
+    forged_payload = cookies.sign(rt, {"s": session.sid, "k": 2, "e": 2**40}).split(".")[0]
     other_key = SimpleNamespace(secrets=SimpleNamespace(derive_keys=lambda _p: [b"k" * 32]))
-    expired = cookies.SessionData(1, "token", int((now - timedelta(seconds=1)).timestamp()))
+    expired = cookies.SessionData(session.sid, 1, int((now - timedelta(seconds=1)).timestamp()))
     refused = {
         "another session's signature": f"{forged_payload}.{mac}",
-        "signed with another key": cookies.sign(other_key, {"k": 1, "c": "x", "e": 2**40}),  # type: ignore[arg-type]
+        "signed with another key": cookies.sign(
+            other_key,  # type: ignore[arg-type]
+            {"s": session.sid, "k": 1, "e": 2**40},
+        ),
         "expired": cookies.encode(rt, expired),
+        "another key id for the session": cookies.encode(
+            rt, cookies.SessionData(session.sid, 2, session.expires)
+        ),
+        "a signed session never started here": cookies.encode(rt, cookies.new_session(1, now)),
         "an unknown key id": cookies.encode(rt, cookies.new_session(999, now)),
         "no key (the sign-in form's session)": cookies.encode(rt, cookies.new_session(None, now)),
         "garbage": "not-a-cookie",
-        "a bad payload": cookies.sign(rt, {"k": "1", "c": "x", "e": 2**40}),
+        "a bad payload": cookies.sign(rt, {"s": session.sid, "k": "1", "e": 2**40}),
     }
     for why, value in refused.items():
         async with _client(site, {cookies.COOKIE: value}) as client:
@@ -124,6 +139,59 @@ async def test_forged_expired_and_unknown_sessions_are_refused(site: Site) -> No
             assert response.headers["location"] == "/login", why
     async with _client(site, {cookies.COOKIE: good}) as client:
         assert (await client.get("/")).status_code == 200
+
+
+@SQLITE_ONLY
+async def test_signing_out_ends_the_session_for_every_copy_of_its_cookie(site: Site) -> None:
+    csrf = await sign_in(site.client, site.keys.admin)
+    copied = site.client.cookies[cookies.COOKIE]
+    async with _client(site, {cookies.COOKIE: copied}) as thief:
+        assert (await thief.get("/workouts")).status_code == 200
+        out = await site.client.post("/logout", data={"csrf": csrf})
+        assert out.status_code == 303
+        response = await thief.get("/workouts")
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/login")
+        # Not even to post a form whose token it had kept.
+        response = await thief.post("/accounts/1/pause", data={"csrf": csrf})
+        assert response.status_code == 303 and response.headers["location"] == "/login"
+    # Signing in again is a new session; other sessions of the key were never touched.
+    async with _client(site) as other:
+        await sign_in(other, site.keys.admin)
+        await sign_in(site.client, site.keys.admin)
+        assert (await other.get("/")).status_code == 200
+
+
+@SQLITE_ONLY
+async def test_a_form_token_works_once(site: Site, seeded: dict[str, Any]) -> None:
+    client = site.client
+    await sign_in(client, site.keys.admin)
+    account = seeded["accounts"][0]
+    overview = await client.get("/")
+    token = csrf_of(overview)
+    assert csrf_of(await client.get("/")) != token  # every page its own token
+    first = await client.post(f"/accounts/{account}/pause", data={"csrf": token})
+    assert first.status_code == 303
+    again = await client.post(
+        f"/accounts/{account}/resume",
+        data={"csrf": token},
+        headers={"referer": f"http://testserver/accounts/{account}"},
+    )
+    assert again.status_code == 409
+    assert "already sent" in page(again).xpath("string(//p[@id='error-message'])")
+    assert "nothing more was done" in page(again).xpath("string(//p[@id='error-message'])")
+    back = page(again).xpath("//ul[@id='error-ways']//a/@href")
+    assert back[0] == f"/accounts/{account}"  # back to the page the form was on
+    async with site.runtime.sessions() as session:
+        assert (await session.get(Account, account)).paused  # type: ignore[union-attr]
+    # Reloading the answer of a form (the browser posts it again) adds nothing twice.
+    form = {"csrf": await fresh(client), "kind": "directory", "name": "Twice", "root": "/tmp/x"}
+    form |= {"formats": "json"}
+    assert (await client.post("/destinations", data=form)).status_code == 303
+    assert (await client.post("/destinations", data=form)).status_code == 409
+    async with site.runtime.sessions() as session:
+        names = (await session.execute(select(Destination.name))).scalars().all()
+    assert names.count("Twice") == 1
 
 
 @SQLITE_ONLY
@@ -144,10 +212,23 @@ async def test_a_revoked_key_is_signed_out_at_once(site: Site) -> None:
 async def test_forms_need_this_sessions_token(site: Site, seeded: dict[str, Any]) -> None:
     client = site.client
     csrf = await sign_in(client, site.keys.admin)
+    now = site.runtime.clock()
+    session = cookies.decode(site.runtime, client.cookies[cookies.COOKIE], now)
+    assert session is not None
+    expired = cookies.SessionData(session.sid, session.key_id, int(now.timestamp()) - 1)
+    anonymous = cookies.new_session(None, now)
     account = seeded["accounts"][0]
     async with _client(site) as other:
         foreign = await sign_in(other, site.keys.admin)
-    for data in ({}, {"csrf": ""}, {"csrf": foreign}, {"csrf": csrf + "x"}):
+    tokens = [
+        "",
+        foreign,
+        csrf + "x",
+        cookies.form_token(site.runtime, expired),
+        cookies.form_token(site.runtime, anonymous),
+        client.cookies[cookies.COOKIE],  # the cookie is no form token
+    ]
+    for data in [{}] + [{"csrf": token} for token in tokens]:
         response = await client.post(f"/accounts/{account}/pause", data=data)
         assert response.status_code == 403, data
     response = await client.post(f"/accounts/{account}/pause", data={"csrf": csrf})
