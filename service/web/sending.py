@@ -209,6 +209,10 @@ async def preview_replay(
 ) -> Response:
     """What a replay of these days will queue (count and list), then the replay itself."""
     destination = await destinations.get(db, destination_id)
+    if not start and not end:
+        # Reached without its form's days (a bookmark, a shared link): the form is on the
+        # destination's page.
+        return redirect(request, runtime, f"/destinations/{destination_id}#replay")
     first, after = forms.date_range(Form({"start": [start], "end": [end]}))
     plans = await bulk.plan_replay(db, destination_id, start=first, end=after)
     files = sum(len(p.formats) for p in plans)

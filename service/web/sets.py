@@ -8,6 +8,7 @@ from typing import Any
 from service.convert.model import Activity
 from service.convert.peloton import parse_bundle
 from service.web.charts import WorkoutCharts, workout_charts
+from service.web.zones import heart_rate_zones
 
 
 @dataclass(frozen=True)
@@ -55,4 +56,5 @@ def set_rows(activity: Activity) -> list[SetRow]:
 def charts_and_sets(bundle: dict[str, Any]) -> tuple[WorkoutCharts, list[SetRow]]:
     """Parse a stored bundle once: its charts and its sets (raises ``ConversionError``)."""
     activity = parse_bundle(bundle)
-    return workout_charts(activity), set_rows(activity)
+    charts = workout_charts(activity, zones=heart_rate_zones(bundle))
+    return charts, set_rows(activity)

@@ -21,7 +21,7 @@ from service.web.apikeys import NEW_KEY_COOKIE
 from service.workouts.models import Workout
 from tests.api.conftest import bearer
 from tests.api.seed import START
-from tests.web.conftest import Site, page, sign_in
+from tests.web.conftest import Site, csrf_of, page, sign_in
 from tests.web.test_actions import flash, follow
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -144,6 +144,8 @@ async def test_api_keys_are_created_shown_once_listed_and_revoked(
 
     refused = await client.post("/api-keys", data={"csrf": csrf, "name": "", "role": "admin"})
     assert "name" in flash(await follow(client, refused))
+    # Form tokens are single-use: each submission takes the one of a page shown for it.
+    csrf = csrf_of(await client.get("/api-keys"))
     created = await client.post(
         "/api-keys", data={"csrf": csrf, "name": "backup script", "role": "read_only"}
     )
@@ -183,10 +185,12 @@ async def test_api_keys_are_created_shown_once_listed_and_revoked(
     me = int(page(again).xpath("//tr[td[1]//span[text()='you']]/@data-key")[0])
     confirm = await client.get(f"/api-keys/{me}/revoke")
     assert "you will be signed out" in text(confirm)
-    last = await client.post(f"/api-keys/{me}/revoke", data={"csrf": csrf})
+    last = await client.post(f"/api-keys/{me}/revoke", data={"csrf": csrf_of(confirm)})
     assert "last admin key" in flash(await follow(client, last))
+    csrf = csrf_of(await client.get("/api-keys"))
     await client.post("/api-keys", data={"csrf": csrf, "name": "second", "role": "admin"})
-    signed_out = await client.post(f"/api-keys/{me}/revoke", data={"csrf": csrf})
+    confirm = await client.get(f"/api-keys/{me}/revoke")
+    signed_out = await client.post(f"/api-keys/{me}/revoke", data={"csrf": csrf_of(confirm)})
     assert signed_out.headers["location"] == "/login"
     assert (await client.get("/api-keys")).headers["location"].startswith("/login")
 
