@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from service.auth.deps import current_key
+from service.auth.deps import AdminOnly, current_key
 from service.deliveries.manage import replay
 from service.deps import RuntimeDep, SessionDep
 from service.destinations import manage
@@ -36,7 +36,8 @@ router = APIRouter(
     dependencies=[Depends(current_key)],
     responses=errors(401, 403, 422),
 )
-# Strava's redirect carries no API key: the signed, expiring ``state`` is the credential.
+# Strava's redirect carries no API key: the signed, single-use, expiring ``state`` (started by
+# an admin key) is the credential.
 callback_router = APIRouter(prefix="/v1/strava", tags=["destinations"], responses=errors(404, 422))
 
 STRAVA_CALLBACK_PATH = "/v1/strava/callback"
@@ -212,15 +213,21 @@ def callback_url(runtime: Runtime, request: Request) -> str:
     responses={**errors(404), 307: {"description": "To Strava's authorization page"}},
 )
 async def connect_strava(
-    destination_id: IdPath, request: Request, runtime: RuntimeDep, session: SessionDep
+    destination_id: IdPath,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    caller: AdminOnly,
 ) -> RedirectResponse:
-    """Redirect to Strava to authorize uploads for this Strava destination.
+    """Redirect to Strava to authorize uploads for this Strava destination (admin keys only:
+    whoever finishes the authorization chooses the Strava account workouts go to).
 
     Strava sends the user back to `/v1/strava/callback` (on PELOSYNC_PUBLIC_URL when set;
-    register that host as the app's callback domain). The link is valid for 10 minutes.
+    register that host as the app's callback domain). The link is valid for 10 minutes and
+    works once.
     """
     url = await manage.strava_authorize_url(
-        runtime, session, destination_id, callback_url(runtime, request)
+        runtime, session, destination_id, callback_url(runtime, request), api_key_id=caller.id
     )
     return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
 
@@ -234,8 +241,15 @@ async def strava_callback(
     scope: Annotated[str | None, Query(max_length=500)] = None,
     error: Annotated[str | None, Query(max_length=500)] = None,
 ) -> StravaConnected:
-    """Where Strava sends the user back: stores the tokens and enables the destination."""
+    """Where Strava sends the user back: stores the tokens. The `state` works once, and only
+    while the admin key that started the authorization is active. A destination parked for
+    re-authorization is enabled again; one an admin disabled stays disabled."""
     destination, athlete_id, granted = await manage.strava_connect(
         runtime, session, state=state, code=code, scope=scope, error=error, now=runtime.clock()
     )
-    return StravaConnected(destination_id=destination.id, athlete_id=athlete_id, scope=granted)
+    return StravaConnected(
+        destination_id=destination.id,
+        athlete_id=athlete_id,
+        scope=granted,
+        enabled=destination.enabled,
+    )

@@ -168,6 +168,7 @@ class StravaConnected(BaseModel):
     destination_id: int
     athlete_id: int | None
     scope: str | None
+    enabled: bool  # false when an admin had disabled the destination: it stays so
 
 
 class ReplayRequest(BaseModel):
