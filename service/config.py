@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     )
     download_url_ttl_s: int = Field(default=86400, ge=60, le=7 * 86400)  # signed links' life
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # bigger request bodies: 413
+    # Failed sign-ins / wrong API keys a client address may have per minute, then 429.
+    auth_failures_per_minute: int = Field(default=10, ge=1, le=100_000)
+    # Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed (uvicorn's
+    # forwarded_allow_ips): comma-separated IPs or CIDRs, or "*". The client address found
+    # there is the one failures are counted by.
+    forwarded_allow_ips: str = "127.0.0.1"
 
     # Webhook and folder destinations
     webhook_timeout_s: float = Field(default=15.0, gt=0, le=300)  # one attempt, in all

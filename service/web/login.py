@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from service.auth.service import Forbidden, Unauthenticated, authenticate
+from service.auth.throttle import client_address
 from service.deps import RuntimeDep, SessionDep
 from service.web import session as cookies
 from service.web.deps import FormDep, WebRoute, read_form, redirect, render, safe_next
@@ -37,9 +38,12 @@ async def login(request: Request, runtime: RuntimeDep, db: SessionDep) -> Respon
     if not cookies.csrf_ok(found, form.get("csrf")):
         raise Forbidden("the sign-in form has expired (or cookies are off); reload and retry")
     assert found is not None
+    client = client_address(request)
+    runtime.auth_failures.check(client)  # before any lookup (service.auth.throttle)
     try:
         key = await authenticate(db, form.get("key"), runtime.clock())
     except Unauthenticated:
+        runtime.auth_failures.failed(client)
         return render(
             request,
             runtime,
