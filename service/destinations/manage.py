@@ -53,8 +53,13 @@ async def page(session: AsyncSession, *, after_id: int | None, limit: int) -> li
     return await DestinationRepository(session).page(after_id=after_id, limit=limit + 1)
 
 
-def masked_secrets(runtime: Runtime, destination: Destination) -> dict[str, Any]:
-    masked: dict[str, Any] = kinds_api.mask(decrypted_secrets(runtime, destination))
+def masked_secrets(
+    runtime: Runtime, destination: Destination, *, show_tail: bool = True
+) -> dict[str, Any]:
+    """The destination's secrets masked (:func:`kinds_api.mask`); ``show_tail`` only for
+    admin keys."""
+    secrets = decrypted_secrets(runtime, destination)
+    masked: dict[str, Any] = kinds_api.mask(secrets, show_tail=show_tail)
     return masked
 
 

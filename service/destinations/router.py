@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from service.auth.deps import AdminOnly, current_key
+from service.auth.deps import AdminOnly, Authorized, current_key
+from service.auth.models import Role
 from service.deliveries.manage import replay
 from service.deps import RuntimeDep, SessionDep
 from service.destinations import manage
@@ -43,13 +44,16 @@ callback_router = APIRouter(prefix="/v1/strava", tags=["destinations"], response
 STRAVA_CALLBACK_PATH = "/v1/strava/callback"
 
 
-def destination_out(runtime: Runtime, destination: Destination) -> DestinationOut:
+def destination_out(
+    runtime: Runtime, destination: Destination, *, admin: bool = True
+) -> DestinationOut:
+    """The API's view of a destination; a read-only caller sees no character of a secret."""
     return DestinationOut(
         id=destination.id,
         name=destination.name,
         kind=destination.kind,
         config=destination.config,
-        secrets=manage.masked_secrets(runtime, destination),
+        secrets=manage.masked_secrets(runtime, destination, show_tail=admin),
         formats=destination.formats,
         account_ids=destination.account_ids,
         disciplines=destination.disciplines,
@@ -73,11 +77,16 @@ def _with_secret(
 
 @router.get("")
 async def list_destinations(
-    runtime: RuntimeDep, session: SessionDep, limit: Limit = 50, cursor: CursorQuery = None
+    runtime: RuntimeDep,
+    session: SessionDep,
+    caller: Authorized,
+    limit: Limit = 50,
+    cursor: CursorQuery = None,
 ) -> Page[DestinationOut]:
     """List destinations in the order they were created (secrets masked)."""
     rows = await manage.page(session, after_id=decode_id_cursor(cursor), limit=limit)
-    items = [destination_out(runtime, d) for d in rows]
+    admin = caller.role == Role.ADMIN
+    items = [destination_out(runtime, d, admin=admin) for d in rows]
     return page_of(items, limit, lambda d: encode_cursor(None, d.id))
 
 
@@ -100,10 +109,11 @@ async def create_destination(
 
 @router.get("/{destination_id}", responses=errors(404))
 async def get_destination(
-    destination_id: IdPath, runtime: RuntimeDep, session: SessionDep
+    destination_id: IdPath, runtime: RuntimeDep, session: SessionDep, caller: Authorized
 ) -> DestinationOut:
     """One destination (secrets masked), with why it was disabled, if it was."""
-    return destination_out(runtime, await manage.get(session, destination_id))
+    destination = await manage.get(session, destination_id)
+    return destination_out(runtime, destination, admin=caller.role == Role.ADMIN)
 
 
 @router.patch("/{destination_id}", responses=errors(404))

@@ -59,6 +59,12 @@ async def test_webhook_secret_is_generated_once_masked_and_rotated(
     assert updated.status_code == 200, updated.text
     assert updated.json()["secrets"]["headers"] == {"Authorization": "••••9xyz"}
     assert "abc123456789xyz" not in updated.text and webhook_secret not in updated.text
+    # A read-only key sees no character of any secret, in the list and alone.
+    reader = bearer(keys.read_only)
+    alone = (await client.get(f"/v1/destinations/{body['id']}", headers=reader)).json()
+    listed = (await client.get("/v1/destinations", headers=reader)).json()["items"]
+    for seen in (alone, *listed):
+        assert seen["secrets"] == {"secret": "••••", "headers": {"Authorization": "••••"}}
     ping = (await client.post(f"/v1/destinations/{body['id']}/test", headers=admin)).json()
     assert (
         ping["ok"] is True
