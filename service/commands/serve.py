@@ -144,7 +144,13 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int, *, mig
         try:
             await (upgrade(engine) if migrate else check_current(engine))
             sessions = create_session_factory(engine)
-            await announce_first_key(sessions, utcnow(), f"http://{host}:{port}", demo=False)
+            await announce_first_key(
+                sessions,
+                utcnow(),
+                f"http://{host}:{port}",
+                demo=False,
+                data_dir=settings.data_dir,
+            )
         finally:
             await engine.dispose()
 
