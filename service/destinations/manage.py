@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets as random
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -19,6 +20,7 @@ from service.auth.repository import ApiKeyRepository
 from service.db import autocommit_session
 from service.destinations import kinds_api
 from service.destinations.kinds.base import Delivered, DeliveryError, NeedsReauthorization
+from service.destinations.kinds.directory import export_root_of
 from service.destinations.kinds.strava_oauth import (
     STATE_MAX_AGE_S,
     InvalidOAuthState,
@@ -39,6 +41,12 @@ STATE_PURPOSE = "pelosync strava oauth state"
 #: How a destination parked by a refused grant is disabled (``deliveries.service``): the one
 #: disabled state a new Strava authorization lifts.
 REAUTHORIZATION_REASON = "needs re-authorization"
+
+
+def _check_export_root(runtime: Runtime, kind: str, config: dict[str, Any]) -> None:
+    """A folder destination's root must lie in PELOSYNC_EXPORT_ROOTS (422 otherwise)."""
+    if kind == DestinationKind.DIRECTORY:
+        export_root_of(Path(config["root"]), runtime.settings.resolved_export_roots())
 
 
 async def get(session: AsyncSession, destination_id: int) -> Destination:
@@ -77,6 +85,7 @@ async def create(
     formats = [str(f) for f in values.get("formats") or DEFAULT_FORMATS]
     kinds_api.check_formats(kind, formats)
     config, hidden, generated = kinds_api.validate(kind, values.get("config") or {}, given)
+    _check_export_root(runtime, kind, config)
     destination = Destination(
         name=values["name"],
         kind=kind,
@@ -108,6 +117,7 @@ async def update(
         config = {**destination.config, **(changes.get("config") or {})}
         stored = decrypted_secrets(runtime, destination)
         config, hidden, _ = kinds_api.validate(kind, config, {**stored, **patch})
+        _check_export_root(runtime, kind, config)
         destination.config = config
         _store_secrets(runtime, destination, hidden)
     if "formats" in changes:

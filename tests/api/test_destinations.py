@@ -99,6 +99,8 @@ async def test_every_kind_validates_its_config_and_secrets(api: Api, tmp_path: P
     cases = [
         ({"kind": "directory", "config": {"root": str(tmp_path)}, "formats": ["json", "gpx"]}, 201),
         ({"kind": "directory", "config": {"root": "relative"}}, "config.root"),
+        ({"kind": "directory", "config": {"root": "/etc"}}, "config.root"),  # not an export root
+        ({"kind": "directory", "config": {"root": f"{tmp_path}/../x"}}, "config.root"),
         ({"kind": "strava", "formats": ["fit", "tcx"]}, 201),
         ({"kind": "strava", "formats": ["json"]}, "formats"),
         ({"kind": "strava", "secrets": {"access_token": "x"}}, "secrets"),
@@ -373,3 +375,20 @@ async def test_a_callback_enables_a_destination_parked_for_reauthorization(
     assert connected.status_code == 200 and connected.json()["enabled"] is True
     shown = (await client.get(f"/v1/destinations/{destination_id}", headers=admin)).json()
     assert shown["enabled"] is True and shown["disabled_reason"] is None
+
+
+async def test_a_folder_cannot_be_moved_outside_the_export_roots(api: Api, tmp_path: Path) -> None:
+    client, keys, _, _ = api
+    admin = bearer(keys.admin)
+    created = await create(
+        client, keys.admin, name="f", kind="directory", config={"root": str(tmp_path / "out")}
+    )
+    assert created.status_code == 201, created.text
+    moved = await client.patch(
+        f"/v1/destinations/{created.json()['id']}",
+        json={"config": {"root": "/var/tmp/elsewhere"}},
+        headers=admin,
+    )
+    assert moved.status_code == 422
+    assert moved.json()["detail"].startswith("config.root: /var/tmp/elsewhere is outside")
+    assert "PELOSYNC_EXPORT_ROOTS" in moved.json()["detail"]
