@@ -3,14 +3,10 @@ a wrong key repeated costs no database work; behind a proxy the forwarded addres
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from service.app import create_app
 from service.auth.repository import ApiKeyRepository
@@ -19,7 +15,7 @@ from service.commands.serve import _proxy_options
 from service.peloton.sandbox import SandboxState
 from service.peloton.sandbox.server import bind
 from service.runtime import Runtime
-from tests.api.conftest import Keys, api_settings, bearer, key_setup
+from tests.api.conftest import Keys, api_settings, bearer, key_setup, serve
 from tests.web.conftest import csrf_of
 
 Api = tuple[httpx.AsyncClient, Keys, Runtime, SandboxState]
@@ -109,12 +105,6 @@ async def test_failed_dashboard_sign_ins_are_throttled(api: Api) -> None:
     assert signed_in.status_code == 303
 
 
-class _Embedded(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> AsyncIterator[None]:  # type: ignore[override]
-        yield
-
-
 async def test_behind_a_trusted_proxy_the_forwarded_address_is_counted(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -125,26 +115,15 @@ async def test_behind_a_trusted_proxy_the_forwarded_address_is_counted(
     app = create_app(settings, scheduler=False, on_started=key_setup(keys))
     sock = bind("127.0.0.1", 0)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    config = uvicorn.Config(
-        app, lifespan="on", log_config=None, access_log=False, **_proxy_options(settings)
-    )
-    server = _Embedded(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        async with httpx.AsyncClient(base_url=url) as client:
+    async with (
+        serve(app, sock, **_proxy_options(settings)),
+        httpx.AsyncClient(base_url=url) as client,
+    ):
 
-            async def guess(forwarded_for: str) -> int:
-                headers = {**bearer(WRONG), "X-Forwarded-For": forwarded_for}
-                return (await client.get("/v1/accounts", headers=headers)).status_code
+        async def guess(forwarded_for: str) -> int:
+            headers = {**bearer(WRONG), "X-Forwarded-For": forwarded_for}
+            return (await client.get("/v1/accounts", headers=headers)).status_code
 
-            assert [await guess("203.0.113.7") for _ in range(3)] == [401, 401, 429]
-            # Another client behind the same proxy is not refused for the first one's guesses.
-            assert await guess("198.51.100.9") == 401
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+        assert [await guess("203.0.113.7") for _ in range(3)] == [401, 401, 429]
+        # Another client behind the same proxy is not refused for the first one's guesses.
+        assert await guess("198.51.100.9") == 401
