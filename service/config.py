@@ -9,7 +9,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.errors import InvalidInput
@@ -87,12 +87,21 @@ class Settings(BaseSettings):
     )
     download_url_ttl_s: int = Field(default=86400, ge=60, le=7 * 86400)  # signed links' life
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # bigger request bodies: 413
+    # Failed sign-ins / wrong API keys a client address may have per minute, then 429.
+    auth_failures_per_minute: int = Field(default=10, ge=1, le=100_000)
+    # Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed (uvicorn's
+    # forwarded_allow_ips): comma-separated IPs or CIDRs, or "*". The client address found
+    # there is the one failures are counted by.
+    forwarded_allow_ips: str = "127.0.0.1"
 
     # Webhook and folder destinations
     webhook_timeout_s: float = Field(default=15.0, gt=0, le=300)  # one attempt, in all
     webhook_allow_private: bool = False  # allow private/loopback/LAN webhook targets
     webhook_allowlist: str = ""  # comma-separated hosts and CIDRs allowed despite the guard
     webhook_inline_max_bytes: int = Field(default=256 * 1024, ge=0)  # bigger files: a link
+    # Folders that folder destinations may write under (comma-separated absolute paths);
+    # default: <data_dir>/exports. A destination's root elsewhere is refused.
+    export_roots: str = ""
 
     # Fitness services: Strava, intervals.icu, Garmin Connect
     strava_client_id: str | None = None  # the Strava API app (strava.com/settings/api)
@@ -104,6 +113,20 @@ class Settings(BaseSettings):
     garmin_upload_url: str = "https://connectapi.garmin.com/upload-service/upload"
     garmin_token_url: str = "https://diauth.garmin.com/di-oauth2-service/oauth/token"
     garmin_profile_url: str = "https://connectapi.garmin.com/userprofile-service/socialProfile"
+
+    @field_validator("export_roots")
+    @classmethod
+    def _absolute_roots(cls, value: str) -> str:
+        for entry in (e.strip() for e in value.split(",")):
+            if entry and not Path(entry).is_absolute():
+                raise ValueError(f"{entry!r} is not an absolute path")
+        return value
+
+    def resolved_export_roots(self) -> tuple[Path, ...]:
+        """Where folder destinations may write: PELOSYNC_EXPORT_ROOTS, else
+        ``<data_dir>/exports`` (absolute)."""
+        listed = [Path(e.strip()) for e in self.export_roots.split(",") if e.strip()]
+        return tuple(listed) or ((self.data_dir / "exports").resolve(),)
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to ``sqlite+aiosqlite:///<data_dir>/pelosync.db``.

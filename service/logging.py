@@ -16,6 +16,25 @@ from typing import Any
 import structlog
 
 SECRET_KEYS = ("password", "token", "secret", "authorization", "api_key", "apikey", "cookie")
+#: Libraries kept at WARNING whatever PELOSYNC_LOG_LEVEL says: at DEBUG or INFO they log what
+#: pelosync keeps out of its own lines (request and response headers with tokens and cookies,
+#: OAuth codes in URLs, every SQL parameter with encrypted secrets and key hashes).
+QUIET_LIBRARIES = (
+    "uvicorn.access",
+    "httpx",
+    "httpcore",
+    "hpack",
+    "h11",
+    "h2",
+    "aiohttp",
+    "aiosqlite",
+    "asyncpg",
+    "sqlalchemy",
+    "apscheduler",
+    "alembic",
+    "multipart",
+    "python_multipart",
+)
 
 
 def redact_secrets(
@@ -58,5 +77,5 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     logging.basicConfig(
         level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
     )
-    for noisy in ("uvicorn.access", "httpx", "apscheduler", "alembic"):
+    for noisy in QUIET_LIBRARIES:
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -19,7 +19,7 @@ from fastapi import Response
 from sqlalchemy import Row
 
 from service.errors import InvalidInput
-from service.schemas import Page
+from service.schemas import MAX_ID, Page
 
 T = TypeVar("T")
 
@@ -41,6 +41,7 @@ def _decode(cursor: str) -> list[Any]:
         or len(value) != 2
         or not isinstance(value[1], int)
         or isinstance(value[1], bool)
+        or not 1 <= value[1] <= MAX_ID  # ids are 32-bit: a larger one would overflow the query
     ):
         raise InvalidInput("cursor: not a cursor from this API")
     return value
@@ -52,10 +53,12 @@ def decode_time_cursor(cursor: str | None) -> tuple[datetime, int] | None:
         return None
     key, row_id = _decode(cursor)
     try:
-        when = datetime.fromisoformat(key) if isinstance(key, str) else None
-    except ValueError:
+        when = datetime.fromisoformat(key) if isinstance(key, str) and len(key) < 40 else None
+        # In UTC, as the query compares it: a time near year 1 or 9999 may not convert.
+        when = when.astimezone(UTC) if when is not None and when.tzinfo is not None else None
+    except (ValueError, OverflowError):
         when = None
-    if when is None or when.tzinfo is None:
+    if when is None:
         raise InvalidInput("cursor: not a cursor for this list")
     return when, row_id
 

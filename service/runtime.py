@@ -20,6 +20,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service import __version__
+from service.auth.throttle import FailureThrottle
 from service.config import Settings
 from service.convert.exercises import load_exercise_map
 from service.convert.pool import Converter
@@ -49,6 +50,8 @@ class Runtime:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     # Set by the scheduler on every tick; /readyz reads it.
     heartbeat: datetime | None = None
+    # Failed sign-ins and wrong API keys by client address (this process's count).
+    auth_failures: FailureThrottle = field(default_factory=FailureThrottle)
     extras: dict[str, object] = field(default_factory=dict)
 
 
@@ -85,6 +88,7 @@ async def open_runtime(
             worker=settings.worker_name or default_worker_name(),
             peloton_slots=asyncio.Semaphore(settings.peloton_concurrency),
             clock=clock,
+            auth_failures=FailureThrottle(settings.auth_failures_per_minute, 60.0),
         )
     finally:
         converter.close()

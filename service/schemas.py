@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Path, Query
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StringConstraints
 
 T = TypeVar("T")
 
@@ -25,6 +26,18 @@ CursorQuery = Annotated[
         max_length=200, pattern=r"^[A-Za-z0-9_-]+$", description="`next_cursor` of the last page."
     ),
 ]
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise ValueError("the time is out of range once converted to UTC") from None
+
+
+#: A point in time with its UTC offset ("2026-01-01T00:00:00Z"), given back in UTC; a time
+#: without an offset, or one outside years 1 to 9999 in UTC, is refused (422), not guessed.
+Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 class Page(BaseModel, Generic[T]):

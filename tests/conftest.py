@@ -120,6 +120,11 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "convert_workers": 0,
         "tick_seconds": 0.2,
         "lease_seconds": 30,
+        # Tests send many wrong keys on purpose from one address (tests/api/test_throttle.py
+        # sets its own limit).
+        "auth_failures_per_minute": 100_000,
+        # Folder destinations of the tests live anywhere under the test's own directory.
+        "export_roots": str(tmp_path),
     }
     values.update(overrides)
     return Settings(**values)

@@ -6,10 +6,10 @@ import re
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from service.accounts.service import MIN_POLL_INTERVAL_S
-from service.schemas import Name
+from service.schemas import Instant, Name
 
 MAX_POLL_INTERVAL_S = 7 * 86400
 _SECRET = Field(default=None, min_length=1, max_length=8192)
@@ -44,7 +44,7 @@ class AccountCreate(BaseModel):
 
     label: Name | None = Field(default=None, description="Default: the Peloton username.")
     credentials: PelotonCredentials
-    sync_since: AwareDatetime | None = Field(
+    sync_since: Instant | None = Field(
         default=None,
         description="Fetch workouts from this time on (default: PELOSYNC_BACKFILL_DAYS ago).",
     )
@@ -72,7 +72,7 @@ class AccountUpdate(BaseModel):
         default=None, ge=MIN_POLL_INTERVAL_S, le=MAX_POLL_INTERVAL_S
     )
     paused: bool | None = None
-    sync_since: AwareDatetime | None = Field(
+    sync_since: Instant | None = Field(
         default=None,
         description="Moving it earlier fetches the older workouts on the next poll.",
     )

@@ -12,7 +12,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.auth.service import Caller, authorize, keys_checked
+from service.auth.service import Caller, Unauthenticated, authorize, keys_checked
+from service.auth.throttle import client_address
 from service.deps import RuntimeDep
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -31,9 +32,17 @@ async def current_key(
 ) -> Caller:
     # Not in the request's session: checked keys are remembered briefly (see
     # ``service.auth.service``), and a lookup or a last-used write is a statement of its own.
-    key = await keys_checked.verify(
-        runtime.sessions, credentials.credentials if credentials else None, runtime.clock()
-    )
+    presented = credentials.credentials if credentials else None
+    client = client_address(request)
+    # No key at all is no guess: only wrong keys count (service.auth.throttle).
+    if presented and not keys_checked.vouches_for(presented, runtime.clock()):
+        runtime.auth_failures.check(client)
+    try:
+        key = await keys_checked.verify(runtime.sessions, presented, runtime.clock())
+    except Unauthenticated:
+        if presented:
+            runtime.auth_failures.failed(client)
+        raise
     authorize(key, write=request.method not in READ_METHODS)
     request.state.api_key_id = key.id
     return key

@@ -118,13 +118,17 @@ class _Checked:
 class KeyCache:
     """Keys found active in the last :data:`KEY_CACHE_FOR`, by hash (one per process).
 
-    Only active keys are kept (an unknown key is looked up every time), at most one lookup per
-    key is in flight (the requests of 50 clients sharing a key wait for it rather than all
+    Active keys are kept, and unknown or revoked ones too (so a repeated wrong key costs no
+    database work; :mod:`service.auth.throttle` stops a client trying many), at most one lookup
+    per key is in flight (the requests of 50 clients sharing a key wait for it rather than all
     asking), and ``last_used_at`` is written by one request a minute, not by all at once.
     """
 
     def __init__(self) -> None:
         self._checked: dict[str, _Checked] = {}
+        # Keys found unknown or revoked, and when: refused without a lookup for KEY_CACHE_FOR
+        # (a key is never created with a hash somebody presented before).
+        self._unknown: dict[str, datetime] = {}
         self._lookups: dict[str, asyncio.Task[_Checked | None]] = {}
         self._forgotten = 0  # forget() calls: a lookup that overlapped one is not remembered
 
@@ -133,17 +137,32 @@ class KeyCache:
     ) -> Caller:
         """The active key ``presented`` is, or :class:`Unauthenticated`."""
         key_hash = _presented_hash(presented)
+        unknown_at = self._unknown.get(key_hash)
+        if unknown_at is not None and unknown_at <= now < unknown_at + KEY_CACHE_FOR:
+            raise Unauthenticated("the API key is not valid")  # no lookup: a guess repeated
         entry = self._checked.get(key_hash)
         # (A clock set back counts as expired too.)
         if entry is None or not entry.checked_at <= now < entry.checked_at + KEY_CACHE_FOR:
             entry = await self._shared_lookup(sessions, key_hash, now)
             if entry is None:
+                if len(self._unknown) >= _KEY_CACHE_MAX:
+                    self._unknown.clear()
+                self._unknown[key_hash] = now
                 raise Unauthenticated("the API key is not valid")
         if entry.last_used_at is None or now - entry.last_used_at >= TOUCH_EVERY:
             entry.last_used_at = now  # before the write: the other requests need not touch
             async with autocommit_session(sessions) as session:
                 await ApiKeyRepository(session).touch(entry.caller.id, now)
         return entry.caller
+
+    def vouches_for(self, presented: str | None, now: datetime) -> bool:
+        """Whether ``presented`` is a key this process found active moments ago: such a key
+        passes even when its address is throttled (a wrong key from the same address, or a
+        proxy not declared in PELOSYNC_FORWARDED_ALLOW_IPS, must not lock out good clients)."""
+        if not presented:
+            return False
+        entry = self._checked.get(hash_key(presented))
+        return entry is not None and entry.checked_at <= now < entry.checked_at + KEY_CACHE_FOR
 
     async def _shared_lookup(
         self, sessions: async_sessionmaker[AsyncSession], key_hash: str, now: datetime
@@ -190,6 +209,7 @@ class KeyCache:
         """Forget every key."""
         self._forgotten += 1
         self._checked.clear()
+        self._unknown.clear()
 
 
 keys_checked = KeyCache()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.auth import service as keys
+from service.auth.first_key import first_key_path, write_first_key
 from service.auth.models import Role
 from service.commands.common import run, setup
 from service.db import create_engine, create_session_factory, utcnow
@@ -92,23 +95,31 @@ def revoke(key_id: int) -> None:
 
 
 async def announce_first_key(
-    sessions: async_sessionmaker[AsyncSession], now: datetime, api_url: str, *, demo: bool
+    sessions: async_sessionmaker[AsyncSession],
+    now: datetime,
+    api_url: str,
+    *,
+    demo: bool,
+    data_dir: Path,
 ) -> None:
-    """With no active admin key in the database, create one and print it once (on the
-    terminal, never in the log); in demo mode also say where the dashboard is."""
+    """With no active admin key in the database, create one and hand it over: written to
+    :func:`~service.auth.first_key.first_key_path` (0600) and printed only on a terminal,
+    so it never lands in a container's log; in demo mode also say where the dashboard is."""
     async with sessions() as session, session.begin():
         key = await keys.ensure_first_key(session, now)
     if key is not None:
+        path = write_first_key(data_dir, key)
+        shown = f"  {key}\n\n" if sys.stderr.isatty() else ""
         typer.echo(
-            f"\npelosync: created the first admin API key; it is shown only this once:\n\n"
-            f"  {key}\n\n"
+            f"\npelosync: created the first admin API key; it is in {path} (readable by this "
+            f"user only: store it somewhere safe, then delete the file)\n\n{shown}"
             f"  use it as 'Authorization: Bearer <key>'; more keys: pelosync apikey create\n",
             err=True,
         )
     if demo:
         typer.echo(
-            f"pelosync demo dashboard: {api_url}/ (sign in with the key above; API docs at "
-            f"{api_url}/docs)\n",
+            f"pelosync demo dashboard: {api_url}/ (sign in with the key in "
+            f"{first_key_path(data_dir)}; API docs at {api_url}/docs)\n",
             err=True,
         )
 
@@ -121,6 +132,8 @@ def first_key_setup(
     async def setup_keys(rt: Runtime) -> None:
         if then is not None:
             await then(rt)
-        await announce_first_key(rt.sessions, rt.clock(), api_url, demo=demo)
+        await announce_first_key(
+            rt.sessions, rt.clock(), api_url, demo=demo, data_dir=rt.settings.data_dir
+        )
 
     return setup_keys

@@ -40,6 +40,12 @@ _SERVER_OPTIONS: dict[str, Any] = {
 }
 
 
+def _proxy_options(settings: Settings) -> dict[str, Any]:
+    """Believe X-Forwarded-For/-Proto only from PELOSYNC_FORWARDED_ALLOW_IPS (a reverse
+    proxy), so the client address throttling counts by is the real client's."""
+    return {"proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips}
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server, except that a SIGTERM or SIGINT ends in exit code 0 once the graceful
     shutdown (lifespan drain included) is done.
@@ -111,7 +117,9 @@ def serve(
                     await engine.dispose()
             on_started = first_key_setup(f"http://{host}:{port}", demo=demo, then=on_started)
             app = create_app(current, migrate=not no_migrate, on_started=on_started)
-            config = uvicorn.Config(app, host=host, port=port, **_SERVER_OPTIONS)
+            config = uvicorn.Config(
+                app, host=host, port=port, **_SERVER_OPTIONS, **_proxy_options(current)
+            )
             await _Server(config).serve()
 
     run(go())
@@ -134,7 +142,13 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int, *, mig
         try:
             await (upgrade(engine) if migrate else check_current(engine))
             sessions = create_session_factory(engine)
-            await announce_first_key(sessions, utcnow(), f"http://{host}:{port}", demo=False)
+            await announce_first_key(
+                sessions,
+                utcnow(),
+                f"http://{host}:{port}",
+                demo=False,
+                data_dir=settings.data_dir,
+            )
         finally:
             await engine.dispose()
 
@@ -145,6 +159,7 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int, *, mig
         port=port,
         workers=workers,
         **_SERVER_OPTIONS,
+        **_proxy_options(settings),
     )
     # The port is taken and listened on first, as gunicorn's arbiter does: a port in use fails
     # before any migration, and a request sent while the workers start waits in the backlog

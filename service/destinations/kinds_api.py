@@ -144,15 +144,16 @@ def validate(
     raise InvalidInput(f"kind: unknown destination kind {kind!r}")
 
 
-def mask(value: Any) -> Any:
-    """A secret as shown in responses: ``••••`` and, for long strings, the last 4 characters.
+def mask(value: Any, *, show_tail: bool = True) -> Any:
+    """A secret as shown in responses: ``••••`` and, for long strings when ``show_tail``
+    (admin keys), the last 4 characters to tell secrets apart; read-only keys see none.
 
     Numbers and booleans (expiry times, athlete ids) are not credentials and are shown.
     """
     if isinstance(value, str):
-        return "••••" + value[-4:] if len(value) >= 16 else "••••"
+        return "••••" + value[-4:] if show_tail and len(value) >= 16 else "••••"
     if isinstance(value, dict):
-        return {str(k): mask(v) for k, v in value.items()}
+        return {str(k): mask(v, show_tail=show_tail) for k, v in value.items()}
     if isinstance(value, list):
-        return [mask(v) for v in value]
+        return [mask(v, show_tail=show_tail) for v in value]
     return value

@@ -6,19 +6,30 @@ show :func:`~service.destinations.kinds_api.mask` of them.
 
 from __future__ import annotations
 
+import hashlib
 import secrets as random
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.auth.models import Role
+from service.auth.repository import ApiKeyRepository
+from service.db import autocommit_session
 from service.destinations import kinds_api
 from service.destinations.kinds.base import Delivered, DeliveryError, NeedsReauthorization
-from service.destinations.kinds.strava_oauth import OAuthStateSigner, check_granted_scope
+from service.destinations.kinds.directory import export_root_of
+from service.destinations.kinds.strava_oauth import (
+    STATE_MAX_AGE_S,
+    InvalidOAuthState,
+    OAuthStateSigner,
+    check_granted_scope,
+)
 from service.destinations.kinds.webhook import WebhookConfig, generate_secret, rotate
-from service.destinations.models import Destination, DestinationKind
-from service.destinations.repository import DestinationRepository
+from service.destinations.models import Destination, DestinationKind, OAuthState
+from service.destinations.repository import DestinationRepository, OAuthStateRepository
 from service.destinations.service import build_handler, decrypted_secrets, strava_app
 from service.errors import ExternalServiceError, InvalidInput, NotFound
 from service.runtime import Runtime
@@ -27,6 +38,15 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_FORMATS = ["fit"]
 STATE_PURPOSE = "pelosync strava oauth state"
+#: How a destination parked by a refused grant is disabled (``deliveries.service``): the one
+#: disabled state a new Strava authorization lifts.
+REAUTHORIZATION_REASON = "needs re-authorization"
+
+
+def _check_export_root(runtime: Runtime, kind: str, config: dict[str, Any]) -> None:
+    """A folder destination's root must lie in PELOSYNC_EXPORT_ROOTS (422 otherwise)."""
+    if kind == DestinationKind.DIRECTORY:
+        export_root_of(Path(config["root"]), runtime.settings.resolved_export_roots())
 
 
 async def get(session: AsyncSession, destination_id: int) -> Destination:
@@ -41,8 +61,13 @@ async def page(session: AsyncSession, *, after_id: int | None, limit: int) -> li
     return await DestinationRepository(session).page(after_id=after_id, limit=limit + 1)
 
 
-def masked_secrets(runtime: Runtime, destination: Destination) -> dict[str, Any]:
-    masked: dict[str, Any] = kinds_api.mask(decrypted_secrets(runtime, destination))
+def masked_secrets(
+    runtime: Runtime, destination: Destination, *, show_tail: bool = True
+) -> dict[str, Any]:
+    """The destination's secrets masked (:func:`kinds_api.mask`); ``show_tail`` only for
+    admin keys."""
+    secrets = decrypted_secrets(runtime, destination)
+    masked: dict[str, Any] = kinds_api.mask(secrets, show_tail=show_tail)
     return masked
 
 
@@ -60,6 +85,7 @@ async def create(
     formats = [str(f) for f in values.get("formats") or DEFAULT_FORMATS]
     kinds_api.check_formats(kind, formats)
     config, hidden, generated = kinds_api.validate(kind, values.get("config") or {}, given)
+    _check_export_root(runtime, kind, config)
     destination = Destination(
         name=values["name"],
         kind=kind,
@@ -91,6 +117,7 @@ async def update(
         config = {**destination.config, **(changes.get("config") or {})}
         stored = decrypted_secrets(runtime, destination)
         config, hidden, _ = kinds_api.validate(kind, config, {**stored, **patch})
+        _check_export_root(runtime, kind, config)
         destination.config = config
         _store_secrets(runtime, destination, hidden)
     if "formats" in changes:
@@ -181,14 +208,56 @@ def _signer(runtime: Runtime) -> OAuthStateSigner:
 
 
 async def strava_authorize_url(
-    runtime: Runtime, session: AsyncSession, destination_id: int, redirect_uri: str
+    runtime: Runtime,
+    session: AsyncSession,
+    destination_id: int,
+    redirect_uri: str,
+    *,
+    api_key_id: int,
 ) -> str:
-    """Where to send the user to connect a Strava destination (state: signed, 10 minutes)."""
+    """Where to send the user to connect a Strava destination. Callers must have checked
+    that ``api_key_id`` is an admin key. The ``state`` is signed, carries a nonce stored
+    here (single-use, 10 minutes) and is bound to the key that started it."""
     destination = await get(session, destination_id)
     if destination.kind != DestinationKind.STRAVA:
         raise InvalidInput(f"destination {destination_id} is a {destination.kind}, not strava")
-    state = _signer(runtime).sign({"destination_id": destination.id, "nonce": random.token_hex(8)})
+    nonce = random.token_urlsafe(24)
+    now = runtime.clock()
+    await OAuthStateRepository(session).add(
+        OAuthState(
+            nonce_hash=_nonce_hash(nonce),
+            destination_id=destination.id,
+            api_key_id=api_key_id,
+            expires_at=now + timedelta(seconds=STATE_MAX_AGE_S),
+            created_at=now,
+        )
+    )
+    state = _signer(runtime).sign(
+        {"destination_id": destination.id, "nonce": nonce, "key_id": api_key_id}
+    )
     return strava_app(runtime).oauth.authorize_url(redirect_uri, state)
+
+
+def _nonce_hash(nonce: str) -> str:
+    return hashlib.sha256(nonce.encode()).hexdigest()
+
+
+async def _consume_state(runtime: Runtime, state: str, now: datetime) -> tuple[int, int]:
+    """Check ``state``'s signature, then use it up: (destination id, id of the key that
+    started it). Used up in a transaction of its own, so a callback that fails later (a
+    refused code, a missing scope) does not leave it usable again."""
+    data = _signer(runtime).verify(state)
+    destination_id, nonce, key_id = (data.get(k) for k in ("destination_id", "nonce", "key_id"))
+    if not isinstance(destination_id, int) or not isinstance(nonce, str):
+        raise InvalidInput("state: not a Strava connection state")
+    async with autocommit_session(runtime.sessions) as states:
+        stored = await OAuthStateRepository(states).consume(_nonce_hash(nonce), now)
+    if stored is None or stored != (destination_id, key_id):
+        raise InvalidOAuthState(
+            "state: this Strava authorization was used already or has expired; "
+            "start the authorization again"
+        )
+    return stored
 
 
 async def strava_connect(
@@ -201,12 +270,17 @@ async def strava_connect(
     error: str | None,
     now: datetime,
 ) -> tuple[Destination, int | None, str | None]:
-    """Finish the connection: check the state and scope, trade the code for tokens, store
-    them and enable the destination. (destination, athlete id, granted scope)."""
-    data = _signer(runtime).verify(state)
-    destination_id = data.get("destination_id")
-    if not isinstance(destination_id, int):
-        raise InvalidInput("state: not a Strava connection state")
+    """Finish the connection: use up the state, check the key that started it is still an
+    admin key, check the scope, trade the code for tokens and store them. A destination parked
+    for re-authorization is enabled again; one an admin disabled stays disabled.
+    (destination, athlete id, granted scope)."""
+    destination_id, key_id = await _consume_state(runtime, state, now)
+    starter = await ApiKeyRepository(session).get(key_id)
+    if starter is None or starter.revoked_at is not None or starter.role != Role.ADMIN:
+        raise InvalidOAuthState(
+            "state: the API key that started this Strava authorization is no longer an "
+            "active admin key; start the authorization again"
+        )
     destination = await get(session, destination_id)
     if destination.kind != DestinationKind.STRAVA:
         raise InvalidInput(f"destination {destination_id} is not a strava destination")
@@ -222,10 +296,13 @@ async def strava_connect(
     except DeliveryError as exc:
         raise ExternalServiceError(f"Strava could not be reached: {exc.message}") from None
     _store_secrets(runtime, destination, tokens.as_secrets())
-    destination.enabled = True
-    destination.disabled_reason = None
+    if not destination.enabled and (destination.disabled_reason or "").startswith(
+        REAUTHORIZATION_REASON
+    ):
+        destination.enabled = True
+        destination.disabled_reason = None
     destination.failing_since = None
     destination.updated_at = now
     await session.flush()
-    log.info("destinations.strava_connected", destination_id=destination.id)
+    log.info("destinations.strava_connected", destination_id=destination.id, key_id=key_id)
     return destination, tokens.athlete_id, tokens.scope or scope

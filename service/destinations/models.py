@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, JSONDocument, UTCDateTime, utcnow
@@ -41,3 +41,19 @@ class Destination(Base):
     postponed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class OAuthState(Base):
+    """A Strava authorization in progress: the ``state`` nonce it may be finished with once.
+
+    The signed ``state`` sent to Strava carries the nonce; this row makes it single-use (the
+    callback deletes it) and records who started it (an admin key) and until when.
+    """
+
+    __tablename__ = "oauth_states"
+
+    nonce_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256, hex
+    destination_id: Mapped[int] = mapped_column(ForeignKey("destinations.id", ondelete="CASCADE"))
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.destinations.models import Destination
+from service.destinations.models import Destination, OAuthState
 
 
 class DestinationRepository:
@@ -34,3 +36,30 @@ class DestinationRepository:
     async def delete(self, destination: Destination) -> None:
         await self.session.delete(destination)
         await self.session.flush()
+
+
+class OAuthStateRepository:
+    """Strava authorizations in progress (single-use ``state`` nonces)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, state: OAuthState) -> None:
+        """Store ``state``, dropping the expired ones (abandoned authorizations) first."""
+        await self.session.execute(
+            delete(OAuthState).where(OAuthState.expires_at <= state.created_at)
+        )
+        self.session.add(state)
+        await self.session.flush()
+
+    async def consume(self, nonce_hash: str, now: datetime) -> tuple[int, int] | None:
+        """Delete the unexpired state ``nonce_hash``: its (destination id, key id), or None if
+        it is unknown, expired or was consumed already (one statement, so only one of two
+        concurrent callbacks gets it)."""
+        stmt = (
+            delete(OAuthState)
+            .where(OAuthState.nonce_hash == nonce_hash, OAuthState.expires_at > now)
+            .returning(OAuthState.destination_id, OAuthState.api_key_id)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return (row[0], row[1]) if row is not None else None

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from service.auth.deps import current_key
+from service.auth.deps import AdminOnly, Authorized, current_key
+from service.auth.models import Role
 from service.deliveries.manage import replay
 from service.deps import RuntimeDep, SessionDep
 from service.destinations import manage
@@ -36,19 +37,23 @@ router = APIRouter(
     dependencies=[Depends(current_key)],
     responses=errors(401, 403, 422),
 )
-# Strava's redirect carries no API key: the signed, expiring ``state`` is the credential.
+# Strava's redirect carries no API key: the signed, single-use, expiring ``state`` (started by
+# an admin key) is the credential.
 callback_router = APIRouter(prefix="/v1/strava", tags=["destinations"], responses=errors(404, 422))
 
 STRAVA_CALLBACK_PATH = "/v1/strava/callback"
 
 
-def destination_out(runtime: Runtime, destination: Destination) -> DestinationOut:
+def destination_out(
+    runtime: Runtime, destination: Destination, *, admin: bool = True
+) -> DestinationOut:
+    """The API's view of a destination; a read-only caller sees no character of a secret."""
     return DestinationOut(
         id=destination.id,
         name=destination.name,
         kind=destination.kind,
         config=destination.config,
-        secrets=manage.masked_secrets(runtime, destination),
+        secrets=manage.masked_secrets(runtime, destination, show_tail=admin),
         formats=destination.formats,
         account_ids=destination.account_ids,
         disciplines=destination.disciplines,
@@ -72,11 +77,16 @@ def _with_secret(
 
 @router.get("")
 async def list_destinations(
-    runtime: RuntimeDep, session: SessionDep, limit: Limit = 50, cursor: CursorQuery = None
+    runtime: RuntimeDep,
+    session: SessionDep,
+    caller: Authorized,
+    limit: Limit = 50,
+    cursor: CursorQuery = None,
 ) -> Page[DestinationOut]:
     """List destinations in the order they were created (secrets masked)."""
     rows = await manage.page(session, after_id=decode_id_cursor(cursor), limit=limit)
-    items = [destination_out(runtime, d) for d in rows]
+    admin = caller.role == Role.ADMIN
+    items = [destination_out(runtime, d, admin=admin) for d in rows]
     return page_of(items, limit, lambda d: encode_cursor(None, d.id))
 
 
@@ -99,10 +109,11 @@ async def create_destination(
 
 @router.get("/{destination_id}", responses=errors(404))
 async def get_destination(
-    destination_id: IdPath, runtime: RuntimeDep, session: SessionDep
+    destination_id: IdPath, runtime: RuntimeDep, session: SessionDep, caller: Authorized
 ) -> DestinationOut:
     """One destination (secrets masked), with why it was disabled, if it was."""
-    return destination_out(runtime, await manage.get(session, destination_id))
+    destination = await manage.get(session, destination_id)
+    return destination_out(runtime, destination, admin=caller.role == Role.ADMIN)
 
 
 @router.patch("/{destination_id}", responses=errors(404))
@@ -212,15 +223,21 @@ def callback_url(runtime: Runtime, request: Request) -> str:
     responses={**errors(404), 307: {"description": "To Strava's authorization page"}},
 )
 async def connect_strava(
-    destination_id: IdPath, request: Request, runtime: RuntimeDep, session: SessionDep
+    destination_id: IdPath,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    caller: AdminOnly,
 ) -> RedirectResponse:
-    """Redirect to Strava to authorize uploads for this Strava destination.
+    """Redirect to Strava to authorize uploads for this Strava destination (admin keys only:
+    whoever finishes the authorization chooses the Strava account workouts go to).
 
     Strava sends the user back to `/v1/strava/callback` (on PELOSYNC_PUBLIC_URL when set;
-    register that host as the app's callback domain). The link is valid for 10 minutes.
+    register that host as the app's callback domain). The link is valid for 10 minutes and
+    works once.
     """
     url = await manage.strava_authorize_url(
-        runtime, session, destination_id, callback_url(runtime, request)
+        runtime, session, destination_id, callback_url(runtime, request), api_key_id=caller.id
     )
     return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
 
@@ -234,8 +251,15 @@ async def strava_callback(
     scope: Annotated[str | None, Query(max_length=500)] = None,
     error: Annotated[str | None, Query(max_length=500)] = None,
 ) -> StravaConnected:
-    """Where Strava sends the user back: stores the tokens and enables the destination."""
+    """Where Strava sends the user back: stores the tokens. The `state` works once, and only
+    while the admin key that started the authorization is active. A destination parked for
+    re-authorization is enabled again; one an admin disabled stays disabled."""
     destination, athlete_id, granted = await manage.strava_connect(
         runtime, session, state=state, code=code, scope=scope, error=error, now=runtime.clock()
     )
-    return StravaConnected(destination_id=destination.id, athlete_id=athlete_id, scope=granted)
+    return StravaConnected(
+        destination_id=destination.id,
+        athlete_id=athlete_id,
+        scope=granted,
+        enabled=destination.enabled,
+    )

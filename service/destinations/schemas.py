@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.convert.formats import Format
 from service.destinations.models import DestinationKind
-from service.schemas import MAX_ID, Name
+from service.schemas import MAX_ID, Instant, Name
 
 DISCIPLINE_PATTERN = r"^[a-z_]{1,40}$"
 _CONFIG_DOC = (
@@ -168,20 +168,14 @@ class StravaConnected(BaseModel):
     destination_id: int
     athlete_id: int | None
     scope: str | None
+    enabled: bool  # false when an admin had disabled the destination: it stays so
 
 
 class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start: datetime = Field(description="Workouts started at or after this time...")
-    end: datetime = Field(description="...and before this one.")
-
-    @field_validator("start", "end")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("give a time zone (e.g. 2026-01-01T00:00:00Z)")
-        return value
+    start: Instant = Field(description="Workouts started at or after this time...")
+    end: Instant = Field(description="...and before this one.")
 
 
 class ReplayQueued(BaseModel):

@@ -51,7 +51,10 @@ def build_handler(runtime: Runtime, destination: Destination) -> DestinationKind
     if kind == DestinationKind.WEBHOOK:
         return _webhook(runtime, destination)
     if kind == DestinationKind.DIRECTORY:
-        return DirectoryKind(DirectoryConfig.parse(destination.config))
+        return DirectoryKind(
+            DirectoryConfig.parse(destination.config),
+            export_roots=settings.resolved_export_roots(),
+        )
     secrets = decrypted_secrets(runtime, destination)
     if kind == DestinationKind.STRAVA:
         return StravaDestination(

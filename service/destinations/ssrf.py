@@ -52,6 +52,9 @@ METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
 )
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT (RFC 6598)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64 prefix: embeds an IPv4
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # local-use NAT64 prefix (RFC 8215)
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated IPv4-compatible IPv6
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT IPv4-translated (RFC 2765)
 _SITE_LOCAL = ipaddress.ip_network("fec0::/10")  # deprecated, still routed privately
 
 _PRIVATE_HINT = (
@@ -108,28 +111,72 @@ def validate_url(url: str) -> str:
     return str(parsed)
 
 
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 transition format carries (mapped, 6to4, NAT64)."""
+def embedded_ipv4(ip: IPAddress) -> tuple[ipaddress.IPv4Address, ...]:
+    """Every IPv4 address an IPv6 transition format may carry, to check as that IPv4.
+
+    IPv4-mapped (``::ffff:a.b.c.d``), IPv4-translated (``::ffff:0:a.b.c.d``),
+    IPv4-compatible (``::a.b.c.d``, deprecated but still tunnelled by some stacks), NAT64
+    with the well-known prefix (``64:ff9b::/96``) or the local-use one (``64:ff9b:1::/48``,
+    read in both its /96 and /48 layouts of RFC 6052), 6to4 (``2002::/16``) and Teredo
+    (the client address). An IPv4 address, or an IPv6 address of none of these forms,
+    carries none: ``()``.
+    """
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return ()
+    if ip.scope_id:
+        ip = ipaddress.IPv6Address(ip.compressed.split("%", 1)[0])
+    value = int(ip)
+    found: list[ipaddress.IPv4Address] = []
     if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip in _NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
+        found.append(ip.ipv4_mapped)
+    elif ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    elif ip.teredo is not None:
+        found.append(ip.teredo[1])
+    elif ip in _NAT64 or ip in _IPV4_TRANSLATED or (ip in _IPV4_COMPATIBLE and value > 1):
+        # the IPv4 is the last 32 bits (:: and ::1 are not IPv4-compatible addresses)
+        found.append(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    elif ip in _NAT64_LOCAL:
+        found.append(ipaddress.IPv4Address(value & 0xFFFFFFFF))  # a /96 out of the /48
+        high, low = (value >> 64) & 0xFFFF, (value >> 40) & 0xFFFF  # the /48 layout
+        found.append(ipaddress.IPv4Address(high << 16 | low))
+    return tuple(found)
+
+
+def normalise_address(ip: IPAddress) -> IPAddress:
+    """``ip`` as the address packets to it really reach: the (first) IPv4 an IPv6 transition
+    address carries (see :func:`embedded_ipv4`), otherwise ``ip`` without its zone id."""
+    inner = embedded_ipv4(ip)
+    if inner:
+        return inner[0]
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
+        return ipaddress.IPv6Address(ip.compressed.split("%", 1)[0])
+    return ip
+
+
+def is_metadata_address(ip: IPAddress) -> bool:
+    """Whether ``ip``, or an IPv4 address it carries, is a cloud metadata address."""
+    return ip in METADATA_ADDRESSES or any(v4 in METADATA_ADDRESSES for v4 in embedded_ipv4(ip))
 
 
 def unsafe_reason(ip: IPAddress) -> str | None:
-    """Why ``ip`` is not a public unicast address ("a loopback address"), or ``None``."""
+    """Why ``ip`` is not a public unicast address ("a loopback address"), or ``None``.
+
+    An IPv6 address carrying an IPv4 (mapped, NAT64, 6to4, ...) is judged by that IPv4.
+    """
     if ip in METADATA_ADDRESSES:
         return "a cloud metadata address"
+    if is_metadata_address(ip):
+        return "a cloud metadata address inside an IPv6 address"
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.scope_id:
             ip = ipaddress.IPv6Address(ip.compressed.split("%", 1)[0])
-        embedded = _embedded_ipv4(ip)
-        if embedded is not None:
-            inner = unsafe_reason(embedded)
-            return f"{inner} inside an IPv6 address" if inner else None
+        for inner in embedded_ipv4(ip):
+            reason = unsafe_reason(inner)
+            if reason is not None:
+                return f"{reason} inside an IPv6 address"
+        if embedded_ipv4(ip):
+            return None
         if ip in _SITE_LOCAL:
             return "a private (site-local) address"
     for test, reason in (
@@ -198,12 +245,10 @@ class AddressPolicy:
         reason = unsafe_reason(ip)
         if reason is None:
             return None
-        candidates: list[IPAddress] = [ip]
-        if isinstance(ip, ipaddress.IPv6Address) and (inner := _embedded_ipv4(ip)) is not None:
-            candidates.append(inner)
+        candidates: list[IPAddress] = [ip, *embedded_ipv4(ip)]
         if any(c in net for c in candidates for net in self.networks if net.version == c.version):
             return None
-        if self.allow_private and ip not in METADATA_ADDRESSES:
+        if self.allow_private and not is_metadata_address(ip):
             return None
         return reason
 
@@ -277,7 +322,7 @@ async def check_address(
     if literal is not None:
         reason = policy.refusal(literal)
         if reason is not None:
-            hint = _METADATA_HINT if literal in METADATA_ADDRESSES else _PRIVATE_HINT
+            hint = _METADATA_HINT if is_metadata_address(literal) else _PRIVATE_HINT
             raise UnsafeDestination(f"{literal} is {reason}; {hint}")
         return CheckedTarget(parsed, host, (literal,))
 
@@ -302,6 +347,6 @@ async def check_address(
     for ip in addresses:
         reason = policy.refusal(ip)
         if reason is not None:
-            hint = _METADATA_HINT if ip in METADATA_ADDRESSES else _PRIVATE_HINT
+            hint = _METADATA_HINT if is_metadata_address(ip) else _PRIVATE_HINT
             raise UnsafeDestination(f"{host} resolves to {ip}, {reason}; {hint}")
     return CheckedTarget(parsed, host, tuple(addresses))

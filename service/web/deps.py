@@ -330,6 +330,7 @@ class WebRoute(APIRoute):
                     cookies.clear(response, request, request.app.state.runtime)
             except PelosyncError as exc:
                 response = await _error_page(request, exc.status_code, exc.title, exc.message)
+                response.headers.update(getattr(exc, "headers", None) or {})  # Retry-After
             except HTTPException as exc:  # e.g. a body over the size limit (413)
                 response = await _error_page(request, exc.status_code, "Refused", str(exc.detail))
             except RequestValidationError as exc:

@@ -283,7 +283,7 @@ async def connect_strava(
         raise Forbidden("this API key is read-only; sign in with an admin key to connect Strava")
     try:
         url = await manage.strava_authorize_url(
-            runtime, db, destination_id, callback_url(runtime, request)
+            runtime, db, destination_id, callback_url(runtime, request), api_key_id=viewer.key_id
         )
     except InvalidInput as exc:
         return redirect(request, runtime, f"/destinations/{destination_id}", error=exc.message)

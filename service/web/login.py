@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from service.auth.service import Forbidden, Unauthenticated, authenticate
+from service.auth.throttle import client_address
 from service.deps import RuntimeDep, SessionDep
 from service.web import session as cookies
 from service.web.deps import (
@@ -47,10 +48,13 @@ async def login(request: Request, runtime: RuntimeDep, db: SessionDep) -> Respon
     target = safe_next(form.get("next"))
     if found is None:
         raise Forbidden("the sign-in form has expired (or cookies are off); reload and retry")
+    client = client_address(request)
+    runtime.auth_failures.check(client)  # before any lookup (service.auth.throttle)
     await use_form_token(runtime, db, found, form)
     try:
         key = await authenticate(db, form.get("key"), runtime.clock())
     except Unauthenticated:
+        runtime.auth_failures.failed(client)
         return render(
             request,
             runtime,

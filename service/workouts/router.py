@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -14,7 +13,7 @@ from service.deps import ReadConnectionDep, RuntimeDep, SessionDep
 from service.files.signing import signed_url
 from service.ops.openapi import errors
 from service.pagination import decode_time_cursor, encode_cursor, page_response
-from service.schemas import CursorQuery, IdPath, IdQuery, Limit, Page
+from service.schemas import CursorQuery, IdPath, IdQuery, Instant, Limit, Page
 from service.workouts import service
 from service.workouts.schemas import SignedLink, WorkoutDetail, WorkoutOut, WorkoutStatus
 
@@ -51,8 +50,12 @@ async def list_workouts(
     db: ReadConnectionDep,
     account_id: IdQuery = None,
     discipline: Discipline = None,
-    started_from: Annotated[datetime | None, Query(description="Started at or after.")] = None,
-    started_before: Annotated[datetime | None, Query(description="Started before.")] = None,
+    started_from: Annotated[
+        Instant | None, Query(description="Started at or after (with a UTC offset).")
+    ] = None,
+    started_before: Annotated[
+        Instant | None, Query(description="Started before (with a UTC offset).")
+    ] = None,
     status: WorkoutStatus | None = None,
     limit: Limit = 50,
     cursor: CursorQuery = None,

@@ -473,6 +473,7 @@ def serve_env(
         PELOSYNC_TICK_SECONDS="0.3",
         PELOSYNC_LEASE_SECONDS="5",
         PELOSYNC_DATA_DIR=str(tmp_path / "data"),
+        PELOSYNC_EXPORT_ROOTS=str(tmp_path),  # the tests' folder destinations
         PELOSYNC_CONVERT_WORKERS="0",
         PELOSYNC_HOST="127.0.0.1",
         PELOSYNC_LOG_LEVEL="INFO",

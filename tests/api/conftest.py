@@ -37,9 +37,12 @@ class _Embedded(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def serve(app: FastAPI, sock: socket.socket) -> AsyncIterator[None]:
-    """Serve ``app`` (lifespan included) on a bound socket in this event loop."""
-    config = uvicorn.Config(app, lifespan="on", log_config=None, access_log=False, ws="none")
+async def serve(app: FastAPI, sock: socket.socket, **options: Any) -> AsyncIterator[None]:
+    """Serve ``app`` (lifespan included) on a bound socket in this event loop; ``options``
+    go to ``uvicorn.Config`` (e.g. the proxy headers ``serve`` sets)."""
+    config = uvicorn.Config(
+        app, lifespan="on", log_config=None, access_log=False, ws="none", **options
+    )
     server = _Embedded(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

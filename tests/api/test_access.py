@@ -15,7 +15,9 @@ from tests.api.conftest import Keys, bearer
 # Authenticated another way: Strava's redirect (signed state) and signed download links.
 KEYLESS = {"/v1/strava/callback", "/v1/files/workouts/{workout_id}/{format}"}
 PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
-ADMIN_ONLY_READS = {"/v1/api-keys"}
+# Reads that hand out something a read-only key must not have: keys, or a Strava
+# authorization whose finisher chooses where workouts go.
+ADMIN_ONLY_READS = {"/v1/api-keys", "/v1/destinations/1/strava/connect"}
 
 
 def protected_routes() -> list[tuple[str, str]]:

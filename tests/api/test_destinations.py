@@ -8,9 +8,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from service.app import create_app
+from service.db import create_engine
 from service.destinations.kinds.webhook import generate_secret
+from service.destinations.models import Destination
 from service.peloton.sandbox import SandboxState
 from service.runtime import Runtime, open_runtime
 from tests.api.conftest import Keys, api_settings, bearer, key_setup, running
@@ -56,6 +59,12 @@ async def test_webhook_secret_is_generated_once_masked_and_rotated(
     assert updated.status_code == 200, updated.text
     assert updated.json()["secrets"]["headers"] == {"Authorization": "••••9xyz"}
     assert "abc123456789xyz" not in updated.text and webhook_secret not in updated.text
+    # A read-only key sees no character of any secret, in the list and alone.
+    reader = bearer(keys.read_only)
+    alone = (await client.get(f"/v1/destinations/{body['id']}", headers=reader)).json()
+    listed = (await client.get("/v1/destinations", headers=reader)).json()["items"]
+    for seen in (alone, *listed):
+        assert seen["secrets"] == {"secret": "••••", "headers": {"Authorization": "••••"}}
     ping = (await client.post(f"/v1/destinations/{body['id']}/test", headers=admin)).json()
     assert (
         ping["ok"] is True
@@ -90,6 +99,8 @@ async def test_every_kind_validates_its_config_and_secrets(api: Api, tmp_path: P
     cases = [
         ({"kind": "directory", "config": {"root": str(tmp_path)}, "formats": ["json", "gpx"]}, 201),
         ({"kind": "directory", "config": {"root": "relative"}}, "config.root"),
+        ({"kind": "directory", "config": {"root": "/etc"}}, "config.root"),  # not an export root
+        ({"kind": "directory", "config": {"root": f"{tmp_path}/../x"}}, "config.root"),
         ({"kind": "strava", "formats": ["fit", "tcx"]}, 201),
         ({"kind": "strava", "formats": ["json"]}, "formats"),
         ({"kind": "strava", "secrets": {"access_token": "x"}}, "secrets"),
@@ -230,16 +241,24 @@ async def test_strava_connect_redirects_and_the_callback_stores_the_tokens(
     assert query["redirect_uri"] == ["https://sync.example.com/v1/strava/callback"]
     state = query["state"][0]
 
+    async def new_state() -> str:
+        started = await client.get(
+            f"/v1/destinations/{destination_id}/strava/connect", headers=admin
+        )
+        return parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+
     code = fake.issue_code()
-    # Strava's redirect carries no API key: the signed state is what is checked.
+    # Strava's redirect carries no API key: the signed state is what is checked, and it is
+    # used up by any callback that presents it, whatever happens next.
     denied = await client.get(
         "/v1/strava/callback", params={"state": state, "error": "access_denied"}
     )
     assert denied.status_code == 422 and "access_denied" in denied.json()["detail"]
     narrow = await client.get(
-        "/v1/strava/callback", params={"state": state, "code": code, "scope": "read"}
+        "/v1/strava/callback", params={"state": await new_state(), "code": code, "scope": "read"}
     )
     assert narrow.status_code == 422 and "activity:write" in narrow.json()["detail"]
+    state = await new_state()
     forged = await client.get(
         "/v1/strava/callback",
         params={"state": state[:-4] + "AAAA", "code": code, "scope": "activity:write"},
@@ -253,6 +272,7 @@ async def test_strava_connect_redirects_and_the_callback_stores_the_tokens(
         "destination_id": destination_id,
         "athlete_id": fake_strava.ATHLETE["id"],
         "scope": "read,activity:write",
+        "enabled": True,
     }
     shown = (await client.get(f"/v1/destinations/{destination_id}", headers=admin)).json()
     assert set(shown["secrets"]) >= {"access_token", "refresh_token", "expires_at"}
@@ -267,3 +287,108 @@ async def test_strava_connect_redirects_and_the_callback_stores_the_tokens(
         f"/v1/destinations/{webhook.json()['id']}/strava/connect", headers=admin
     )
     assert other.status_code == 422
+
+
+async def _start(client: httpx.AsyncClient, key: str, destination_id: int) -> str:
+    started = await client.get(
+        f"/v1/destinations/{destination_id}/strava/connect", headers=bearer(key)
+    )
+    assert started.status_code == 307, started.text
+    return parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+
+
+async def _finish(
+    client: httpx.AsyncClient, fake: fake_strava.FakeStrava, state: str
+) -> httpx.Response:
+    params = {"state": state, "code": fake.issue_code(), "scope": "read,activity:write"}
+    return await client.get("/v1/strava/callback", params=params)
+
+
+async def test_only_admin_keys_start_a_strava_authorization_and_a_state_works_once(
+    strava_api: tuple[httpx.AsyncClient, Keys, fake_strava.FakeStrava],
+) -> None:
+    client, keys, fake = strava_api
+    destination_id = (await create(client, keys.admin, name="s", kind="strava")).json()["id"]
+    refused = await client.get(
+        f"/v1/destinations/{destination_id}/strava/connect", headers=bearer(keys.read_only)
+    )
+    assert refused.status_code == 403 and refused.json()["title"] == "Forbidden"
+
+    state = await _start(client, keys.admin, destination_id)
+    first = await _finish(client, fake, state)
+    assert first.status_code == 200, first.text
+    again = await _finish(client, fake, state)
+    assert again.status_code == 422
+    assert "used already or has expired" in again.json()["detail"]
+
+
+async def test_a_state_dies_with_the_key_that_started_it_and_with_time(
+    strava_api: tuple[httpx.AsyncClient, Keys, fake_strava.FakeStrava],
+) -> None:
+    client, keys, fake = strava_api
+    admin = bearer(keys.admin)
+    destination_id = (await create(client, keys.admin, name="s", kind="strava")).json()["id"]
+    other = (
+        await client.post("/v1/api-keys", json={"name": "ops", "role": "admin"}, headers=admin)
+    ).json()
+    state = await _start(client, other["key"], destination_id)
+    assert (await client.delete(f"/v1/api-keys/{other['id']}", headers=admin)).status_code == 200
+    revoked = await _finish(client, fake, state)
+    assert revoked.status_code == 422 and "no longer an active admin key" in revoked.text
+    shown = (await client.get(f"/v1/destinations/{destination_id}", headers=admin)).json()
+    assert shown["secrets"] == {}  # nothing stored
+
+
+async def test_a_callback_never_enables_what_an_admin_disabled(
+    strava_api: tuple[httpx.AsyncClient, Keys, fake_strava.FakeStrava],
+) -> None:
+    client, keys, fake = strava_api
+    admin = bearer(keys.admin)
+    destination_id = (await create(client, keys.admin, name="s", kind="strava")).json()["id"]
+    state = await _start(client, keys.admin, destination_id)
+    disabled = await client.post(f"/v1/destinations/{destination_id}/disable", headers=admin)
+    assert disabled.status_code == 200, disabled.text
+    connected = await _finish(client, fake, state)
+    assert connected.status_code == 200 and connected.json()["enabled"] is False
+    shown = (await client.get(f"/v1/destinations/{destination_id}", headers=admin)).json()
+    assert shown["enabled"] is False and shown["disabled_reason"] == "disabled through the API"
+    assert "access_token" in shown["secrets"]  # connected, still paused
+
+
+async def test_a_callback_enables_a_destination_parked_for_reauthorization(
+    strava_api: tuple[httpx.AsyncClient, Keys, fake_strava.FakeStrava], database_url: str
+) -> None:
+    client, keys, fake = strava_api
+    admin = bearer(keys.admin)
+    destination_id = (await create(client, keys.admin, name="s", kind="strava")).json()["id"]
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:  # as the delivery engine parks it
+            await conn.execute(
+                update(Destination)
+                .where(Destination.id == destination_id)
+                .values(enabled=False, disabled_reason="needs re-authorization: refused")
+            )
+    finally:
+        await engine.dispose()
+    connected = await _finish(client, fake, await _start(client, keys.admin, destination_id))
+    assert connected.status_code == 200 and connected.json()["enabled"] is True
+    shown = (await client.get(f"/v1/destinations/{destination_id}", headers=admin)).json()
+    assert shown["enabled"] is True and shown["disabled_reason"] is None
+
+
+async def test_a_folder_cannot_be_moved_outside_the_export_roots(api: Api, tmp_path: Path) -> None:
+    client, keys, _, _ = api
+    admin = bearer(keys.admin)
+    created = await create(
+        client, keys.admin, name="f", kind="directory", config={"root": str(tmp_path / "out")}
+    )
+    assert created.status_code == 201, created.text
+    moved = await client.patch(
+        f"/v1/destinations/{created.json()['id']}",
+        json={"config": {"root": "/var/tmp/elsewhere"}},
+        headers=admin,
+    )
+    assert moved.status_code == 422
+    assert moved.json()["detail"].startswith("config.root: /var/tmp/elsewhere is outside")
+    assert "PELOSYNC_EXPORT_ROOTS" in moved.json()["detail"]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import stat
+import sys
 from pathlib import Path
 
 import pytest
 
 from service.app import create_app
+from service.auth.first_key import first_key_path, write_first_key
 from service.auth.repository import ApiKeyRepository
 from service.auth.service import KEY_CACHE_FOR, hash_key
 from service.commands.apikeys import first_key_setup
@@ -64,7 +67,7 @@ async def test_create_list_revoke_and_the_key_works(
     assert key[:12] in out and key not in out
 
 
-async def test_serve_prints_a_first_key_once(
+async def test_serve_hands_the_first_key_over_in_a_private_file_not_the_log(
     tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = make_settings(tmp_path, database_url)
@@ -72,15 +75,45 @@ async def test_serve_prints_a_first_key_once(
         announce = first_key_setup("http://127.0.0.1:8080", demo=True)
         await announce(rt)
         first = capsys.readouterr().err
-        key = next(word for word in first.split() if word.startswith("psk_"))
-        assert "shown only this once" in first
-        assert "http://127.0.0.1:8080/docs" in first
+        path = first_key_path(settings.data_dir)
+        key = path.read_text().strip()
+        assert key.startswith("psk_") and "psk_" not in first  # not a terminal: not printed
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert str(path) in first and "http://127.0.0.1:8080/docs" in first
         await announce(rt)
         second = capsys.readouterr().err
-        assert "psk_" not in second and "/docs" in second
+        assert "psk_" not in second and "/docs" in second and str(path) in second
         async with rt.sessions() as session:
             row = await ApiKeyRepository(session).by_hash(hash_key(key))
         assert row is not None and row.role == "admin"
         app = create_app(settings, scheduler=False, runtime=rt)
         async with running(app) as client:
             assert (await client.get("/v1/api-keys", headers=bearer(key))).status_code == 200
+
+
+async def test_on_a_terminal_the_first_key_is_printed_too(
+    tmp_path: Path,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = make_settings(tmp_path, database_url)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    async with open_runtime(settings) as rt:
+        await first_key_setup("http://127.0.0.1:8080", demo=False)(rt)
+    printed = capsys.readouterr().err
+    assert first_key_path(settings.data_dir).read_text().strip() in printed
+
+
+def test_the_key_file_is_private_even_if_it_existed(tmp_path: Path) -> None:
+    path = first_key_path(tmp_path / "data")
+    path.parent.mkdir()
+    path.write_text("old")
+    path.chmod(0o644)
+    assert write_first_key(tmp_path / "data", "psk_new") == path
+    assert path.read_text() == "psk_new\n" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    path.unlink()
+    path.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OSError, match="symbolic link"):
+        write_first_key(tmp_path / "data", "psk_new")  # never through a link
+    assert not (tmp_path / "elsewhere").exists()

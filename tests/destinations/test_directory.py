@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from service.destinations.kinds import directory
-from service.destinations.kinds.base import DeliveryError, PermanentFailure
+from service.destinations.kinds.base import DeliveryError, DeliveryRequest, PermanentFailure
 from service.destinations.kinds.directory import (
     DirectoryConfig,
     DirectoryKind,
+    export_root_of,
     render_path,
     sanitise,
 )
@@ -34,6 +35,10 @@ def read(path: str | Path | None) -> bytes:
 
 def names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
+
+
+def is_link(path: Path) -> bool:
+    return path.is_symlink()
 
 
 def leftovers(root: Path) -> list[str]:
@@ -186,7 +191,7 @@ FAILURES = [
 async def test_disk_errors_are_retried_and_leave_nothing_behind(
     code: int, what: str, step: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def fail(*args: object) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
         raise OSError(code, os.strerror(code))
 
     monkeypatch.setattr(directory.os, step, fail)
@@ -205,7 +210,7 @@ async def test_a_failed_rewrite_keeps_the_old_file(
     kind = folder(tmp_path)
     first = await kind.deliver(make_request(data=b"old"))
 
-    def full(*args: object) -> None:
+    def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(directory.os, "replace", full)
@@ -221,7 +226,7 @@ async def test_folder_creation_errors_are_named(
     def read_only(*args: object, **kwargs: object) -> None:
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(Path, "mkdir", read_only)
+    monkeypatch.setattr(directory.os, "mkdir", read_only)
     with pytest.raises(DeliveryError, match=f"read-only file system creating {tmp_path}/Alex"):
         await folder(tmp_path).deliver(make_request())
 
@@ -237,10 +242,10 @@ async def test_ping_creates_the_folder_and_leaves_no_probe(tmp_path: Path) -> No
 async def test_ping_reports_an_unwritable_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def read_only(self: Path, data: bytes) -> int:
+    def read_only(fd: int, data: bytes) -> int:
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(Path, "write_bytes", read_only)
+    monkeypatch.setattr(directory, "_write_all", read_only)
     with pytest.raises(DeliveryError, match="read-only file system writing .*pelosync-probe"):
         await folder(tmp_path).ping()
     assert names(tmp_path) == []
@@ -250,3 +255,76 @@ async def test_ping_reports_a_root_that_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(DeliveryError, match=f"creating {tmp_path}/file"):
         await folder(tmp_path / "file").ping()
+
+
+# --- export roots (PELOSYNC_EXPORT_ROOTS) and symlinks swapped in -----------------------------
+
+
+def test_a_root_outside_the_export_roots_is_named() -> None:
+    roots = [Path("/srv/exports"), Path("/data/exports")]
+    assert export_root_of(Path("/data/exports/alex"), roots) == (Path("/data/exports"), ("alex",))
+    assert export_root_of(Path("/srv/exports"), roots) == (Path("/srv/exports"), ())
+    for outside in ("/etc", "/data/exports/../etc", "/data/exportsx", "/"):
+        with pytest.raises(InvalidInput, match="outside the folders") as refused:
+            export_root_of(Path(outside), roots)
+        assert refused.value.status_code == 422
+
+
+async def test_writes_outside_the_export_roots_are_refused(tmp_path: Path) -> None:
+    allowed, other = tmp_path / "exports", tmp_path / "other"
+    config = DirectoryConfig.parse({"root": str(other)})
+    kind = DirectoryKind(config, export_roots=[allowed])
+    with pytest.raises(PermanentFailure, match="outside the folders"):
+        await kind.deliver(make_request())
+    with pytest.raises(PermanentFailure, match="outside the folders"):
+        await kind.ping()
+    assert not other.exists()
+    inside = DirectoryKind(
+        DirectoryConfig.parse({"root": str(allowed / "alex")}), export_roots=[allowed]
+    )
+    delivered = await inside.deliver(make_request())
+    assert read(delivered.external_id) == make_request().file.data
+    assert (await inside.ping()).external_id == str(allowed / "alex")
+
+
+@pytest.mark.parametrize("where", ["root", "template"])
+async def test_a_symlink_swapped_in_after_the_check_is_not_followed(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exports, outside = tmp_path / "exports", tmp_path / "outside"
+    outside.mkdir()
+    root = exports / "alex"
+    kind = DirectoryKind(DirectoryConfig.parse({"root": str(root)}), export_roots=[exports])
+    swapped = root if where == "root" else root / "Alex"
+    checked = directory.render_path
+
+    def check_then_swap(config: DirectoryConfig, request: DeliveryRequest) -> Path:
+        path = checked(config, request)  # the check passes: no link yet
+        swapped.parent.mkdir(parents=True, exist_ok=True)
+        swapped.symlink_to(outside)  # ... and an attacker swaps one in
+        return path
+
+    monkeypatch.setattr(directory, "render_path", check_then_swap)
+    with pytest.raises(PermanentFailure, match="is a symbolic link"):
+        await kind.deliver(make_request())
+    assert list(outside.iterdir()) == []
+
+
+async def test_a_symlink_at_the_file_name_is_replaced_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outside = tmp_path / "outside.fit"
+    outside.write_bytes(b"precious")
+    checked = directory.render_path
+
+    def check_then_swap(config: DirectoryConfig, request: DeliveryRequest) -> Path:
+        path = checked(config, request)
+        path.parent.mkdir(parents=True)
+        path.symlink_to(outside)
+        return path
+
+    monkeypatch.setattr(directory, "render_path", check_then_swap)
+    delivered = await folder(tmp_path / "export").deliver(make_request())
+    target = Path(delivered.external_id or "")
+    assert read(outside) == b"precious"
+    assert read(target) == make_request().file.data and not is_link(target)

@@ -15,6 +15,8 @@ from service.destinations.ssrf import (
     ResolutionFailed,
     UnsafeDestination,
     check_destination,
+    embedded_ipv4,
+    normalise_address,
     unsafe_reason,
     validate_url,
 )
@@ -54,7 +56,10 @@ from tests.destinations.conftest import make_settings
         ("::ffff:169.254.169.254", "a cloud metadata address inside an IPv6 address"),
         ("2002:7f00:1::1", "a loopback address inside an IPv6 address"),  # 6to4 of 127.0.0.1
         ("64:ff9b::a00:1", "a private address inside an IPv6 address"),  # NAT64 of 10.0.0.1
-        ("::127.0.0.1", "a reserved address"),  # deprecated IPv4-compatible form
+        ("::127.0.0.1", "a loopback address inside an IPv6 address"),  # IPv4-compatible
+        ("64:ff9b:1::a00:1", "a private address inside an IPv6 address"),  # local-use NAT64
+        # Teredo whose (obfuscated) client is 127.0.0.1
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "a loopback address inside an IPv6 address"),
     ],
 )
 def test_non_public_addresses_are_named(address: str, reason: str) -> None:
@@ -75,6 +80,61 @@ def test_policy_allow_private_still_refuses_metadata_unless_listed() -> None:
     assert policy.refusal(ipaddress.ip_address("169.254.169.254")) == "a cloud metadata address"
     listed = AddressPolicy.parse("169.254.169.254/32", allow_private=True)
     assert listed.refusal(ipaddress.ip_address("169.254.169.254")) is None
+
+
+# Every spelling of a metadata address found by the audit, and their relatives: with private
+# delivery allowed they must still be refused, as literals and as DNS answers.
+METADATA_SPELLINGS = [
+    "169.254.169.254",
+    "::ffff:169.254.169.254",
+    "::ffff:a9fe:a9fe",
+    "::ffff:169.254.170.2",
+    "::ffff:0:a9fe:a9fe",  # IPv4-translated (SIIT) is not mapped: must stay refused too
+    "::169.254.169.254",  # IPv4-compatible
+    "64:ff9b::a9fe:a9fe",  # NAT64, well-known prefix
+    "64:ff9b::169.254.170.2",
+    "64:ff9b:1::a9fe:a9fe",  # NAT64, local-use prefix, /96 layout
+    "64:ff9b:1:a9fe:a9:fe00::",  # NAT64, local-use prefix, /48 layout
+    "2002:a9fe:a9fe::",  # 6to4
+    "2002:a9fe:a9fe:1234::1",
+    "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo client 169.254.169.254 (obfuscated)
+    "[::ffff:169.254.169.254%eth0]",
+]
+
+
+@pytest.mark.parametrize("spelling", METADATA_SPELLINGS)
+def test_metadata_is_refused_in_every_spelling_even_with_private_allowed(spelling: str) -> None:
+    policy = AddressPolicy(allow_private=True)
+    ip = ipaddress.ip_address(spelling.strip("[]"))
+    reason = policy.refusal(ip)
+    assert reason is not None and reason.startswith("a cloud metadata address")
+
+
+@pytest.mark.parametrize("spelling", [s for s in METADATA_SPELLINGS if "%" not in s])
+async def test_metadata_spellings_are_refused_as_literals_and_dns_answers(spelling: str) -> None:
+    policy = AddressPolicy(allow_private=True)
+    with pytest.raises(UnsafeDestination):
+        await check_destination(
+            f"http://[{spelling}]/hook" if ":" in spelling else f"http://{spelling}/hook", policy
+        )
+
+    async def resolver(host: str, port: int) -> Sequence[str]:
+        return [spelling]
+
+    with pytest.raises(UnsafeDestination, match="resolves to"):
+        await check_destination("https://hooks.example.com/", policy, resolver=resolver)
+
+
+def test_normalise_address_gives_the_ipv4_packets_reach() -> None:
+    ip = ipaddress.ip_address
+    assert normalise_address(ip("::ffff:a9fe:a9fe")) == ip("169.254.169.254")
+    assert normalise_address(ip("64:ff9b::808:808")) == ip("8.8.8.8")
+    assert normalise_address(ip("2002:808:808::1")) == ip("8.8.8.8")
+    assert normalise_address(ip("2606:4700::1111")) == ip("2606:4700::1111")
+    assert normalise_address(ip("fe80::1%eth0")) == ip("fe80::1")
+    assert normalise_address(ip("10.0.0.1")) == ip("10.0.0.1")
+    assert normalise_address(ip("::1")) == ip("::1")
+    assert embedded_ipv4(ip("::")) == ()
 
 
 def test_allowlist_parsing_and_matching() -> None:

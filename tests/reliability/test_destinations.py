@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from service.destinations.kinds import directory
 from service.destinations.kinds.webhook import WebhookConfig, generate_secret
 from service.destinations.models import Destination
 from tests.destinations.receiver import Receiver
@@ -106,7 +107,7 @@ def _failing(code: int) -> Any:
         (errno.ENOSPC, "fsync", "disk full"),
         (errno.EDQUOT, "fsync", "disk quota exceeded"),
         # A read-only folder refuses the temporary file itself.
-        (errno.EROFS, "mkstemp", "read-only file system"),
+        (errno.EROFS, "temporary", "read-only file system"),
     ],
 )
 async def test_a_full_or_read_only_folder_retries_and_leaves_no_partial_files(
@@ -130,7 +131,7 @@ async def test_a_full_or_read_only_folder_retries_and_leaves_no_partial_files(
         if target == "fsync":
             patch.setattr("os.fsync", _failing(code))  # what the folder's writer calls
         else:
-            patch.setattr("tempfile.mkstemp", _failing(code))
+            patch.setattr(directory, "_create_temporary", _failing(code))
         await rig.job.run_until_idle()
         await catch_up(rig)
         leftovers = [p for p in root.rglob("*") if p.is_file()] if root.exists() else []

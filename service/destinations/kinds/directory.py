@@ -12,10 +12,13 @@ same day (a repeated class, two warm-ups) would otherwise overwrite each other.
 
 Every value is sanitised (no path separators, no ``..``, no control or Windows-reserved
 characters, at most :data:`VALUE_MAX_CHARS` characters) and the final path must stay inside the
-root, symlinks included. Writes are atomic (a temporary file in the target folder, fsync,
-``os.replace``) and idempotent: identical bytes already at the path are a success without a
-rewrite; different bytes replace the file (the workout was converted again). A full disk,
-read-only or permission error is retried, with nothing partial left behind.
+root, symlinks included. Every folder below the root (below the operator's export root, see
+PELOSYNC_EXPORT_ROOTS) is opened through its parent's file descriptor with ``O_NOFOLLOW``, and
+the file is written and renamed within the last one, so a symlink swapped in between the check
+and the write is refused, not followed. Writes are atomic (a temporary file in the target
+folder, fsync, ``os.replace``) and idempotent: identical bytes already at the path are a
+success without a rewrite; different bytes replace the file (the workout was converted again).
+A full disk, read-only or permission error is retried, with nothing partial left behind.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ import contextlib
 import errno
 import os
 import secrets
+import stat
 import string
-import tempfile
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,91 +192,205 @@ def _os_error(exc: OSError, action: str, path: Path) -> DeliveryError:
     return DeliveryError(f"{what} {action} {path}")
 
 
-def _same_content(path: Path, data: bytes) -> bool:
+def export_root_of(root: Path, export_roots: Sequence[Path]) -> tuple[Path, tuple[str, ...]]:
+    """The operator's export root ``root`` lies in, and the folders from it down to ``root``;
+    :class:`InvalidInput` if ``root`` is in none of them (PELOSYNC_EXPORT_ROOTS)."""
+    wanted = Path(os.path.normpath(root))  # "/data/exports/../etc" is /data/etc
+    for allowed in export_roots:
+        try:
+            return allowed, wanted.relative_to(os.path.normpath(allowed)).parts
+        except ValueError:
+            continue
+    listed = ", ".join(str(r) for r in export_roots)
+    raise InvalidInput(
+        f"config.root: {root} is outside the folders this service may write to ({listed}); "
+        "the operator lists them in PELOSYNC_EXPORT_ROOTS"
+    )
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class _Folder:
+    """An open folder (a directory file descriptor) and the path it stands for (messages)."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self.fd, self.path = fd, path
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _open_base(base: Path) -> _Folder:
+    """The trusted starting folder (an export root, an operator's choice: symlinks allowed),
+    created if missing."""
     try:
-        if not path.is_file() or path.stat().st_size != len(data):
-            return False
-        return path.read_bytes() == data
+        os.makedirs(base, exist_ok=True)
+        return _Folder(os.open(base, os.O_RDONLY | os.O_DIRECTORY), base)
+    except OSError as exc:
+        raise _os_error(exc, "creating", base) from None
+
+
+def _is_link(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
     except OSError:
         return False
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Persist the rename itself (best effort: not every file system allows it)."""
+def _descend(folder: _Folder, name: str) -> _Folder:
+    """``name`` inside ``folder``, created if missing, opened through the directory file
+    descriptor with O_NOFOLLOW: a symlink put there (even between a check and this write) is
+    refused, never followed. Closes ``folder``."""
+    path = folder.path / name
     try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
+        try:
+            os.mkdir(name, 0o777, dir_fd=folder.fd)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise _os_error(exc, "creating", path) from None
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder.fd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(folder.fd, name):
+                raise PermanentFailure(
+                    f"{path} is a symbolic link: folder destinations never write through one"
+                ) from None
+            raise _os_error(exc, "creating", path) from None
+        return _Folder(fd, path)
+    finally:
+        folder.close()
+
+
+def _open_folder(base: Path, names: Sequence[str]) -> _Folder:
+    folder = _open_base(base)
+    for name in names:
+        folder = _descend(folder, name)
+    return folder
+
+
+def _same_content(folder: _Folder, name: str, data: bytes) -> bool:
     try:
-        os.fsync(fd)
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder.fd)
     except OSError:
-        pass
+        return False  # absent, or a symlink (which the rename will replace, not follow)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != len(data):
+            return False
+        with os.fdopen(os.dup(fd), "rb") as existing:
+            return existing.read() == data
+    except OSError:
+        return False
     finally:
         os.close(fd)
 
 
-def write_atomically(path: Path, data: bytes) -> bool:
-    """Write ``data`` to ``path`` all or nothing; False if identical bytes were already there."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _os_error(exc, "creating", path.parent) from None
-    if _same_content(path, data):
-        return False
+def _create_temporary(folder: _Folder) -> tuple[int, str]:
+    """A new hidden temporary file in ``folder`` (0600 until written): (fd, name)."""
+    # A short hidden name: the target's own name may already be at the length limit.
+    name = f".pelosync-{secrets.token_hex(8)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    return os.open(name, flags, 0o600, dir_fd=folder.fd), name
+
+
+def write_atomically(path: Path, data: bytes, *, base: Path | None = None) -> bool:
+    """Write ``data`` to ``path`` all or nothing; False if identical bytes were already there.
+
+    Every folder below ``base`` (default: ``path``'s parent) is opened relative to the one
+    above with O_NOFOLLOW, and the file is created and renamed within the last one's file
+    descriptor, so no symlink is followed whenever it appears.
+    """
+    base = base or path.parent
+    names = path.parent.relative_to(base).parts
+    folder = _open_folder(base, names)
     tmp: str | None = None
     try:
-        # A short hidden name: the target's own name may already be at the length limit.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".pelosync-", suffix=".tmp")
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fchmod(out.fileno(), FILE_MODE)
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
+        if _same_content(folder, path.name, data):
+            return False
+        fd, tmp = _create_temporary(folder)
+        try:
+            _write_all(fd, data)
+            os.fchmod(fd, FILE_MODE)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path.name, src_dir_fd=folder.fd, dst_dir_fd=folder.fd)
         tmp = None
+        with contextlib.suppress(OSError):  # persist the rename (not every file system can)
+            os.fsync(folder.fd)
     except OSError as exc:
         raise _os_error(exc, "writing", path) from None
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
-                os.unlink(tmp)
-    _fsync_dir(path.parent)
+                os.unlink(tmp, dir_fd=folder.fd)
+        folder.close()
     return True
 
 
-def _probe(root: Path) -> None:
+def _probe(root: Path, base: Path | None = None) -> None:
+    base = base or root
+    folder = _open_folder(base, root.relative_to(base).parts)
+    name = f".pelosync-probe-{secrets.token_hex(8)}"
+    created = False
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(
+            name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=folder.fd
+        )
+        created = True
+        try:
+            _write_all(fd, b"pelosync write test\n")
+        finally:
+            os.close(fd)
     except OSError as exc:
-        raise _os_error(exc, "creating", root) from None
-    probe = root / f".pelosync-probe-{secrets.token_hex(8)}"
-    try:
-        probe.write_bytes(b"pelosync write test\n")
-    except OSError as exc:
-        raise _os_error(exc, "writing", probe) from None
+        raise _os_error(exc, "writing", root / name) from None
     finally:
-        with contextlib.suppress(OSError):
-            probe.unlink()
+        if created:
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=folder.fd)
+        folder.close()
 
 
 class DirectoryKind:
-    """Writes workouts into a folder (a mounted volume, a NAS share, a synced folder)."""
+    """Writes workouts into a folder (a mounted volume, a NAS share, a synced folder).
 
-    def __init__(self, config: DirectoryConfig) -> None:
+    With ``export_roots`` (the service passes PELOSYNC_EXPORT_ROOTS), the folder must lie in one
+    of them, and every folder below that root is opened without following symlinks.
+    """
+
+    def __init__(
+        self, config: DirectoryConfig, *, export_roots: Sequence[Path] | None = None
+    ) -> None:
         self._config = config
+        self._export_roots = export_roots
+
+    def _base(self) -> Path:
+        if self._export_roots is None:
+            return self._config.root
+        try:
+            return export_root_of(self._config.root, self._export_roots)[0]
+        except InvalidInput as exc:
+            raise PermanentFailure(exc.message.removeprefix("config.root: ")) from None
 
     async def deliver(self, request: DeliveryRequest) -> Delivered:
         """Write the file; ``external_id`` is the path written."""
         return await asyncio.to_thread(self._deliver, request)
 
     def _deliver(self, request: DeliveryRequest) -> Delivered:
+        base = self._base()
         path = render_path(self._config, request)  # resolves symlinks: file system calls too
-        written = write_atomically(path, request.file.data)
+        written = write_atomically(path, request.file.data, base=base)
         note = f"wrote {request.file.size} bytes" if written else "already up to date"
         return Delivered(external_id=str(path), response_excerpt=note)
 
     async def ping(self) -> Delivered:
         """Check the folder exists (or can be created) and accepts a file."""
-        await asyncio.to_thread(_probe, self._config.root)
+        base = self._base()
+        await asyncio.to_thread(_probe, self._config.root, base)
         root = str(self._config.root)
         return Delivered(external_id=root, response_excerpt=f"{root} is writable")

@@ -5,6 +5,7 @@ onto the :mod:`.base` error tree, and keeping credentials out of every message a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -49,11 +50,16 @@ class Redactor:
 
     Remote services sometimes echo what they were sent, and token endpoints answer with tokens;
     everything that goes into an error message or a stored response excerpt passes through here.
+    Values of 8 characters or more are replaced wherever they appear; shorter ones given as
+    ``words`` (header values a user chose, which may be short credentials) wherever they stand
+    alone, so that a 4-character value does not blank every word containing it.
     """
 
-    def __init__(self, secrets: Iterable[object] = ()) -> None:
+    def __init__(self, secrets: Iterable[object] = (), *, words: Iterable[object] = ()) -> None:
         self._values: set[str] = set()
+        self._words: set[str] = set()
         self.add(*secrets)
+        self.add_words(*words)
 
     def add(self, *values: object) -> None:
         for value in values:
@@ -61,11 +67,19 @@ class Redactor:
             if isinstance(value, str) and len(value) >= 8:
                 self._values.add(value)
 
+    def add_words(self, *values: object) -> None:
+        """Redact these even when short: as a substring from 8 characters, else as a word."""
+        for value in values:
+            if isinstance(value, str) and value.strip():
+                (self._values if len(value) >= 8 else self._words).add(value.strip())
+
     def text(self, text: str | None) -> str | None:
         if text is None:
             return None
         for value in sorted(self._values, key=len, reverse=True):
             text = text.replace(value, REDACTED)
+        for word in sorted(self._words, key=len, reverse=True):
+            text = re.sub(rf"(?<![\w-]){re.escape(word)}(?![\w-])", REDACTED, text)
         return text
 
     def excerpt(self, response: httpx.Response) -> str | None:

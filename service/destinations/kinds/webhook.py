@@ -278,7 +278,8 @@ class WebhookKind:
         hidden = [s for s in (config.secret, config.previous_secret) if s is not None]
         keys = [s.get_secret_value() for s in hidden]
         self._redactor = Redactor(
-            [*keys, *(k.removeprefix(SECRET_PREFIX) for k in keys), *config.headers.values()]
+            [*keys, *(k.removeprefix(SECRET_PREFIX) for k in keys)],
+            words=config.headers.values(),
         )
 
     async def deliver(self, request: DeliveryRequest) -> Delivered:
