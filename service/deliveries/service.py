@@ -230,7 +230,9 @@ class DeliveryRunner:
                 outcome = AttemptOutcome("failed", message)
                 values.update(state=DeliveryState.FAILED, attempts=number, next_attempt_at=None)
             else:
-                delay = next_attempt_delay(number, error.retry_after, rng=self.rng)
+                # The schedule counts this budget's attempts (a manual retry starts a new one).
+                in_budget = max(1, number - delivery.budget_start)
+                delay = next_attempt_delay(in_budget, error.retry_after, rng=self.rng)
                 failing = True
                 values["attempts"] = number
                 if delay is None:
@@ -285,6 +287,9 @@ class DeliveryRunner:
             outcome=outcome.outcome,
             status=attempt.status_code,
             duration_ms=duration_ms,
+            # Why it failed, as recorded on the attempt: the kinds redact credentials from it.
+            error=outcome.error,
+            error_class=attempt.error_class,
         )
         observe_attempt(destination.kind, outcome.outcome, duration_ms / 1000)
         return outcome
