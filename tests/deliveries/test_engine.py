@@ -31,7 +31,7 @@ from service.deliveries.retry import JITTER, MAX_ATTEMPTS, SCHEDULE_S
 from service.destinations.models import Destination
 from service.errors import Conflict, NotFound
 from tests.deliveries.conftest import Engine, open_engine
-from tests.destinations.receiver import Answer, Receiver
+from tests.destinations.receiver import Answer, Received, Receiver
 
 
 def seconds(later: datetime | None, earlier: datetime) -> float:
@@ -337,7 +337,14 @@ async def test_manual_retry_keeps_the_message_id_and_replay_sends_new_ones(
     engine: Engine, secret: str
 ) -> None:
     receiver = await engine.receiver(secret, Answer(status=200))
-    receiver.answers = [Answer(status=413)]  # payload too large: failed without retries
+    # The first message is refused as too large, inline and then as a link: failed for good.
+    first: list[str] = []
+
+    def refuse_the_first_message(request: Received) -> Answer | None:
+        first[:] = first or [request.headers["webhook-id"]]
+        return Answer(status=413) if request.headers["webhook-id"] == first[0] else None
+
+    receiver.rule = refuse_the_first_message
     destination = await engine.webhook(receiver.url(), secret, concurrency=1)
     await engine.link_and_poll()
     await engine.run()
@@ -346,7 +353,8 @@ async def test_manual_retry_keeps_the_message_id_and_replay_sends_new_ones(
     )
     assert (failed.state, failed.attempts) == (DeliveryState.FAILED, 1)
     assert succeeded.state == DeliveryState.SUCCEEDED
-    assert ids_of(receiver) == [failed.message_id, succeeded.message_id]
+    assert ids_of(receiver) == [failed.message_id, failed.message_id, succeeded.message_id]
+    receiver.rule = None
 
     engine.clock.advance(hours=3)
     async with engine.runtime.sessions() as session, session.begin():
@@ -383,7 +391,7 @@ async def test_manual_retry_keeps_the_message_id_and_replay_sends_new_ones(
     assert ids_of(receiver)[-1] == replayed.message_id
     untouched = next(d for d in after.values() if d.workout_id != older.id)
     assert untouched.message_id == before[untouched.id]
-    assert len(receiver.requests) == 4
+    assert len(receiver.requests) == 5
 
     # Replay everything: every workout again, each under yet another new id.
     async with engine.runtime.sessions() as session, session.begin():
@@ -398,7 +406,7 @@ async def test_manual_retry_keeps_the_message_id_and_replay_sends_new_ones(
     await engine.run()
     latest = await engine.deliveries()
     assert all(d.state == DeliveryState.SUCCEEDED for d in latest)
-    assert len(receiver.requests) == 6
+    assert len(receiver.requests) == 7
     assert len(set(ids_of(receiver))) == 5  # one retry reused its id; every replay is new
     assert sorted(ids_of(receiver)[-2:]) == sorted(d.message_id for d in latest)
 
