@@ -35,7 +35,7 @@ def parse(model: type[M], values: dict[str, Any]) -> M:
         where = ".".join(str(p) for p in first["loc"])
         name = FIELD_NAMES.get(where, where.replace("_", " "))
         message = str(first["msg"]).removeprefix("Value error, ")
-        raise InvalidInput(f"{name}: {message}" if name else message) from None
+        raise InvalidInput(f"{name}: {message}" if name else message, field=where) from None
 
 
 def day(form: Form, name: str) -> datetime | None:
@@ -169,7 +169,7 @@ def destination_create(kind: str, form: Form) -> dict[str, Any]:
         **_filters(form),
     }
     if values["formats"] is None:
-        raise InvalidInput("formats: tick at least one")
+        raise InvalidInput("formats: tick at least one", field="formats")
     body = parse(DestinationCreate, {k: v for k, v in values.items() if v is not None})
     dumped = body.model_dump(exclude_unset=True)
     dumped["kind"] = body.kind.value
@@ -187,7 +187,7 @@ def destination_update(kind: str, form: Form) -> dict[str, Any]:
     if secrets:
         values["secrets"] = secrets
     if values["formats"] is None:
-        raise InvalidInput("formats: tick at least one")
+        raise InvalidInput("formats: tick at least one", field="formats")
     if values["concurrency"] is None:
         del values["concurrency"]
     return parse(DestinationUpdate, values).model_dump(exclude_unset=True)
