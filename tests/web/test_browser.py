@@ -234,7 +234,7 @@ async def test_sign_in_sync_charts_and_retry(
     outcomes = await page.locator("#deliveries .attempt-log li").all_inner_texts()
     assert [o.split(" · ")[1] for o in outcomes] == ["failed", "succeeded"]
     sent = [r for r in receiver.requests if r.headers["webhook-id"] == delivery.message_id]
-    assert len(sent) == 2
+    assert len(sent) == 3  # refused inline and as a link, then taken: one message throughout
 
     for name, path in (
         ("06-destinations", "/destinations"),
