@@ -184,7 +184,7 @@ async def create_destination(
             kind,
             None,
             status=exc.status_code,
-            error=exc.message,
+            error=forms.field_message(exc) if isinstance(exc, InvalidInput) else exc.message,
             error_field=getattr(exc, "field", None),
             values=_form_values(action.form),
         )
@@ -226,7 +226,7 @@ async def edit_destination(
             kind,
             destination,
             status=exc.status_code,
-            error=exc.message,
+            error=forms.field_message(exc) if isinstance(exc, InvalidInput) else exc.message,
             error_field=getattr(exc, "field", None),
             values=_form_values(action.form),
         )

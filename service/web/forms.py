@@ -23,7 +23,23 @@ FIELD_NAMES = {
     "config.root": "folder",
     "config.template": "file name template",
     "secrets.secret": "signing secret",
+    "secrets": "API key",
+    "secrets.api_key": "API key",
+    "config.athlete_id": "athlete id",
+    "config.inline_max_bytes": "largest file sent inline",
+    "kind": "",  # the kind is the page's: its errors read as they are
 }
+
+
+def field_message(exc: InvalidInput) -> str:
+    """An error about one field, named as the form labels it (``URL: ...``, not
+    ``config.url: ...``)."""
+    field, message = exc.field, exc.message
+    if field and message.startswith(f"{field}: "):
+        name = FIELD_NAMES.get(field, field.split(".")[-1].replace("_", " "))
+        rest = message.removeprefix(f"{field}: ")
+        return f"{name}: {rest}" if name else rest[:1].upper() + rest[1:]
+    return message
 
 
 def parse(model: type[M], values: dict[str, Any]) -> M:
