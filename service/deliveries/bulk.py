@@ -91,7 +91,13 @@ class BulkRepository:
             .where(
                 Delivery.destination_id == destination_id, Delivery.state == DeliveryState.FAILED
             )
-            .values(state=DeliveryState.PENDING, attempts=0, next_attempt_at=now, updated_at=now)
+            .values(
+                state=DeliveryState.PENDING,
+                # Attempt numbers go on; the retry schedule starts again (service.deliveries.manage)
+                budget_start=Delivery.attempts,
+                next_attempt_at=now,
+                updated_at=now,
+            )
             .execution_options(synchronize_session=False)
         )
         result = await self.session.execute(stmt)
@@ -156,7 +162,7 @@ async def _queue(
         await repo.create_pending(plan.workout.id, destination.id, plan.formats, now=now)
         for delivery in await bulk.idle_deliveries(plan.workout.id, destination.id, plan.formats):
             delivery.state = DeliveryState.PENDING
-            delivery.attempts = 0
+            delivery.budget_start = delivery.attempts
             delivery.next_attempt_at = now
             delivery.message_id = new_message_id()
             queued += 1

@@ -14,7 +14,8 @@ from service.errors import Conflict, NotFound
 async def retry_delivery(session: AsyncSession, delivery_id: int, now: datetime) -> Delivery:
     """Make a failed (or pending) delivery due now with a fresh retry budget.
 
-    It keeps its message id: to the receiver this is the same message, sent again.
+    It keeps its message id: to the receiver this is the same message, sent again. Its
+    attempts keep their numbers: the next one is numbered after the last.
     """
     delivery = await session.get(Delivery, delivery_id)
     if delivery is None:
@@ -22,7 +23,8 @@ async def retry_delivery(session: AsyncSession, delivery_id: int, now: datetime)
     if delivery.state == DeliveryState.SUCCEEDED:
         raise Conflict(f"delivery {delivery_id} already succeeded; replay it to send it again")
     delivery.state = DeliveryState.PENDING
-    delivery.attempts = 0
+    # Attempt numbers go on (the log keeps numbering them); the retry schedule starts again.
+    delivery.budget_start = delivery.attempts
     delivery.next_attempt_at = now
     await session.flush()
     return delivery

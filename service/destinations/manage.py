@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.auth.models import Role
 from service.auth.repository import ApiKeyRepository
 from service.db import autocommit_session
-from service.destinations import kinds_api
+from service.destinations import checks, kinds_api
 from service.destinations.kinds.base import Delivered, DeliveryError, NeedsReauthorization
 from service.destinations.kinds.directory import export_root_of
 from service.destinations.kinds.strava_oauth import (
@@ -80,12 +80,14 @@ async def create(
 ) -> tuple[Destination, str | None]:
     """A new destination; also the webhook secret pelosync generated, if it did."""
     kind = values["kind"]
+    checks.check_kind_available(runtime.settings, kind)
     given = values.get("secrets") or {}
     kinds_api.check_user_secrets(kind, given)
     formats = [str(f) for f in values.get("formats") or DEFAULT_FORMATS]
     kinds_api.check_formats(kind, formats)
     config, hidden, generated = kinds_api.validate(kind, values.get("config") or {}, given)
     _check_export_root(runtime, kind, config)
+    await checks.check_reachable(runtime.settings, kind, config)
     destination = Destination(
         name=values["name"],
         kind=kind,
@@ -110,7 +112,7 @@ async def update(
     kind = destination.kind
     for name in ("name", "formats", "concurrency"):
         if name in changes and changes[name] is None:
-            raise InvalidInput(f"{name}: may not be null")
+            raise InvalidInput(f"{name}: may not be null", field=name)
     if "config" in changes or "secrets" in changes:
         patch = changes.get("secrets") or {}
         kinds_api.check_user_secrets(kind, patch)
@@ -118,6 +120,7 @@ async def update(
         stored = decrypted_secrets(runtime, destination)
         config, hidden, _ = kinds_api.validate(kind, config, {**stored, **patch})
         _check_export_root(runtime, kind, config)
+        await checks.check_reachable(runtime.settings, kind, config)
         destination.config = config
         _store_secrets(runtime, destination, hidden)
     if "formats" in changes:

@@ -266,18 +266,21 @@ async def test_add_edit_test_and_pause_destinations(site: Site, receiver: Receiv
 async def test_strava_destinations_connect_through_strava(site: Site) -> None:
     client = site.client
     await sign_in(client, site.keys.admin)
-    created = await client.post(
-        "/destinations",
-        data={"csrf": await fresh(client), "kind": "strava", "name": "Strava", "formats": "fit"},
-    )
-    detail = await follow(client, created)
-    connect = page(detail).xpath("string(//a[@id='strava-connect']/@href)")
-    assert "not connected" in detail.text
-    refused = await client.get(connect)  # no Strava app configured
-    assert "Strava is not configured" in flash(await follow(client, refused))
+    form = {"kind": "strava", "name": "Strava", "formats": "fit"}
+    # No Strava app configured: refused when made, nothing stored.
+    refused = await client.post("/destinations", data={**form, "csrf": await fresh(client)})
+    assert refused.status_code == 422
+    shown = page(refused).xpath("string(//p[@id='form-error'])")
+    assert "PELOSYNC_STRAVA_CLIENT_ID" in shown
+    async with site.runtime.sessions() as session:
+        assert (await session.execute(select(Destination))).first() is None
 
     site.runtime.settings.strava_client_id = "4242"
     site.runtime.settings.strava_client_secret = SecretStr("app-secret")
+    created = await client.post("/destinations", data={**form, "csrf": await fresh(client)})
+    detail = await follow(client, created)
+    connect = page(detail).xpath("string(//a[@id='strava-connect']/@href)")
+    assert "not connected" in detail.text
     redirect = await client.get(connect)
     assert redirect.status_code == 303
     target = urlsplit(redirect.headers["location"])
@@ -298,7 +301,9 @@ async def test_retry_and_replay_deliveries(site: Site, seeded: dict[str, Any]) -
     )
     assert f"Delivery {failed_id} will be sent again now." in flash(await follow(client, retried))
     delivery = await row(site, Delivery, failed_id)
-    assert (delivery.state, delivery.attempts) == ("pending", 0)
+    # Its attempts are counted on; the retry schedule starts again from here.
+    assert delivery.state == "pending" and delivery.attempts > 0
+    assert delivery.budget_start == delivery.attempts
     refused = await client.post(
         f"/deliveries/{succeeded_id}/retry", data={"csrf": await fresh(client)}
     )
@@ -345,3 +350,27 @@ async def test_retry_and_replay_deliveries(site: Site, seeded: dict[str, Any]) -
         },
     )
     assert "destination: choose one" in flash(await follow(client, unknown))
+
+
+async def test_a_refused_webhook_address_is_shown_beside_its_field(site: Site) -> None:
+    client = site.client
+    await sign_in(client, site.keys.admin)
+    site.runtime.settings.webhook_allow_private = False
+    form = {"kind": "webhook", "name": "lan", "url": "http://192.168.1.20/hook"}
+    form["csrf"] = await fresh(client)
+    refused = await client.post("/destinations", data={**form, "formats": "fit"})
+    assert refused.status_code == 422
+    shown = page(refused)
+    beside = shown.xpath("string(//label[input[@name='url']]/following-sibling::*[1])")
+    assert "192.168.1.20 is a private address" in beside
+    assert "PELOSYNC_WEBHOOK_ALLOW_PRIVATE" in beside
+    assert shown.xpath("string(//input[@name='url']/@aria-invalid)") == "true"
+    assert shown.xpath("string(//input[@name='url']/@value)") == "http://192.168.1.20/hook"
+    # A format the kind cannot take is shown beside the formats.
+    intervals = {"kind": "intervals", "name": "i", "api_key": "k" * 20}
+    intervals["csrf"] = await fresh(client)
+    refused = await client.post("/destinations", data={**intervals, "formats": "json"})
+    assert refused.status_code == 422
+    assert "not json" in page(refused).xpath("string(//span[@id='formats-error'])")
+    async with site.runtime.sessions() as session:
+        assert (await session.execute(select(Destination))).first() is None
