@@ -138,14 +138,23 @@ def _tracked(
 
 
 def _blocks(ride: RideSpec, tag: str) -> list[tuple[int, int, random.Random]]:
-    """(start, end, rng) blocks of 30 to 180 s over the class, in workout seconds."""
+    """(start, end, rng) blocks of 30 to 180 s over the class, in workout seconds.
+
+    Blocks lie inside the class's segments, as an instructor's cues do: a block never spans a
+    segment edge, and the last block of a segment takes a remainder under 30 s rather than
+    leaving a sliver.
+    """
     rng = rng_for(ride.ride_id, tag)
     blocks: list[tuple[int, int, random.Random]] = []
-    at = 0
-    while at < ride.duration:
-        length = min(rng.choice((30, 60, 60, 90, 120, 180)), ride.duration - at)
-        blocks.append((at, at + length, rng))
-        at += length
+    edges = sorted({0, ride.duration, *(s.start for s in ride.segments if 0 < s.start)})
+    for first, last in zip(edges, edges[1:], strict=False):
+        at = first
+        while at < last:
+            length = min(rng.choice((30, 60, 60, 90, 120, 180)), last - at)
+            if last - (at + length) < 30:
+                length = last - at
+            blocks.append((at, at + length, rng))
+            at += length
     return blocks
 
 
