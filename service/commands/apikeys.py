@@ -106,8 +106,14 @@ async def announce_first_key(
             err=True,
         )
     if demo:
+        where = (
+            "the key above"
+            if key is not None
+            else "the admin key printed when this demo first started; lost it? make another "
+            "with: pelosync apikey create --name dashboard"
+        )
         typer.echo(
-            f"pelosync demo dashboard: {api_url}/ (sign in with the key above; API docs at "
+            f"pelosync demo dashboard: {api_url}/ (sign in with {where}; API docs at "
             f"{api_url}/docs)\n",
             err=True,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
@@ -27,9 +28,11 @@ from service.deliveries.jobs import DeliveryJob
 from service.errors import PelosyncError
 from service.migrate import check_current, upgrade
 from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
+from service.peloton.sandbox.server import bind
 from service.runtime import open_runtime
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_BACKLOG = 2048  # uvicorn's default
 # uvicorn's settings for ``serve``: the service logs requests itself (JSON, without query
 # strings), and a stop waits up to 25 s for requests in flight.
 _SERVER_OPTIONS: dict[str, Any] = {
@@ -38,6 +41,22 @@ _SERVER_OPTIONS: dict[str, Any] = {
     "lifespan": "on",
     "timeout_graceful_shutdown": 25,
 }
+
+
+def listen(host: str, port: int, backlog: int) -> socket.socket:
+    """The service's listening socket, taken before anything else starts (migrations, the demo
+    sandbox, workers), so a port in use is one line and exit code 2, and changes nothing."""
+    try:
+        sock = bind(host, port)
+        sock.listen(backlog)
+    except OSError as exc:
+        raise PelosyncError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+            "(another pelosync may be running there; choose a port with --port or PELOSYNC_PORT)"
+        ) from None
+    # uvicorn's own sockets are inheritable too: --workers hands this one to its processes.
+    sock.set_inheritable(True)
+    return sock
 
 
 class _Server(uvicorn.Server):
@@ -80,7 +99,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the admin API and the scheduler (polling and deliveries): in one process, or in
-    ``--workers`` processes sharing the port, each a replica of the others."""
+    several processes sharing the port (--workers), each a replica of the others."""
     settings = setup()
     host = host or settings.host
     port = port or settings.port
@@ -91,6 +110,7 @@ def serve(
         serve_workers(settings, host, port, workers, migrate=not no_migrate)
         return
     exports = Path(settings.data_dir).resolve() / "exports"
+    sock = listen(host, port, _BACKLOG)
 
     async def go() -> None:
         async with AsyncExitStack() as stack:
@@ -114,9 +134,12 @@ def serve(
             on_started = first_key_setup(f"http://{host}:{port}", demo=demo, then=on_started)
             app = create_app(current, migrate=not no_migrate, on_started=on_started)
             config = uvicorn.Config(app, host=host, port=port, **_SERVER_OPTIONS)
-            await _Server(config).serve()
+            await _Server(config).serve(sockets=[sock])
 
-    run(go())
+    try:
+        run(go())
+    finally:
+        sock.close()
 
 
 def worker_app() -> FastAPI:
@@ -151,8 +174,7 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int, *, mig
     # The port is taken and listened on first, as gunicorn's arbiter does: a port in use fails
     # before any migration, and a request sent while the workers start waits in the backlog
     # for the first of them instead of being refused.
-    sock = config.bind_socket()
-    sock.listen(config.backlog)
+    sock = listen(host, port, config.backlog)
     run(prepare())
     supervisor = Multiprocess(config, sockets=[sock])
     supervisor.run()
@@ -161,7 +183,14 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int, *, mig
 
 
 def sync(
-    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = True,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once",
+            show_default=False,
+            help="One pass, then exit (the only mode: `pelosync serve` runs continuously).",
+        ),
+    ] = True,
     account: Annotated[int | None, typer.Option(help="Only this account, now.")] = None,
 ) -> None:
     """Poll due accounts (or one account now) and send due deliveries, then exit."""
