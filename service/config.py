@@ -85,7 +85,9 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(default=15.0, gt=0, le=300)  # one attempt, in all
     webhook_allow_private: bool = False  # allow private/loopback/LAN webhook targets
     webhook_allowlist: str = ""  # comma-separated hosts and CIDRs allowed despite the guard
-    webhook_inline_max_bytes: int = Field(default=256 * 1024, ge=0)  # bigger files: a link
+    # Files up to this size travel inside the webhook body (base64); bigger ones as a link.
+    # 16 MiB holds every format of a 5-hour 1 Hz GPS workout (its TCX: 6.4 MiB) with room.
+    webhook_inline_max_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
 
     # Fitness services: Strava, intervals.icu, Garmin Connect
     strava_client_id: str | None = None  # the Strava API app (strava.com/settings/api)

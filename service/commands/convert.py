@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from service.convert.formats import FORMATS, Format, filename, render, render_all
+from service.convert.formats import FILE_MODE, FORMATS, Format, filename, render, render_all
 from service.convert.json_format import activity_json_schema
 from service.convert.peloton import parse_bundle
 from service.errors import InvalidInput
@@ -29,7 +29,8 @@ class FormatChoice(StrEnum):
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename, with
+    the mode of every workout file (:data:`FILE_MODE`)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -39,6 +40,7 @@ def write_atomically(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            os.fchmod(fh.fileno(), FILE_MODE)
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import time
@@ -114,14 +115,15 @@ def serve(
 
     async def go() -> None:
         async with AsyncExitStack() as stack:
-            current = settings
+            # Where it listens, as the service knows it (download links without a public URL).
+            current = settings.model_copy(update={"host": host, "port": port})
             on_started = None
             if demo:
                 state = SandboxState(
                     SandboxConfig(seed=DEMO_SEED, users=1, workouts=6, anchor=int(time.time()))
                 )
                 url = await stack.enter_async_context(run_sandbox(state))
-                current = settings.model_copy(
+                current = current.model_copy(
                     update={"peloton_api_url": url, "peloton_auth_url": url}
                 )
                 on_started = demo_setup(state, exports, f"http://{host}:{port}")
@@ -175,6 +177,9 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int, *, mig
     # before any migration, and a request sent while the workers start waits in the backlog
     # for the first of them instead of being refused.
     sock = listen(host, port, config.backlog)
+    # The workers read their settings from the environment: where they listen included
+    # (download links without a public URL are made from it).
+    os.environ.update(PELOSYNC_HOST=host, PELOSYNC_PORT=str(port))
     run(prepare())
     supervisor = Multiprocess(config, sockets=[sock])
     supervisor.run()

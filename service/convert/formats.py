@@ -66,9 +66,20 @@ def convert_bundle(bundle: bytes | str | dict[str, Any], fmt: Format) -> bytes:
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
+#: The mode of every workout file pelosync writes (``convert -o``, the folder export): readable
+#: by the other programs that pick the files up (a sync client, a NAS share, an analysis tool);
+#: they hold no secret. Set explicitly, so the result does not depend on the writer's umask
+#: (and not 0600, which the temporary files the writes go through start with).
+FILE_MODE = 0o644
+
 
 def file_name(start: datetime, discipline: str, title: str, workout_id: str, fmt: str) -> str:
-    """A safe, stable file name: ``2026-03-14_cycling_20-min-Pop-Ride_<id8>.tcx``."""
+    """A safe, stable file name: ``2026-03-14_cycling_20-min-Pop-Ride_<id8>.tcx``.
+
+    The one name of a workout's file everywhere: ``pelosync convert``, the API's downloads and
+    signed links (``Content-Disposition``), webhook payloads (``filename``), uploads to the
+    fitness services and the folder export's ``{filename}``. The date is the start's, in UTC.
+    """
     safe_title = _UNSAFE.sub("-", title).strip("-")[:60] or "workout"
     return f"{start:%Y-%m-%d}_{discipline}_{safe_title}_{workout_id[:8]}.{fmt}"
 

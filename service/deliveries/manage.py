@@ -17,7 +17,8 @@ from service.workouts.models import Workout
 async def retry_delivery(session: AsyncSession, delivery_id: int, now: datetime) -> Delivery:
     """Make a failed (or pending) delivery due now with a fresh retry budget.
 
-    It keeps its message id: to the receiver this is the same message, sent again.
+    It keeps its message id: to the receiver this is the same message, sent again. Its
+    attempts keep their numbers: the next one is numbered after the last.
     """
     delivery = await session.get(Delivery, delivery_id)
     if delivery is None:
@@ -25,7 +26,8 @@ async def retry_delivery(session: AsyncSession, delivery_id: int, now: datetime)
     if delivery.state == DeliveryState.SUCCEEDED:
         raise Conflict(f"delivery {delivery_id} already succeeded; replay it to send it again")
     delivery.state = DeliveryState.PENDING
-    delivery.attempts = 0
+    # Attempt numbers go on (the log keeps numbering them); the retry schedule starts again.
+    delivery.budget_start = delivery.attempts
     delivery.next_attempt_at = now
     await session.flush()
     return delivery
@@ -81,7 +83,7 @@ async def replay(
         )
         for delivery in rows.scalars():
             delivery.state = DeliveryState.PENDING
-            delivery.attempts = 0
+            delivery.budget_start = delivery.attempts
             delivery.next_attempt_at = now
             delivery.message_id = new_message_id()
             queued += 1

@@ -33,7 +33,11 @@ class Delivery(Base):
     # The message id receivers dedupe on: fixed at creation, the same on every retry.
     message_id: Mapped[str] = mapped_column(String(64), unique=True)
     state: Mapped[str] = mapped_column(String(20), default=DeliveryState.PENDING)
+    # Every attempt ever made, manual retries included (the attempt log numbers them 1...n).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # ``attempts`` when the current retry budget began (a manual retry or replay gives a new
+    # one): the retry schedule counts the attempts after it.
+    budget_start: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=utcnow)
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

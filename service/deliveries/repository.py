@@ -214,8 +214,12 @@ def _release(keys: tuple[str, ...]) -> Any:
     )
 
 
-# What lists show: every column but the lease's.
-_LISTED = tuple(c for c in Delivery.__table__.columns if not c.key.startswith("lease_"))
+# What lists show: every column but the lease's and the retry budget's (engine bookkeeping).
+_LISTED = tuple(
+    c
+    for c in Delivery.__table__.columns
+    if not c.key.startswith("lease_") and c.key != "budget_start"
+)
 
 
 @functools.cache

@@ -205,6 +205,7 @@ class DeliveryRunner:
             }
             dest_values = {"last_success_at": now, "failing_since": None}
             secrets_update = result.updated_secrets
+            learned = result.learned_inline_max
         else:
             assert isinstance(error, DeliveryError)
             message = error.message
@@ -213,6 +214,7 @@ class DeliveryRunner:
             attempt.error = message
             attempt.response_excerpt = excerpt(error.response_excerpt)
             secrets_update = error.updated_secrets
+            learned = error.learned_inline_max
             values = {"last_status_code": error.remote_status, "last_error": message}
             if isinstance(error, Postponed):
                 outcome = AttemptOutcome("postponed", message)
@@ -230,7 +232,9 @@ class DeliveryRunner:
                 outcome = AttemptOutcome("failed", message)
                 values.update(state=DeliveryState.FAILED, attempts=number, next_attempt_at=None)
             else:
-                delay = next_attempt_delay(number, error.retry_after, rng=self.rng)
+                # The schedule counts this budget's attempts (a manual retry starts a new one).
+                in_budget = max(1, number - delivery.budget_start)
+                delay = next_attempt_delay(in_budget, error.retry_after, rng=self.rng)
                 failing = True
                 values["attempts"] = number
                 if delay is None:
@@ -242,7 +246,7 @@ class DeliveryRunner:
                     values["next_attempt_at"] = now + timedelta(seconds=delay)
         attempt.outcome = outcome.outcome
 
-        healthy = result is not None and not secrets_update
+        healthy = result is not None and not secrets_update and learned is None
 
         async def upkeep(session: AsyncSession) -> None:
             # Read (and lock) the destination's health now, not as it was when the attempt
@@ -263,6 +267,12 @@ class DeliveryRunner:
             if secrets_update:
                 merged = {**self.rt.secrets.decrypt_json(row.secrets_encrypted), **secrets_update}
                 row.secrets_encrypted = self.rt.secrets.encrypt_json(merged)
+            if learned is not None:
+                # The webhook's receiver refused a file that size inline: remember it (the
+                # smaller, when attempts side by side each learned one).
+                current = row.config.get("inline_max_bytes")
+                if current is None or learned < current:
+                    row.config = {**row.config, "inline_max_bytes": learned}
 
         recorded = Outcome(
             delivery_id=delivery.id,
@@ -271,7 +281,9 @@ class DeliveryRunner:
             attempt=attempt_values(attempt),
             destination_id=destination.id,
             healthy_at=now if healthy else None,
-            then=upkeep if not healthy and (dest_values or failing or secrets_update) else None,
+            then=upkeep
+            if not healthy and (dest_values or failing or secrets_update or learned is not None)
+            else None,
         )
         if not await self.recorder.record(recorded):  # nothing written: not ours any more
             log.warning("deliveries.lease_lost", delivery_id=delivery.id)
@@ -285,6 +297,9 @@ class DeliveryRunner:
             outcome=outcome.outcome,
             status=attempt.status_code,
             duration_ms=duration_ms,
+            # Why it failed, as recorded on the attempt: the kinds redact credentials from it.
+            error=outcome.error,
+            error_class=attempt.error_class,
         )
         observe_attempt(destination.kind, outcome.outcome, duration_ms / 1000)
         return outcome

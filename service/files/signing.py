@@ -12,12 +12,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from service.auth.service import Forbidden
+from service.config import Settings
 from service.runtime import Runtime
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 PURPOSE = "pelosync download links"
 PATH = "/v1/files/workouts/{workout_id}/{format}"
@@ -53,10 +58,53 @@ def verify(runtime: Runtime, workout_id: int, fmt: str, expires: int, signature:
     raise Forbidden("this download link is not valid")
 
 
-def download_link(runtime: Runtime, workout_id: int, fmt: str) -> Callable[[], str] | None:
-    """For :class:`DeliveryRequest.download_url`: makes a link on ``PELOSYNC_PUBLIC_URL`` when
-    a destination asks for one; None when no public URL is configured."""
-    base = runtime.settings.public_url
-    if not base:
+def download_link(runtime: Runtime, workout_id: int, fmt: str) -> Callable[[IPAddress], str | None]:
+    """For :class:`DeliveryRequest.download_url`: a link to the file for a receiver at a given
+    address (see :func:`link_base`), or None when no address of the service is known to be
+    reachable from there."""
+
+    def link(peer: IPAddress) -> str | None:
+        base = link_base(runtime.settings, peer)
+        return None if base is None else signed_url(runtime, base, workout_id, fmt)[0]
+
+    return link
+
+
+def link_base(settings: Settings, peer: IPAddress) -> str | None:
+    """Where a receiver at ``peer`` reaches this service, for download links.
+
+    ``PELOSYNC_PUBLIC_URL`` when it is set. Otherwise, only for a receiver on the service's own
+    network (a loopback, private or link-local address: the same machine, a LAN, a container
+    network): the address the service listens on (``PELOSYNC_HOST``/``PELOSYNC_PORT``), and
+    when it listens on every interface (``0.0.0.0``, ``::``), its own address on the route to
+    that receiver. A receiver on the internet gets None: an address seen from inside is no use
+    to it.
+    """
+    if settings.public_url:
+        return settings.public_url
+    if peer.is_global:
         return None
-    return lambda: signed_url(runtime, base, workout_id, fmt)[0]
+    host = settings.host.strip("[]")
+    try:
+        bound: IPAddress | None = ipaddress.ip_address(host)
+    except ValueError:
+        bound = None  # a name, such as localhost: as given
+    if bound is not None and bound.is_unspecified:
+        host = _local_address(peer) or ""
+    elif bound is not None and bound.is_loopback and not peer.is_loopback:
+        return None  # listening on loopback only: out of the receiver's reach
+    if not host:
+        return None
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.port}"
+
+
+def _local_address(peer: IPAddress) -> str | None:
+    """This machine's address on the route to ``peer``: connecting a UDP socket picks the
+    route and the source address without sending anything."""
+    family = socket.AF_INET6 if peer.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((str(peer), 9))
+            return str(probe.getsockname()[0]).split("%", 1)[0]
+    except OSError:
+        return None

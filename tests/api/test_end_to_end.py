@@ -17,7 +17,7 @@ from fitdecode import FitReader
 from lxml import etree
 
 from tests.api.conftest import LiveApi
-from tests.destinations.receiver import Answer, Receiver
+from tests.destinations.receiver import Answer, Received, Receiver
 
 INLINE_MAX = 100_000  # FIT files (tens of KB) travel inline; TCX (hundreds of KB) as links
 
@@ -86,8 +86,18 @@ async def test_sync_webhooks_files_retry_and_replay(
         ping = (await client.post(f"/v1/destinations/{destination['id']}/test")).json()
         assert ping["ok"] is True and ping["status_code"] == 200
         assert receiver.requests[-1].payload["type"] == "ping"
-        # The first workout delivery is refused for good (413): it fails, to be retried.
-        receiver.answers = [Answer(status=413)]
+        # The first file sent as a link is refused for good (413: nothing smaller to send):
+        # it fails, to be retried.
+        refused: list[str] = []
+
+        def refuse_first_link(request: Received) -> Answer | None:
+            files = request.payload["data"].get("files", [{}])
+            if refused or "url" not in files[0]:
+                return None
+            refused.append(request.headers["webhook-id"])
+            return Answer(status=413)
+
+        receiver.rule = refuse_first_link
 
         # Link: verified with Peloton, answered with who it is; the scheduler syncs it now.
         response = await client.post(

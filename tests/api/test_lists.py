@@ -156,7 +156,7 @@ async def test_deliveries_filter_page_detail_and_retry(api: Api) -> None:
     admin = bearer(keys.admin)
     retried = await client.post(f"/v1/deliveries/{d[2]}/retry", headers=admin)
     assert retried.status_code == 202
-    assert retried.json()["state"] == "pending" and retried.json()["attempts"] == 0
+    assert retried.json()["state"] == "pending" and retried.json()["attempts"] == 1  # counted on
     done = await client.post(f"/v1/deliveries/{d[0]}/retry", headers=admin)
     assert done.status_code == 409 and "replay" in done.json()["detail"]
     assert (await client.post("/v1/deliveries/99999/retry", headers=admin)).status_code == 404

@@ -225,9 +225,6 @@ async def open_engine(
             "peloton_auth_url": url,
             "webhook_allow_private": True,
             "webhook_timeout_s": 2.0,
-            # Long sandbox rides make JSON files over the 256 KB default, and this engine has
-            # no download links to offer instead.
-            "webhook_inline_max_bytes": 4 * 1024 * 1024,
             **overrides,
         }
         settings = make_settings(tmp_path, database_url, **values)

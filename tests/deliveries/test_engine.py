@@ -31,7 +31,7 @@ from service.deliveries.retry import JITTER, MAX_ATTEMPTS, SCHEDULE_S
 from service.destinations.models import Destination
 from service.errors import Conflict, NotFound
 from tests.deliveries.conftest import Engine, open_engine
-from tests.destinations.receiver import Answer, Receiver
+from tests.destinations.receiver import Answer, Received, Receiver
 
 
 def seconds(later: datetime | None, earlier: datetime) -> float:
@@ -295,7 +295,8 @@ async def _five_days_without_a_success(engine: Engine, secret: str) -> None:
     async with engine.runtime.sessions() as session, session.begin():
         await manage.retry_delivery(session, first.id, engine.clock.now)
     await walk(engine, until=retried_at + timedelta(hours=12))
-    assert (await engine.delivery(first.id)).attempts == 6
+    # (the log numbers them 9 to 14, after the first budget's 8)
+    assert (await engine.delivery(first.id)).attempts == MAX_ATTEMPTS + 6
     # ...then the second too; the first runs out (day five is past) while the second has
     # attempts left.
     async with engine.runtime.sessions() as session, session.begin():
@@ -307,9 +308,10 @@ async def _five_days_without_a_success(engine: Engine, secret: str) -> None:
     assert stored.disabled_reason == f"failing without a success since {began:%Y-%m-%d %H:%M} UTC"
     first = await engine.delivery(first.id)
     second = await engine.delivery(second.id)
-    assert first.state == DeliveryState.FAILED and first.attempts == MAX_ATTEMPTS
+    assert first.state == DeliveryState.FAILED and first.attempts == 2 * MAX_ATTEMPTS
     assert seconds(engine.clock.now, began) >= 5 * 86400
-    assert second.state == DeliveryState.PENDING and 0 < second.attempts < MAX_ATTEMPTS
+    assert second.state == DeliveryState.PENDING
+    assert MAX_ATTEMPTS < second.attempts < 2 * MAX_ATTEMPTS
     sent = len(receiver.requests)
 
     # Disabled: nothing goes out however long we wait.
@@ -335,7 +337,14 @@ async def test_manual_retry_keeps_the_message_id_and_replay_sends_new_ones(
     engine: Engine, secret: str
 ) -> None:
     receiver = await engine.receiver(secret, Answer(status=200))
-    receiver.answers = [Answer(status=413)]  # payload too large: failed without retries
+    # The first message is refused as too large, inline and then as a link: failed for good.
+    first: list[str] = []
+
+    def refuse_the_first_message(request: Received) -> Answer | None:
+        first[:] = first or [request.headers["webhook-id"]]
+        return Answer(status=413) if request.headers["webhook-id"] == first[0] else None
+
+    receiver.rule = refuse_the_first_message
     destination = await engine.webhook(receiver.url(), secret, concurrency=1)
     await engine.link_and_poll()
     await engine.run()
@@ -344,7 +353,8 @@ async def test_manual_retry_keeps_the_message_id_and_replay_sends_new_ones(
     )
     assert (failed.state, failed.attempts) == (DeliveryState.FAILED, 1)
     assert succeeded.state == DeliveryState.SUCCEEDED
-    assert ids_of(receiver) == [failed.message_id, succeeded.message_id]
+    assert ids_of(receiver) == [failed.message_id, failed.message_id, succeeded.message_id]
+    receiver.rule = None
 
     engine.clock.advance(hours=3)
     async with engine.runtime.sessions() as session, session.begin():
@@ -355,10 +365,12 @@ async def test_manual_retry_keeps_the_message_id_and_replay_sends_new_ones(
             await manage.retry_delivery(session, 10_000, engine.clock.now)
     await engine.run()
     retried = await engine.delivery(failed.id)
-    assert retried.state == DeliveryState.SUCCEEDED and retried.attempts == 1
+    # Attempt numbers go on across the manual retry: two attempts, numbered 1 and 2.
+    assert retried.state == DeliveryState.SUCCEEDED and retried.attempts == 2
     assert retried.message_id == failed.message_id
     assert ids_of(receiver)[-1] == failed.message_id
-    assert [a.status_code for a in await engine.attempts(failed.id)] == [413, 200]
+    log = await engine.attempts(failed.id)
+    assert [(a.number, a.status_code) for a in log] == [(1, 413), (2, 200)]
 
     # Replay only the older workout's day: one new message, a new id.
     workouts = await engine.workouts()
@@ -379,7 +391,7 @@ async def test_manual_retry_keeps_the_message_id_and_replay_sends_new_ones(
     assert ids_of(receiver)[-1] == replayed.message_id
     untouched = next(d for d in after.values() if d.workout_id != older.id)
     assert untouched.message_id == before[untouched.id]
-    assert len(receiver.requests) == 4
+    assert len(receiver.requests) == 5
 
     # Replay everything: every workout again, each under yet another new id.
     async with engine.runtime.sessions() as session, session.begin():
@@ -394,7 +406,7 @@ async def test_manual_retry_keeps_the_message_id_and_replay_sends_new_ones(
     await engine.run()
     latest = await engine.deliveries()
     assert all(d.state == DeliveryState.SUCCEEDED for d in latest)
-    assert len(receiver.requests) == 6
+    assert len(receiver.requests) == 7
     assert len(set(ids_of(receiver))) == 5  # one retry reused its id; every replay is new
     assert sorted(ids_of(receiver)[-2:]) == sorted(d.message_id for d in latest)
 

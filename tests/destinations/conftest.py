@@ -36,7 +36,7 @@ def make_request(
     label: str = "Alex",
     instructor: str | None = "Ally Love",
     discipline: str = "cycling",
-    download_url: Callable[[], str] | None = None,
+    download_url: Callable[[Any], str | None] | None = None,
 ) -> DeliveryRequest:
     return DeliveryRequest(
         delivery_id=7,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,12 @@ class Receiver:
         self.requests: list[Received] = []
         self.sni_names: list[str | None] = []
         self.connections = 0  # TCP connections accepted
+        # A body size limit, as web frameworks have (Express's express.raw: 100 KB by default):
+        # bigger requests are answered 413 unread, and their sizes kept in ``refused``.
+        self.max_body: int | None = None
+        self.refused: list[int] = []
+        # Asked first about each verified request: an answer for it, or None for the usual.
+        self.rule: Callable[[Received], Answer | None] | None = None
         self._ssl = ssl_context
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -110,7 +117,11 @@ class Receiver:
                 body += event.data
             elif isinstance(event, h11.EndOfMessage):
                 assert request is not None
-                answer = self._record(request, bytes(body))
+                if self.max_body is not None and len(body) > self.max_body:
+                    self.refused.append(len(body))
+                    answer = Answer(status=413, body=b"request entity too large")
+                else:
+                    answer = self._record(request, bytes(body))
                 if answer.delay_s:
                     await asyncio.sleep(answer.delay_s)
                 if answer.drop:
@@ -137,14 +148,15 @@ class Receiver:
             except WebhookVerificationError:
                 continue
             verified_by.append(secret)
-        self.requests.append(
-            Received(
-                method=request.method.decode(),
-                target=request.target.decode(),
-                headers=headers,
-                body=body,
-                verified_by=verified_by,
-                payload=payload,
-            )
+        received = Received(
+            method=request.method.decode(),
+            target=request.target.decode(),
+            headers=headers,
+            body=body,
+            verified_by=verified_by,
+            payload=payload,
         )
+        self.requests.append(received)
+        if self.rule is not None and (answer := self.rule(received)) is not None:
+            return answer
         return self.answers.pop(0) if self.answers else self.default

@@ -20,8 +20,12 @@ from service.destinations.kinds.directory import (
 from service.errors import InvalidInput
 from tests.destinations.conftest import make_request
 
+# Values of the workout in the name (what the default template was before ``{filename}``).
+TITLED = "{account}/{date}_{time}_{discipline}_{title}.{ext}"
 
-def folder(root: Path, template: str | None = None) -> DirectoryKind:
+
+def folder(root: Path, template: str | None = TITLED) -> DirectoryKind:
+    """A folder destination; ``template=None``: the default one."""
     fields: dict[str, Any] = {"root": str(root)}
     if template is not None:
         fields["template"] = template
@@ -42,9 +46,10 @@ def leftovers(root: Path) -> list[str]:
 
 
 async def test_writes_the_file_under_the_default_template(tmp_path: Path) -> None:
-    request = make_request()
-    delivered = await folder(tmp_path).deliver(request)
-    expected = tmp_path / "Alex" / "2026-03-01_0715_cycling_30 min Pop Ride.fit"
+    request = make_request(filename="2026-03-01_cycling_30-min-Pop-Ride_w-abc.fit")
+    delivered = await folder(tmp_path, None).deliver(request)
+    # The file's own name (the one downloads and webhooks give it), in the account's folder.
+    expected = tmp_path / "Alex" / "2026-03-01_cycling_30-min-Pop-Ride_w-abc.fit"
     assert delivered.external_id == str(expected)
     assert delivered.response_excerpt == f"wrote {len(request.file.data)} bytes"
     assert read(expected) == request.file.data
@@ -151,7 +156,7 @@ async def test_a_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:
         ("a\\{title}.{ext}", "relative path"),
         ("../{title}.{ext}", "'..' folders"),
         ("{account}/./{title}.{ext}", "'..' folders"),
-        ("{title}.fit", "needs {ext} or {format}"),
+        ("{title}.fit", "needs {filename}, {ext} or {format}"),
         ("{ext}/", "end with a file name"),
         ("{title", "cannot be parsed"),
     ],

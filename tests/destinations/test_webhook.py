@@ -25,6 +25,7 @@ from service.destinations.kinds.base import (
     PermanentFailure,
 )
 from service.destinations.kinds.webhook import (
+    PayloadTooLarge,
     WebhookConfig,
     WebhookKind,
     build_client,
@@ -177,15 +178,28 @@ async def test_large_files_are_sent_as_a_link(
 ) -> None:
     webhook = kind(receiver.url(), secret, client, settings, inline_max_bytes=10)
     link = "https://pelosync.example/files/7?sig=abc"
-    await webhook.deliver(make_request(data=b"x" * 11, download_url=lambda: link))
+    await webhook.deliver(make_request(data=b"x" * 11, download_url=lambda _peer: link))
     (entry,) = receiver.requests[0].payload["data"]["files"]
     assert entry["url"] == link and "content_base64" not in entry
     assert entry["size"] == 11
 
     # At the limit the file is still inline.
-    await webhook.deliver(make_request(data=b"y" * 10, download_url=lambda: link))
+    await webhook.deliver(make_request(data=b"y" * 10, download_url=lambda _peer: link))
     (entry,) = receiver.requests[1].payload["data"]["files"]
     assert base64.b64decode(entry["content_base64"]) == b"y" * 10 and "url" not in entry
+
+
+async def test_a_file_of_megabytes_travels_inline_by_default(
+    receiver: Receiver, secret: str, client: httpx.AsyncClient
+) -> None:
+    # A 5-hour GPS workout's TCX is about 6.4 MiB: within the default inline limit, streamed
+    # in chunks (over 1 MiB), verified by the receiver.
+    settings = make_settings(webhook_allow_private=True)
+    data = bytes(range(256)) * (26 * 1024)  # 6.5 MiB
+    await kind(receiver.url(), secret, client, settings).deliver(make_request(data=data))
+    (entry,) = receiver.requests[0].payload["data"]["files"]
+    assert base64.b64decode(entry["content_base64"]) == data
+    assert receiver.requests[0].verified_by == [secret]
 
 
 async def test_too_large_without_a_link_fails_for_good(
@@ -320,12 +334,64 @@ async def test_other_failures_are_retried(
     assert failed.value.response_excerpt == '{"error": "nope"}'
 
 
-async def test_413_is_permanent(
+async def test_413_without_a_link_is_permanent(
     receiver: Receiver, secret: str, client: httpx.AsyncClient, settings: Settings
 ) -> None:
     receiver.default = Answer(status=413)
-    with pytest.raises(PermanentFailure, match="inline_max_bytes"):
+    with pytest.raises(PayloadTooLarge, match="PELOSYNC_PUBLIC_URL") as failed:
         await kind(receiver.url(), secret, client, settings).deliver(make_request())
+    assert failed.value.learned_inline_max is None  # nothing else could have been done
+    # Nor when the receiver is out of reach of every address the service knows of.
+    receiver.answers = [Answer(status=413)]
+    request = make_request(download_url=lambda _peer: None)
+    with pytest.raises(PayloadTooLarge):
+        await kind(receiver.url(), secret, client, settings).deliver(request)
+    assert len(receiver.requests) == 2  # the file inline, twice; no link was sent
+
+
+async def test_413_to_an_inline_file_sends_it_again_as_a_link(
+    receiver: Receiver, secret: str, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    receiver.answers = [Answer(status=413, body=b"too big")]
+    peers: list[object] = []
+
+    def link(peer: object) -> str:
+        peers.append(peer)
+        return "http://10.0.0.2:8080/v1/files/workouts/11/fit?expires=1&signature=s"
+
+    data = b"x" * 1000
+    delivered = await kind(receiver.url(), secret, client, settings).deliver(
+        make_request(data=data, download_url=link)
+    )
+    first, second = receiver.requests
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]  # the same message
+    assert "content_base64" in first.payload["data"]["files"][0]
+    (entry,) = second.payload["data"]["files"]
+    assert entry["url"] == link(None) and "content_base64" not in entry
+    assert entry["size"] == 1000 and entry["sha256"] == hashlib.sha256(data).hexdigest()
+    assert [str(p) for p in peers[:1]] == ["127.0.0.1"]  # the link is for the receiver's address
+    assert delivered.status_code == 200 and delivered.learned_inline_max == 500
+    assert "HTTP 413" in (delivered.response_excerpt or "")
+
+
+async def test_a_link_is_not_sent_again_after_a_413(
+    receiver: Receiver, secret: str, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    receiver.default = Answer(status=413)
+    webhook = kind(receiver.url(), secret, client, settings, inline_max_bytes=10)
+    with pytest.raises(PayloadTooLarge) as failed:
+        await webhook.deliver(make_request(data=b"x" * 11, download_url=lambda _peer: "http://l"))
+    assert len(receiver.requests) == 1 and failed.value.learned_inline_max is None
+
+
+async def test_a_failed_link_after_a_413_still_teaches_the_limit(
+    receiver: Receiver, secret: str, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    receiver.answers = [Answer(status=413), Answer(status=503)]
+    request = make_request(data=b"x" * 100, download_url=lambda _peer: "http://l")
+    with pytest.raises(DeliveryError) as failed:
+        await kind(receiver.url(), secret, client, settings).deliver(request)
+    assert failed.value.retryable and failed.value.learned_inline_max == 50
 
 
 async def test_response_excerpt_is_capped_at_4_kb(

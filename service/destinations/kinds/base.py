@@ -18,6 +18,7 @@ Error tree (all :class:`DeliveryError`)::
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 from service.errors import PelosyncError
 
 EXCERPT_LIMIT = 4096
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def excerpt(text: str | bytes | None) -> str | None:
@@ -110,8 +112,10 @@ class DeliveryRequest:
     account: AccountInfo
     workout: WorkoutInfo
     file: OutgoingFile
-    # A signed, expiring URL where the service serves this file (for large webhook payloads).
-    download_url: Callable[[], str] | None = None
+    # A signed, expiring URL where the service serves this file (webhook files over the inline
+    # limit), given the receiver's address; None when the service knows of no address the
+    # receiver can reach (see service.files.signing.link_base).
+    download_url: Callable[[IPAddress], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,8 @@ class Delivered:
     response_excerpt: str | None = None
     # Secrets or config the kind changed while delivering (rotated OAuth tokens), to persist.
     updated_secrets: dict[str, Any] | None = field(default=None)
+    # A webhook's receiver refused a file inline (HTTP 413): files over this size go as links.
+    learned_inline_max: int | None = None
 
 
 class DeliveryError(PelosyncError):
@@ -137,6 +143,7 @@ class DeliveryError(PelosyncError):
         response_excerpt: str | None = None,
         retry_after: float | None = None,
         updated_secrets: dict[str, Any] | None = None,
+        learned_inline_max: int | None = None,
     ) -> None:
         super().__init__(message)
         # The destination's HTTP status (``status_code`` is this error's own API status).
@@ -144,6 +151,7 @@ class DeliveryError(PelosyncError):
         self.response_excerpt = response_excerpt
         self.retry_after = retry_after
         self.updated_secrets = updated_secrets
+        self.learned_inline_max = learned_inline_max  # as on Delivered
 
 
 class PermanentFailure(DeliveryError):

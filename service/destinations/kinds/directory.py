@@ -6,9 +6,12 @@ Placeholders (values from the workout, dates and times in UTC):
 * ``date`` (``YYYY-MM-DD`` of the start), ``time`` (``HHMM`` of the start)
 * ``discipline``, ``title``, ``instructor`` (``unknown`` when absent)
 * ``workout_id`` (Peloton's workout id), ``format`` (``fit``...), ``ext`` (the file's extension)
+* ``filename``: the file's name as everywhere else (``pelosync convert``, downloads, webhooks:
+  :func:`~service.convert.formats.file_name`)
 
-The default template puts the start time in the name: two workouts with the same title on the
-same day (a repeated class, two warm-ups) would otherwise overwrite each other.
+The default template is ``{account}/{filename}``: the same name as a download of the file, unique
+per workout (it ends with the start of Peloton's workout id), so two workouts with the same title
+on the same day (a repeated class, two warm-ups) never overwrite each other.
 
 Every value is sanitised (no path separators, no ``..``, no control or Windows-reserved
 characters, at most :data:`VALUE_MAX_CHARS` characters) and the final path must stay inside the
@@ -34,6 +37,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from service.convert.formats import FILE_MODE
 from service.destinations.kinds.base import (
     Delivered,
     DeliveryError,
@@ -42,14 +46,13 @@ from service.destinations.kinds.base import (
 )
 from service.errors import InvalidInput
 
-DEFAULT_TEMPLATE = "{account}/{date}_{time}_{discipline}_{title}.{ext}"
+DEFAULT_TEMPLATE = "{account}/{filename}"
 PLACEHOLDERS = frozenset(
     {"account", "account_id", "date", "time", "discipline", "title", "instructor"}
-    | {"workout_id", "format", "ext"}
+    | {"workout_id", "format", "ext", "filename"}
 )
 VALUE_MAX_CHARS = 80
 NAME_MAX_BYTES = 255  # a path component on ext4, APFS, NTFS...
-FILE_MODE = 0o644  # readable by whatever picks the files up (mkstemp makes 0600)
 _FORBIDDEN = set('/\\<>:"|?*')
 
 _OS_ERRORS = {
@@ -135,8 +138,10 @@ class DirectoryConfig(BaseModel):
         if any(part in ("..", ".") for part in sample.split("/")):
             raise ValueError("the template must not contain '.' or '..' folders")
         names = {name for _, name in parsed if name}
-        if not names & {"ext", "format"}:
-            raise ValueError("the template needs {ext} or {format} (formats would overwrite)")
+        if not names & {"ext", "format", "filename"}:
+            raise ValueError(
+                "the template needs {filename}, {ext} or {format} (formats would overwrite)"
+            )
         if value.endswith("/"):
             raise ValueError("the template must end with a file name")
         return value
@@ -170,6 +175,7 @@ def render_path(config: DirectoryConfig, request: DeliveryRequest) -> Path:
         "workout_id": workout.peloton_workout_id,
         "format": file.format,
         "ext": ext,
+        "filename": file.filename,
     }
     rendered = "".join(
         literal + (sanitise(values[name]) if name else "")

@@ -10,7 +10,8 @@ Answers (the spec and Svix retry every non-2xx; so do we, but for 410 and 413):
 
 * 2xx: delivered. 3xx: retried; redirects are never followed (one could lead past the SSRF
   guard), the user should fix the URL.
-* 410: :class:`DestinationGone`. 413: :class:`PermanentFailure` (the body will not shrink).
+* 410: :class:`DestinationGone`. 413: :class:`PayloadTooLarge`, permanent, but a file sent
+  inline goes again at once as a download link when one can be made (see ``deliver``).
 * 429/503: retried with ``retry_after`` from ``Retry-After`` (429 without one: 60 s).
 * Other statuses (a receiver answering 400/401/404 is usually mid-deploy or misconfigured and
   recovers; the 5-day auto-disable ends hopeless cases), timeouts (also 60 s) and connection
@@ -25,6 +26,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import re
@@ -98,6 +100,10 @@ OFF_LOOP_SIGNING_BYTES = 512 * 1024
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class PayloadTooLarge(PermanentFailure):
+    """The receiver answered 413: the request is over its body size limit."""
 
 
 def generate_secret(nbytes: int = 24) -> str:
@@ -282,7 +288,59 @@ class WebhookKind:
         )
 
     async def deliver(self, request: DeliveryRequest) -> Delivered:
-        """POST a ``workout.synced`` event with the file inline or as a download link."""
+        """POST a ``workout.synced`` event with the file inline or as a download link.
+
+        A file within the inline limit travels inline; if the receiver answers 413 (its body
+        limit is lower) and a link can be made, the event goes again at once with the file as
+        a link, and ``learned_inline_max`` tells the engine to send bigger files as links
+        from then on.
+        """
+        file = request.file
+        if file.size > self._inline_max:
+            return await self._send(
+                request.message_id, EVENT_TYPE, lambda target: self._event(request, target)
+            )
+        try:
+            return await self._send(
+                request.message_id, EVENT_TYPE, lambda _target: self._event(request, None)
+            )
+        except PayloadTooLarge as refused:
+            if request.download_url is None:
+                raise
+            too_large = refused
+        # Half the refused file: a few refusals find a size the receiver takes, and every file
+        # refused meanwhile still arrives (as a link).
+        learned = min(self._inline_max, file.size) // 2
+        log.info("webhook.inline_refused", host=self._host, message_id=request.message_id)
+        try:
+            delivered = await self._send(
+                request.message_id,
+                EVENT_TYPE,
+                lambda target: self._event(request, target, refused=too_large),
+            )
+        except DeliveryError as exc:
+            if exc is not too_large:  # the link went out (and failed): the lesson still holds
+                exc.learned_inline_max = learned
+            raise
+        note = (
+            f"(the receiver refused {file.size} bytes inline with HTTP 413: sent as a link; "
+            f"files over {learned} bytes go as links from now on) "
+        )
+        return dataclasses.replace(
+            delivered,
+            learned_inline_max=learned,
+            response_excerpt=excerpt(note + (delivered.response_excerpt or "")),
+        )
+
+    def _event(
+        self,
+        request: DeliveryRequest,
+        target: CheckedTarget | None,
+        *,
+        refused: PayloadTooLarge | None = None,
+    ) -> dict[str, Any]:
+        """The event's ``data``: the file inline without a ``target``, else as a link for a
+        receiver at that target (:class:`PermanentFailure` if no link can be made)."""
         file = request.file
         entry: dict[str, Any] = {
             "format": file.format,
@@ -291,18 +349,24 @@ class WebhookKind:
             "size": file.size,
             "sha256": file.sha256,
         }
-        if file.size <= self._inline_max:
+        if target is None:
             entry["content_base64"] = base64.b64encode(file.data).decode("ascii")
-        elif request.download_url is not None:
-            entry["url"] = request.download_url()
         else:
-            raise PermanentFailure(
-                f"{file.filename} is {file.size} bytes, over this webhook's inline limit of "
-                f"{self._inline_max} bytes, and no download link can be made for it: raise "
-                "inline_max_bytes or configure a public URL for downloads"
-            )
+            link = None
+            if request.download_url is not None:
+                link = request.download_url(target.addresses[0])
+            if link is None:
+                if refused is not None:
+                    raise refused
+                raise PermanentFailure(
+                    f"{file.filename} is {file.size} bytes, over this webhook's inline limit "
+                    f"of {self._inline_max} bytes, and no download link can be made for it: "
+                    "set PELOSYNC_PUBLIC_URL to where receivers reach pelosync, or raise the "
+                    "webhook's inline_max_bytes"
+                )
+            entry["url"] = link
         account = request.account
-        data = {
+        return {
             "account": {
                 "id": account.id,
                 "label": account.label,
@@ -312,17 +376,44 @@ class WebhookKind:
             "workout": request.workout.as_payload(),
             "files": [entry],
         }
-        return await self._send(request.message_id, EVENT_TYPE, data)
 
     async def ping(self) -> Delivered:
         """A signed ``ping`` event through the same address checks as real deliveries."""
         message_id = f"msg_ping_{random_secrets.token_hex(12)}"
         data = {"message": "Test event from pelosync: this webhook is set up correctly."}
-        return await self._send(message_id, "ping", data)
+        return await self._send(message_id, "ping", lambda _target: data)
 
-    async def _send(self, message_id: str, event_type: str, data: dict[str, Any]) -> Delivered:
+    async def _send(
+        self,
+        message_id: str,
+        event_type: str,
+        data: Callable[[CheckedTarget], dict[str, Any]],
+    ) -> Delivered:
+        """Check the address, then build (``data`` of the checked target), sign and POST the
+        event, all within the attempt's time limit."""
         if not message_id or "." in message_id or not message_id.isprintable():
             raise PermanentFailure(f"message id {message_id!r} cannot be a webhook-id")
+        try:
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    target = await check_address(self._url, self._policy, resolver=self._resolver)
+                    headers, body = await self._signed(message_id, event_type, data(target))
+                    status, response_headers, head = await self._post(target, headers, body)
+            except TimeoutError:
+                raise DeliveryError(
+                    f"{self._host} did not answer within {self._timeout_s:g} s (timeout)",
+                    retry_after=OVERLOAD_PENALTY_S,
+                ) from None
+        except DeliveryError as exc:
+            log.info("webhook.failed", host=self._host, message_id=message_id, error=exc.message)
+            raise
+        log.debug("webhook.answered", host=self._host, message_id=message_id, status=status)
+        return self._outcome(status, response_headers, head, len(body))
+
+    async def _signed(
+        self, message_id: str, event_type: str, data: dict[str, Any]
+    ) -> tuple[dict[str, str], bytes]:
+        """The request's headers and body: the event as compact JSON, signed now."""
         now = self._clock()
         timestamp = int(now.timestamp())
         payload = {"type": event_type, "timestamp": _iso(now), "data": data}
@@ -341,27 +432,7 @@ class WebhookKind:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature,
         }
-        try:
-            status, response_headers, head = await self._attempt(headers, body)
-        except DeliveryError as exc:
-            log.info("webhook.failed", host=self._host, message_id=message_id, error=exc.message)
-            raise
-        log.debug("webhook.answered", host=self._host, message_id=message_id, status=status)
-        return self._outcome(status, response_headers, head)
-
-    async def _attempt(
-        self, headers: dict[str, str], body: bytes
-    ) -> tuple[int, httpx.Headers, bytes]:
-        """Check the address and POST, all within the attempt's time limit."""
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                target = await check_address(self._url, self._policy, resolver=self._resolver)
-                return await self._post(target, headers, body)
-        except TimeoutError:
-            raise DeliveryError(
-                f"{self._host} did not answer within {self._timeout_s:g} s (timeout)",
-                retry_after=OVERLOAD_PENALTY_S,
-            ) from None
+        return headers, body
 
     async def _post(
         self, target: CheckedTarget, headers: dict[str, str], body: bytes
@@ -404,7 +475,7 @@ class WebhookKind:
         reason = self._redactor.text(str(last)[:300])
         raise DeliveryError(f"could not connect to {target.host}: ConnectError: {reason}") from None
 
-    def _outcome(self, status: int, headers: httpx.Headers, head: bytes) -> Delivered:
+    def _outcome(self, status: int, headers: httpx.Headers, head: bytes, size: int) -> Delivered:
         text = self._redactor.text(excerpt(head))
         if 200 <= status < 300:
             return Delivered(status_code=status, response_excerpt=text)
@@ -420,8 +491,10 @@ class WebhookKind:
         if status == 410:
             raise DestinationGone(f"{what} (Gone): the receiver says it no longer exists", **common)
         if status == 413:
-            raise PermanentFailure(
-                f"{what} (payload too large): lower this webhook's inline_max_bytes", **common
+            raise PayloadTooLarge(
+                f"{what} (payload too large) to a {size}-byte request: raise the receiver's "
+                "request size limit, or set PELOSYNC_PUBLIC_URL so that files can go as links",
+                **common,
             )
         if status in (429, 503):
             retry_after = parse_retry_after(headers.get("retry-after"), self._clock())

@@ -23,6 +23,7 @@ from the environment, and nothing is decompressed (only an excerpt of the answer
 from __future__ import annotations
 
 import contextlib
+import io
 import ssl
 from collections.abc import AsyncIterator, Iterator
 
@@ -33,6 +34,8 @@ from yarl import URL
 
 #: How long an idle kept-alive connection stays open (httpx's default).
 KEEPALIVE_S = 5.0
+#: Bodies over this size are streamed from a buffer (aiohttp's own threshold for raw bytes).
+LARGE_BODY_BYTES = 1024 * 1024
 
 
 @contextlib.contextmanager
@@ -98,12 +101,16 @@ class WebhookTransport(httpx.AsyncBaseTransport):
         timeout = request.extensions.get("timeout", {})
         sni = request.extensions.get("sni_hostname")
         body = await request.aread()
+        # aiohttp writes bytes in one go (and warns over 1 MiB); a file-sized body (webhooks
+        # carry files of up to 16 MiB inline) goes in chunks from a buffer instead, letting
+        # the event loop run between them.
+        data = io.BytesIO(body) if len(body) > LARGE_BODY_BYTES else (body or None)
         with _as_httpx_errors(request):
             response = await session.request(
                 request.method,
                 URL(str(request.url), encoded=True),  # httpx has already encoded it
                 headers=request.headers.multi_items(),
-                data=body or None,
+                data=data,
                 allow_redirects=False,
                 server_hostname=sni if isinstance(sni, str) and sni else None,
                 timeout=aiohttp.ClientTimeout(
