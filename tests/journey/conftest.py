@@ -62,6 +62,8 @@ class Journey:
     workouts: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     serve_log: str = ""
+    #: The environment every `pelosync` command of the journey ran with.
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def new_secret() -> str:
@@ -206,6 +208,7 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
                 added += answer.json()["workouts"]
 
         journey = Journey(api, data_dir, exports, receivers, node_skip, strava, intervals, added)
+        journey.env = env
         for name, receiver in receivers.items():
             journey.destinations[name] = _create(
                 api,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import subprocess
 import time
 from collections import Counter
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cli import PELOSYNC
 from tests.convert.fitcheck import decode
 from tests.journey.conftest import ALL_FORMATS, NODE_RECEIVERS, PYTHON_RECEIVERS, WORKOUTS, Journey
 from tests.journey.files import check, content
@@ -54,6 +56,18 @@ def test_every_workout_of_every_discipline_is_synced_whole(journey: Journey) -> 
     )
     assert sorted(w["duration_s"] for w in journey.workouts) == sorted(s for _, s, _ in WORKOUTS)
     assert sum(w["has_gps"] for w in journey.workouts) == 2
+
+
+def test_the_operator_sees_a_clean_log_and_the_account_listed(journey: Journey) -> None:
+    assert "Traceback" not in journey.serve_log
+    assert "[error" not in journey.serve_log, journey.serve_log[-3000:]
+    listing = subprocess.run(
+        [*PELOSYNC, "account", "list"], env=journey.env, capture_output=True, text=True, timeout=60
+    )
+    assert listing.returncode == 0, listing.stderr
+    header, row = listing.stdout.splitlines()
+    assert header.split()[:5] == ["ID", "LABEL", "STATUS", "POLLING", "WORKOUTS"]
+    assert row.split()[:5] == ["1", "Journey", "active", "polling", str(len(WORKOUTS))]
 
 
 def test_every_delivery_succeeds_with_default_settings(journey: Journey) -> None:
