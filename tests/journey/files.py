@@ -32,8 +32,20 @@ def content(file: dict[str, Any]) -> bytes:
     return data
 
 
+#: Files already checked, by (format, sha256, workout): every destination gets the same bytes,
+#: and decoding a 5-hour FIT with both decoders takes seconds.
+_CHECKED: set[tuple[str, str, int]] = set()
+
+
 def check(fmt: str, data: bytes, workout: dict[str, Any]) -> None:
     """``data`` is a valid ``fmt`` file of all of ``workout`` (as the API lists it)."""
+    key = (fmt, hashlib.sha256(data).hexdigest(), workout["id"])
+    if key not in _CHECKED:
+        _check(fmt, data, workout)
+        _CHECKED.add(key)
+
+
+def _check(fmt: str, data: bytes, workout: dict[str, Any]) -> None:
     duration = workout["duration_s"]
     if fmt == "tcx":
         validate_tcx(data)
