@@ -91,3 +91,18 @@ async def test_help_texts_read_cleanly(env: dict[str, str], command: list[str]) 
     assert "Usage: " in out
     for markup in ("``", ":func:", ":class:", "[default: True]", "[default: False]"):
         assert markup not in out, f"{markup!r} in `pelosync {' '.join(command)} --help`"
+
+
+async def test_the_sandbox_stops_with_exit_0_on_sigterm(env: dict[str, str]) -> None:
+    pipe = asyncio.subprocess.PIPE
+    proc = await start(env, "sandbox", "--port", "0", "--users", "1", stdout=pipe, stderr=pipe)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
+    assert first.startswith(b"Peloton sandbox at http://127.0.0.1:")
+    async with asyncio.timeout(60):
+        line = b"-"
+        while line and b"Started server process" not in line:  # signal handlers are set
+            line = await proc.stderr.readline()
+    proc.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0

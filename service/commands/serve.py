@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import socket
 import time
-from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,10 +26,9 @@ from service.deliveries.jobs import DeliveryJob
 from service.errors import PelosyncError
 from service.migrate import check_current, upgrade
 from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
-from service.peloton.sandbox.server import bind
+from service.peloton.sandbox.server import ForegroundServer, bind
 from service.runtime import open_runtime
 
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _BACKLOG = 2048  # uvicorn's default
 # uvicorn's settings for ``serve``: the service logs requests itself (JSON, without query
 # strings), and a stop waits up to 25 s for requests in flight.
@@ -58,24 +54,6 @@ def listen(host: str, port: int, backlog: int) -> socket.socket:
     # uvicorn's own sockets are inheritable too: --workers hands this one to its processes.
     sock.set_inheritable(True)
     return sock
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, except that a SIGTERM or SIGINT ends in exit code 0 once the graceful
-    shutdown (lifespan drain included) is done.
-
-    uvicorn re-raises the caught signal after shutting down, so the process died of SIGTERM
-    (exit 143 / -15) even when it stopped cleanly, and supervisors reported a failure.
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
 
 def serve(
@@ -136,7 +114,7 @@ def serve(
             on_started = first_key_setup(f"http://{host}:{port}", demo=demo, then=on_started)
             app = create_app(current, migrate=not no_migrate, on_started=on_started)
             config = uvicorn.Config(app, host=host, port=port, **_SERVER_OPTIONS)
-            await _Server(config).serve(sockets=[sock])
+            await ForegroundServer(config).serve(sockets=[sock])
 
     try:
         run(go())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-import signal
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -160,7 +159,6 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
                 ],  # fmt: skip
                 sandbox_env,
                 stdout=True,
-                exits=(0, -signal.SIGTERM),  # uvicorn's own signal handling, in the foreground
             )
         )
         described = read_json(sandbox)

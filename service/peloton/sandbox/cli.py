@@ -10,10 +10,9 @@ import json
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from service.errors import PelosyncError
-from service.peloton.sandbox.server import base_url, bind, uvicorn_config
+from service.peloton.sandbox.server import ForegroundServer, base_url, bind, uvicorn_config
 from service.peloton.sandbox.state import SandboxConfig, SandboxState
 
 
@@ -91,7 +90,7 @@ def sandbox(
     if not serve:
         sock.close()
         return
-    uvicorn.Server(uvicorn_config(state, foreground=True)).run(sockets=[sock])
+    ForegroundServer(uvicorn_config(state, foreground=True)).run(sockets=[sock])
 
 
 def main() -> None:
