@@ -29,8 +29,15 @@ class PelosyncError(Exception):
 
 
 class InvalidInput(PelosyncError):
+    """``field``: the input at fault (``config.url``), when one is; the API names it in the
+    problem's ``errors`` and the dashboard shows the message beside it."""
+
     status_code = 422
     title = "Invalid input"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ConversionError(InvalidInput):

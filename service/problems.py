@@ -33,7 +33,9 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(PelosyncError)
     async def domain_error(_request: Request, exc: PelosyncError) -> JSONResponse:
-        response = problem(exc.status_code, exc.title, exc.message)
+        field = getattr(exc, "field", None)
+        extra = {"errors": [{"field": field, "message": exc.message}]} if field else {}
+        response = problem(exc.status_code, exc.title, exc.message, **extra)
         response.headers.update(getattr(exc, "headers", None) or {})
         return response
 

@@ -297,9 +297,8 @@ class DeliveryRunner:
             outcome=outcome.outcome,
             status=attempt.status_code,
             duration_ms=duration_ms,
-            # Why it failed, as recorded on the attempt: the kinds redact credentials from it.
-            error=outcome.error,
-            error_class=attempt.error_class,
+            # Why it failed, as recorded on the attempt (the kinds redact credentials from it).
+            **({"error": outcome.error, "error_class": attempt.error_class} if error else {}),
         )
         observe_attempt(destination.kind, outcome.outcome, duration_ms / 1000)
         return outcome

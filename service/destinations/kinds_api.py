@@ -77,8 +77,9 @@ def _parse(model: type[M], data: Mapping[str, Any], where: str) -> M:
         return model.model_validate(dict(data))
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(f"{where}{'.' + field if field else ''}: {first['msg']}") from None
+        field = ".".join([where, *(str(p) for p in first["loc"])])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise InvalidInput(f"{field}: {message}", field=field) from None
 
 
 def check_user_secrets(kind: str, secrets: Mapping[str, Any]) -> None:
@@ -88,17 +89,22 @@ def check_user_secrets(kind: str, secrets: Mapping[str, Any]) -> None:
             if kind == DestinationKind.STRAVA:
                 raise InvalidInput(
                     "secrets: a Strava destination gets its tokens by connecting "
-                    "(GET /v1/destinations/{id}/strava/connect)"
+                    "(GET /v1/destinations/{id}/strava/connect)",
+                    field="secrets",
                 )
             known = ", ".join(sorted(allowed)) or "none"
-            raise InvalidInput(f"secrets.{key}: not a {kind} secret (known: {known})")
+            raise InvalidInput(
+                f"secrets.{key}: not a {kind} secret (known: {known})", field=f"secrets.{key}"
+            )
 
 
 def check_formats(kind: str, formats: list[str]) -> None:
     for fmt in formats:
         if fmt not in FORMATS.get(kind, ALL_FORMATS):
             allowed = ", ".join(FORMATS[kind])
-            raise InvalidInput(f"formats: {kind} destinations take {allowed}, not {fmt}")
+            raise InvalidInput(
+                f"formats: {kind} destinations take {allowed}, not {fmt}", field="formats"
+            )
 
 
 def validate(
@@ -110,10 +116,15 @@ def validate(
     if kind == DestinationKind.WEBHOOK:
         for key in config:
             if key in WebhookConfig.SECRET_FIELDS:
-                raise InvalidInput(f"config.{key}: secrets go in `secrets`, never in `config`")
+                raise InvalidInput(
+                    f"config.{key}: secrets go in `secrets`, never in `config`",
+                    field=f"config.{key}",
+                )
         for name, value in (secrets.get("headers") or {}).items():
             if not isinstance(value, str) or not HEADER_VALUE.match(value):
-                raise InvalidInput(f"secrets.headers.{name}: printable ASCII only")
+                raise InvalidInput(
+                    f"secrets.headers.{name}: printable ASCII only", field="secrets.headers"
+                )
         generated = None
         if "secret" not in secrets:
             generated = secrets["secret"] = generate_secret()
@@ -123,8 +134,9 @@ def validate(
             first = exc.errors(include_url=False, include_input=False)[0]
             field = ".".join(str(p) for p in first["loc"])
             secret = bool(first["loc"]) and first["loc"][0] in WebhookConfig.SECRET_FIELDS
-            where = "secrets" if secret else "config"
-            raise InvalidInput(f"{where}.{field}: {first['msg']}") from None
+            where = f"{'secrets' if secret else 'config'}.{field}"
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise InvalidInput(f"{where}: {message}", field=where) from None
         public, hidden = parsed.split()
         return public, hidden, generated
     if kind == DestinationKind.DIRECTORY:
@@ -141,7 +153,7 @@ def validate(
         user = {k: v for k, v in secrets.items() if k in USER_SECRETS[kind]}
         _parse(_GarminSecrets, user, "secrets")
         return public, dict(secrets), None
-    raise InvalidInput(f"kind: unknown destination kind {kind!r}")
+    raise InvalidInput(f"kind: unknown destination kind {kind!r}", field="kind")
 
 
 def mask(value: Any) -> Any:

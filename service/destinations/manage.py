@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.destinations import kinds_api
+from service.destinations import checks, kinds_api
 from service.destinations.kinds.base import Delivered, DeliveryError, NeedsReauthorization
 from service.destinations.kinds.strava_oauth import OAuthStateSigner, check_granted_scope
 from service.destinations.kinds.webhook import WebhookConfig, generate_secret, rotate
@@ -55,11 +55,13 @@ async def create(
 ) -> tuple[Destination, str | None]:
     """A new destination; also the webhook secret pelosync generated, if it did."""
     kind = values["kind"]
+    checks.check_kind_available(runtime.settings, kind)
     given = values.get("secrets") or {}
     kinds_api.check_user_secrets(kind, given)
     formats = [str(f) for f in values.get("formats") or DEFAULT_FORMATS]
     kinds_api.check_formats(kind, formats)
     config, hidden, generated = kinds_api.validate(kind, values.get("config") or {}, given)
+    await checks.check_reachable(runtime.settings, kind, config)
     destination = Destination(
         name=values["name"],
         kind=kind,
@@ -84,13 +86,14 @@ async def update(
     kind = destination.kind
     for name in ("name", "formats", "concurrency"):
         if name in changes and changes[name] is None:
-            raise InvalidInput(f"{name}: may not be null")
+            raise InvalidInput(f"{name}: may not be null", field=name)
     if "config" in changes or "secrets" in changes:
         patch = changes.get("secrets") or {}
         kinds_api.check_user_secrets(kind, patch)
         config = {**destination.config, **(changes.get("config") or {})}
         stored = decrypted_secrets(runtime, destination)
         config, hidden, _ = kinds_api.validate(kind, config, {**stored, **patch})
+        await checks.check_reachable(runtime.settings, kind, config)
         destination.config = config
         _store_secrets(runtime, destination, hidden)
     if "formats" in changes:

@@ -14,9 +14,10 @@ from service.schemas import MAX_ID, Name
 
 DISCIPLINE_PATTERN = r"^[a-z_]{1,40}$"
 _CONFIG_DOC = (
-    "Settings of the kind (no secrets). webhook: `url`, `inline_max_bytes`; directory: `root` "
-    "(absolute folder), `template`; strava: upload tuning; intervals: `athlete_id`; garmin: "
-    "`user_agent`."
+    "Settings of the kind (no secrets). webhook: `url`, `inline_max_bytes` (files up to it go "
+    "inline, bigger ones as links; lowered by pelosync when the receiver answers 413); "
+    "directory: `root` (absolute folder), `template`; strava: upload tuning; intervals: "
+    "`athlete_id`; garmin: `user_agent`."
 )
 _SECRETS_DOC = (
     "Write-only credentials of the kind. webhook: `secret` (whsec_..., generated if absent) and "

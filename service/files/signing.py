@@ -85,10 +85,12 @@ def link_base(settings: Settings, peer: IPAddress) -> str | None:
     if peer.is_global:
         return None
     host = settings.host.strip("[]")
+    name = host.lower().rstrip(".")
     try:
         bound: IPAddress | None = ipaddress.ip_address(host)
-    except ValueError:
-        bound = None  # a name, such as localhost: as given
+    except ValueError:  # a name: as given (localhost and its subdomains are loopback)
+        loopback = name == "localhost" or name.endswith(".localhost")
+        bound = ipaddress.ip_address("127.0.0.1") if loopback else None
     if bound is not None and bound.is_unspecified:
         host = _local_address(peer) or ""
     elif bound is not None and bound.is_loopback and not peer.is_loopback:

@@ -82,8 +82,10 @@ async def _form_page(
     error: str | None = None,
     values: dict[str, Any] | None = None,
     generated_secret: str | None = None,
+    error_field: str | None = None,
 ) -> Response:
-    """The add or edit form of a destination, with its values (never its secrets)."""
+    """The add or edit form of a destination, with its values (never its secrets); an error
+    about one field is shown beside it."""
     if values is None:
         values = _values_of(destination) if destination is not None else {"formats": ["fit"]}
     return render(
@@ -98,6 +100,7 @@ async def _form_page(
         destination=destination,
         values=values,
         error=error,
+        error_field=_input_of(error_field),
         generated_secret=generated_secret,
         formats=FORMATS.get(kind, ()),
         accounts=await queries.account_labels(db),
@@ -105,6 +108,14 @@ async def _form_page(
         connected=destination is not None and _connected(runtime, destination),
         counts=(await queries.delivery_counts(db)).get(destination.id, {}) if destination else {},
     )
+
+
+def _input_of(field: str | None) -> str | None:
+    """The form input a field of the API's (``config.url``, ``secrets.api_key``) is typed in."""
+    if field is None:
+        return None
+    name = field.removeprefix("config.").removeprefix("secrets.")
+    return {"secrets": "api_key"}.get(name, name.split(".")[0])
 
 
 def _values_of(destination: Destination) -> dict[str, Any]:
@@ -173,7 +184,8 @@ async def create_destination(
             kind,
             None,
             status=exc.status_code,
-            error=exc.message,
+            error=forms.field_message(exc) if isinstance(exc, InvalidInput) else exc.message,
+            error_field=getattr(exc, "field", None),
             values=_form_values(action.form),
         )
     if generated is not None:
@@ -214,7 +226,8 @@ async def edit_destination(
             kind,
             destination,
             status=exc.status_code,
-            error=exc.message,
+            error=forms.field_message(exc) if isinstance(exc, InvalidInput) else exc.message,
+            error_field=getattr(exc, "field", None),
             values=_form_values(action.form),
         )
     return redirect(request, runtime, f"/destinations/{destination_id}", ok="Saved.")

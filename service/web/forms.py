@@ -23,7 +23,23 @@ FIELD_NAMES = {
     "config.root": "folder",
     "config.template": "file name template",
     "secrets.secret": "signing secret",
+    "secrets": "API key",
+    "secrets.api_key": "API key",
+    "config.athlete_id": "athlete id",
+    "config.inline_max_bytes": "largest file sent inline",
+    "kind": "",  # the kind is the page's: its errors read as they are
 }
+
+
+def field_message(exc: InvalidInput) -> str:
+    """An error about one field, named as the form labels it (``URL: ...``, not
+    ``config.url: ...``)."""
+    field, message = exc.field, exc.message
+    if field and message.startswith(f"{field}: "):
+        name = FIELD_NAMES.get(field, field.split(".")[-1].replace("_", " "))
+        rest = message.removeprefix(f"{field}: ")
+        return f"{name}: {rest}" if name else rest[:1].upper() + rest[1:]
+    return message
 
 
 def parse(model: type[M], values: dict[str, Any]) -> M:
@@ -35,7 +51,7 @@ def parse(model: type[M], values: dict[str, Any]) -> M:
         where = ".".join(str(p) for p in first["loc"])
         name = FIELD_NAMES.get(where, where.replace("_", " "))
         message = str(first["msg"]).removeprefix("Value error, ")
-        raise InvalidInput(f"{name}: {message}" if name else message) from None
+        raise InvalidInput(f"{name}: {message}" if name else message, field=where) from None
 
 
 def day(form: Form, name: str) -> datetime | None:
@@ -169,7 +185,7 @@ def destination_create(kind: str, form: Form) -> dict[str, Any]:
         **_filters(form),
     }
     if values["formats"] is None:
-        raise InvalidInput("formats: tick at least one")
+        raise InvalidInput("formats: tick at least one", field="formats")
     body = parse(DestinationCreate, {k: v for k, v in values.items() if v is not None})
     dumped = body.model_dump(exclude_unset=True)
     dumped["kind"] = body.kind.value
@@ -187,7 +203,7 @@ def destination_update(kind: str, form: Form) -> dict[str, Any]:
     if secrets:
         values["secrets"] = secrets
     if values["formats"] is None:
-        raise InvalidInput("formats: tick at least one")
+        raise InvalidInput("formats: tick at least one", field="formats")
     if values["concurrency"] is None:
         del values["concurrency"]
     return parse(DestinationUpdate, values).model_dump(exclude_unset=True)

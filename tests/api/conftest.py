@@ -102,11 +102,22 @@ class Recorder:
         self.bodies.append(str(response.headers).encode())
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[tuple[SandboxState, str]]:
-    state = SandboxState(SandboxConfig(seed=11, users=2, workouts=3, anchor=int(time.time())))
+@contextlib.asynccontextmanager
+async def sandbox_of(
+    *, seed: int = 11, users: int = 2, workouts: int = 3
+) -> AsyncIterator[tuple[SandboxState, str]]:
+    """A sandbox Peloton serving ``users`` with ``workouts`` each: its state and URL."""
+    state = SandboxState(
+        SandboxConfig(seed=seed, users=users, workouts=workouts, anchor=int(time.time()))
+    )
     async with run_sandbox(state) as url:
         yield state, url
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[tuple[SandboxState, str]]:
+    async with sandbox_of() as world:
+        yield world
 
 
 @pytest.fixture
@@ -141,15 +152,24 @@ class LiveApi:
     recorder: Recorder
 
 
-@pytest.fixture
-async def live_api(
-    tmp_path: Path, database_url: str, sandbox: tuple[SandboxState, str]
+@contextlib.asynccontextmanager
+async def live_service(
+    tmp_path: Path, database_url: str, sandbox: tuple[SandboxState, str], *, public: bool = True
 ) -> AsyncIterator[LiveApi]:
-    """The service as ``pelosync serve`` runs it (scheduler on), over loopback."""
+    """The service as ``pelosync serve`` runs it (scheduler on), listening on loopback; with
+    its URL as ``PELOSYNC_PUBLIC_URL`` unless not ``public``."""
     state, peloton_url = sandbox
     sock = bind("127.0.0.1", 0)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = api_settings(tmp_path, database_url, peloton_url, public_url=url, tick_seconds=0.1)
+    port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    settings = api_settings(
+        tmp_path,
+        database_url,
+        peloton_url,
+        public_url=url if public else None,
+        port=port,
+        tick_seconds=0.1,
+    )
     found = Keys()
     app = create_app(settings, on_started=key_setup(found))
     recorder = Recorder()
@@ -163,6 +183,15 @@ async def live_api(
         ) as client,
     ):
         yield LiveApi(url, client, found, app.state.runtime, state, recorder)
+
+
+@pytest.fixture
+async def live_api(
+    tmp_path: Path, database_url: str, sandbox: tuple[SandboxState, str]
+) -> AsyncIterator[LiveApi]:
+    """The service as ``pelosync serve`` runs it (scheduler on), over loopback."""
+    async with live_service(tmp_path, database_url, sandbox) as live:
+        yield live
 
 
 @pytest.fixture

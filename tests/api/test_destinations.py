@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from service.app import create_app
 from service.destinations.kinds.webhook import generate_secret
@@ -85,8 +86,12 @@ async def test_webhook_secret_is_generated_once_masked_and_rotated(
 
 
 async def test_every_kind_validates_its_config_and_secrets(api: Api, tmp_path: Path) -> None:
-    client, keys, _, _ = api
+    client, keys, runtime, _ = api
     key = keys.admin
+    # Strava and Garmin set up (without them, those kinds are refused: test_checks.py).
+    runtime.settings.strava_client_id = "4242"
+    runtime.settings.strava_client_secret = SecretStr("app-secret")
+    runtime.settings.garmin_enabled = True
     cases = [
         ({"kind": "directory", "config": {"root": str(tmp_path)}, "formats": ["json", "gpx"]}, 201),
         ({"kind": "directory", "config": {"root": "relative"}}, "config.root"),

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from service.app import create_app
-from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
-from service.peloton.sandbox.server import bind
-from tests.api.conftest import Keys, api_settings, bearer, key_setup, serve
+from service.peloton.sandbox import SandboxState
+from tests.api.conftest import live_service, sandbox_of
 from tests.api.test_end_to_end import all_settled, check_file, eventually
 from tests.destinations.receiver import Receiver
 
@@ -26,9 +23,8 @@ EXPRESS_DEFAULT_LIMIT = 100 * 1024
 @pytest.fixture
 async def sandbox() -> AsyncIterator[tuple[SandboxState, str]]:
     """A Peloton with one user and no workouts yet (the test adds full-length ones)."""
-    state = SandboxState(SandboxConfig(seed=5, users=1, workouts=0, anchor=int(time.time())))
-    async with run_sandbox(state) as url:
-        yield state, url
+    async with sandbox_of(seed=5, users=1, workouts=0) as world:
+        yield world
 
 
 @pytest.fixture
@@ -37,17 +33,9 @@ async def default_api(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     """``pelosync serve`` with default settings but for the database and Peloton's address:
     no PELOSYNC_PUBLIC_URL, listening on 127.0.0.1."""
-    _, peloton_url = sandbox
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    settings = api_settings(tmp_path, database_url, peloton_url, port=port, tick_seconds=0.1)
-    assert settings.public_url is None
-    found = Keys()
-    app = create_app(settings, on_started=key_setup(found))
-    async with serve(app, sock), httpx.AsyncClient(base_url=url, timeout=60) as client:
-        client.headers.update(bearer(found.admin))
-        yield client, url
+    async with live_service(tmp_path, database_url, sandbox, public=False) as live:
+        assert live.runtime.settings.public_url is None
+        yield live.client, live.url
 
 
 async def link_and_settle(

@@ -31,7 +31,7 @@ from service.deliveries.retry import JITTER, MAX_ATTEMPTS, SCHEDULE_S
 from service.destinations.models import Destination
 from service.errors import Conflict, NotFound
 from tests.deliveries.conftest import Engine, open_engine
-from tests.destinations.receiver import Answer, Received, Receiver
+from tests.destinations.receiver import Answer, Receiver, refuse_the_first_message
 
 
 def seconds(later: datetime | None, earlier: datetime) -> float:
@@ -338,13 +338,7 @@ async def test_manual_retry_keeps_the_message_id_and_replay_sends_new_ones(
 ) -> None:
     receiver = await engine.receiver(secret, Answer(status=200))
     # The first message is refused as too large, inline and then as a link: failed for good.
-    first: list[str] = []
-
-    def refuse_the_first_message(request: Received) -> Answer | None:
-        first[:] = first or [request.headers["webhook-id"]]
-        return Answer(status=413) if request.headers["webhook-id"] == first[0] else None
-
-    receiver.rule = refuse_the_first_message
+    refuse_the_first_message(receiver)
     destination = await engine.webhook(receiver.url(), secret, concurrency=1)
     await engine.link_and_poll()
     await engine.run()

@@ -160,3 +160,18 @@ class Receiver:
         if self.rule is not None and (answer := self.rule(received)) is not None:
             return answer
         return self.answers.pop(0) if self.answers else self.default
+
+
+def refuse_the_first_message(receiver: Receiver, status: int = 413) -> None:
+    """Answer ``status`` to every request of the first ``workout.synced`` message (its file
+    inline, then as a link after a 413) until ``receiver.rule`` is cleared: one delivery fails
+    for good, the others go through."""
+    first: list[str] = []
+
+    def rule(request: Received) -> Answer | None:
+        if not request.payload or request.payload.get("type") != "workout.synced":
+            return None
+        first[:] = first or [request.headers["webhook-id"]]
+        return Answer(status=status) if request.headers["webhook-id"] == first[0] else None
+
+    receiver.rule = rule

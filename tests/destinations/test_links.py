@@ -30,6 +30,8 @@ def test_the_public_url_wins_for_every_receiver() -> None:
         ("127.0.0.1", "192.168.1.20", None),  # listening on loopback: out of the LAN's reach
         ("192.168.1.5", "192.168.1.20", "http://192.168.1.5:8080"),
         ("localhost", "127.0.0.1", "http://localhost:8080"),
+        ("localhost", "10.0.0.7", None),  # a name for loopback: out of the LAN's reach too
+        ("pelosync.lan", "10.0.0.7", "http://pelosync.lan:8080"),
         ("::1", "::1", "http://[::1]:8080"),
         ("0.0.0.0", "127.0.0.1", "http://127.0.0.1:8080"),  # the route to it: loopback
         ("127.0.0.1", "93.184.216.34", None),  # a receiver on the internet: only a public URL

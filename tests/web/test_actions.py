@@ -221,17 +221,20 @@ async def test_add_edit_test_and_pause_destinations(site: Site, receiver: Receiv
 async def test_strava_destinations_connect_through_strava(site: Site) -> None:
     client = site.client
     csrf = await sign_in(client, site.keys.admin)
-    created = await client.post(
-        "/destinations", data={"csrf": csrf, "kind": "strava", "name": "Strava", "formats": "fit"}
-    )
-    detail = await follow(client, created)
-    connect = page(detail).xpath("string(//a[@id='strava-connect']/@href)")
-    assert "not connected" in detail.text
-    refused = await client.get(connect)  # no Strava app configured
-    assert "Strava is not configured" in flash(await follow(client, refused))
+    form = {"csrf": csrf, "kind": "strava", "name": "Strava", "formats": "fit"}
+    refused = await client.post("/destinations", data=form)  # no Strava app configured
+    assert refused.status_code == 422
+    shown = page(refused).xpath("string(//p[@id='form-error'])")
+    assert "PELOSYNC_STRAVA_CLIENT_ID" in shown
+    async with site.runtime.sessions() as session:
+        assert (await session.execute(select(Destination))).first() is None
 
     site.runtime.settings.strava_client_id = "4242"
     site.runtime.settings.strava_client_secret = SecretStr("app-secret")
+    created = await client.post("/destinations", data=form)
+    detail = await follow(client, created)
+    connect = page(detail).xpath("string(//a[@id='strava-connect']/@href)")
+    assert "not connected" in detail.text
     redirect = await client.get(connect)
     assert redirect.status_code == 303
     target = urlsplit(redirect.headers["location"])
@@ -252,7 +255,9 @@ async def test_retry_and_replay_deliveries(site: Site, seeded: dict[str, Any]) -
     )
     assert f"Delivery {failed_id} will be sent again now." in flash(await follow(client, retried))
     delivery = await row(site, Delivery, failed_id)
-    assert (delivery.state, delivery.attempts) == ("pending", 0)
+    # Its attempts are counted on; the retry schedule starts again from here.
+    assert delivery.state == "pending" and delivery.attempts > 0
+    assert delivery.budget_start == delivery.attempts
     refused = await client.post(f"/deliveries/{succeeded_id}/retry", data={"csrf": csrf})
     assert "already succeeded" in flash(await follow(client, refused))
     assert (await row(site, Delivery, succeeded_id)).state == "succeeded"
@@ -282,3 +287,25 @@ async def test_retry_and_replay_deliveries(site: Site, seeded: dict[str, Any]) -
         data={"csrf": csrf, "destination_id": "99999999999", "start": day, "end": day},
     )
     assert "destination: choose one" in flash(await follow(client, unknown))
+
+
+async def test_a_refused_webhook_address_is_shown_beside_its_field(site: Site) -> None:
+    client = site.client
+    csrf = await sign_in(client, site.keys.admin)
+    site.runtime.settings.webhook_allow_private = False
+    form = {"csrf": csrf, "kind": "webhook", "name": "lan", "url": "http://192.168.1.20/hook"}
+    refused = await client.post("/destinations", data={**form, "formats": "fit"})
+    assert refused.status_code == 422
+    shown = page(refused)
+    beside = shown.xpath("string(//label[input[@name='url']]/following-sibling::*[1])")
+    assert "192.168.1.20 is a private address" in beside
+    assert "PELOSYNC_WEBHOOK_ALLOW_PRIVATE" in beside
+    assert shown.xpath("string(//input[@name='url']/@aria-invalid)") == "true"
+    assert shown.xpath("string(//input[@name='url']/@value)") == "http://192.168.1.20/hook"
+    # A format the kind cannot take is shown beside the formats.
+    intervals = {"csrf": csrf, "kind": "intervals", "name": "i", "api_key": "k" * 20}
+    refused = await client.post("/destinations", data={**intervals, "formats": "json"})
+    assert refused.status_code == 422
+    assert "not json" in page(refused).xpath("string(//span[@id='formats-error'])")
+    async with site.runtime.sessions() as session:
+        assert (await session.execute(select(Destination))).first() is None

@@ -23,7 +23,7 @@ from service.accounts.models import SyncRun
 from service.convert.peloton import parse_bundle
 from service.deliveries.models import Delivery
 from service.workouts.models import Workout
-from tests.destinations.receiver import Answer, Receiver
+from tests.destinations.receiver import Receiver, refuse_the_first_message
 from tests.web.conftest import ARTIFACTS, LiveSite
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -115,7 +115,7 @@ async def test_sign_in_sync_charts_and_retry(
     await page.click("text=Send a test")
     assert "Test succeeded (HTTP 200)" in await flash(page)
     assert receiver.requests[-1].payload["type"] == "ping"
-    receiver.answers = [Answer(status=413)]  # the first workout delivery fails for good
+    refuse_the_first_message(receiver)  # 413 to its file inline and as a link: failed
 
     # Link the sandbox account with its refresh token; it syncs at once.
     await page.goto(site.url + "/accounts")
@@ -212,6 +212,7 @@ async def test_sign_in_sync_charts_and_retry(
     assert "HTTP 413" in await failed.inner_text()
     delivery_id = int(await failed.get_attribute("data-delivery") or 0)
     await shot(page, "05-deliveries-failed")
+    receiver.rule = None  # the receiver takes it now
     await failed.locator("button", has_text="Retry").click()
     assert f"Delivery {delivery_id} will be sent again now." in await flash(page)
 
@@ -233,7 +234,7 @@ async def test_sign_in_sync_charts_and_retry(
     outcomes = await page.locator("#deliveries .attempt-log li").all_inner_texts()
     assert [o.split(" · ")[1] for o in outcomes] == ["failed", "succeeded"]
     sent = [r for r in receiver.requests if r.headers["webhook-id"] == delivery.message_id]
-    assert len(sent) == 2
+    assert len(sent) == 3  # refused inline and as a link, then taken: one message throughout
 
     for name, path in (
         ("06-destinations", "/destinations"),
