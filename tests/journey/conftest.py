@@ -41,7 +41,7 @@ WORKOUTS: list[tuple[str, int, bool | None]] = [
 ]
 ALL_FORMATS = ["tcx", "gpx", "fit", "json"]
 PYTHON_RECEIVERS = ("python-standardwebhooks", "python-stdlib")
-NODE_RECEIVERS = ("node-express", "node-stdlib")
+NODE_RECEIVERS = ("node-express", "node-stdlib", "node-express-100kb")
 #: Generous for 2 busy cores; a journey takes about a minute on a quiet machine.
 SETTLE_TIMEOUT_S = 360
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -169,8 +170,14 @@ def node_receiver(name: str, secret: str, folder: Path) -> Iterator[Receiver]:
     modules = NODE_DIR / "node_modules"
     assert modules.is_dir(), f"the Node receivers need their packages: npm ci --prefix {NODE_DIR}"
     folder.mkdir(parents=True)
-    if name == "node-express":
-        script = docs.snippet(docs.NODE_EXPRESS, "javascript") + _EXPRESS_TAIL + _COMMON_TAIL
+    if name.startswith("node-express"):
+        express = docs.snippet(docs.NODE_EXPRESS, "javascript")
+        if name == "node-express-100kb":
+            # The same receiver as a reader who missed the body limit writes it: Express's
+            # default, 100 KB, so every bigger body is refused with 413.
+            express, found = re.subn(r',\s*limit:\s*"[^"]*"', "", express)
+            assert found == 1, "the Express example no longer sets express.raw's limit"
+        script = express + _EXPRESS_TAIL + _COMMON_TAIL
     else:
         (folder / "verify.js").write_text(docs.snippet(docs.NODE_STDLIB, "javascript"))
         script = _STDLIB_SERVER + _COMMON_TAIL

@@ -182,6 +182,24 @@ def test_strava_and_intervals_get_every_fit_file_valid(journey: Journey) -> None
     assert journey.strava.problems == []
 
 
+def test_a_receiver_refusing_big_bodies_gets_links_instead(journey: Journey) -> None:
+    """Express at its default 100 KB body limit answers 413 to bigger files: each is sent again
+    at once as a link (the receiver is on the service's network: no public URL needed), and the
+    webhook remembers a smaller inline limit."""
+    _node(journey)
+    events = [
+        e for e in journey.receivers["node-express-100kb"].events() if e["type"] == "workout.synced"
+    ]
+    files = [f for e in events for f in e["files"]]
+    linked = [f for f in files if f["url"]]
+    assert linked and len(linked) < len(files)
+    assert all(f["size"] > 50_000 for f in linked)
+    destination = journey.api.get(
+        f"/v1/destinations/{journey.destinations['node-express-100kb']['id']}"
+    )
+    assert 0 < destination.json()["config"]["inline_max_bytes"] < 100_000
+
+
 @pytest.mark.parametrize("name", PYTHON_RECEIVERS + NODE_RECEIVERS)
 def test_the_documented_receivers_refuse_a_forged_signature(journey: Journey, name: str) -> None:
     if name in NODE_RECEIVERS:
