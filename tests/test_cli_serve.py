@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.cli import clean_env, free_port, pelosync, start
+from tests.cli import PELOSYNC, clean_env, free_port, pelosync, start
+from tests.journey.processes import read_json, running
 
 
 @pytest.fixture
@@ -106,3 +108,30 @@ async def test_the_sandbox_stops_with_exit_0_on_sigterm(env: dict[str, str]) -> 
     proc.send_signal(signal.SIGTERM)
     await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 0
+
+
+def test_the_readme_sandbox_flow_syncs_with_the_default_backfill(tmp_path: Path) -> None:
+    """`pelosync sandbox`, then `account link` and `sync --once` with default settings: the
+    sandbox's history is recent enough for the default 30-day backfill."""
+    with running(
+        ["sandbox", "--port", "0", "--users", "1", "--workouts", "12", "--json"],
+        clean_env(tmp_path / "sandbox"),
+        stdout=True,
+    ) as sandbox:
+        described = read_json(sandbox)
+        url, user = described["base_url"], described["users"][0]
+        env = clean_env(
+            tmp_path / "data", PELOSYNC_PELOTON_API_URL=url, PELOSYNC_PELOTON_AUTH_URL=url
+        )
+        for args in (
+            ["db", "upgrade"],
+            ["account", "link", "--refresh-token", user["refresh_tokens"][0]["token"]],
+        ):
+            done = subprocess.run([*PELOSYNC, *args], env=env, capture_output=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+        synced = subprocess.run(
+            [*PELOSYNC, "sync", "--once"], env=env, capture_output=True, text=True, timeout=300
+        )
+    assert synced.returncode == 0, synced.stderr
+    new = int(synced.stdout.split("ok, ")[1].split(" new")[0])
+    assert 0 < new <= 12
