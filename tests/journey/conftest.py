@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -21,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.cli import clean_env, free_port
+from tests.cli import PELOSYNC, clean_env, free_port
 from tests.destinations.fakes import fake_intervals, fake_strava
 from tests.destinations.fakes.server import serve as serve_fake
 from tests.journey.processes import Process, read_json, running
@@ -244,10 +245,15 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
 
         # The user links their account from the command line while the service runs.
         token = user["refresh_tokens"][0]["token"]
-        link = stack.enter_context(
-            running(["account", "link", "--label", "Journey", "--refresh-token", token], env)
+        linked = subprocess.run(
+            [*PELOSYNC, "account", "link", "--label", "Journey", "--refresh-token", token],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
-        link.proc.wait(timeout=120)
+        assert linked.returncode == 0, linked.stderr
+        assert linked.stdout.startswith("linked account 1: Peloton user ")
         _settle(journey, len(WORKOUTS))
         journey.serve_log = serve.log()
         yield journey
