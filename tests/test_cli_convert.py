@@ -50,7 +50,12 @@ def test_text_format_goes_to_stdout_and_reads_stdin() -> None:
     [
         (("convert", "/nonexistent/x.json"), None, "/nonexistent/x.json: no such file"),
         (("convert", "-"), b"{not json", "not valid JSON"),
-        (("convert", "-"), b'{"workout": {}}', "invalid workout bundle: workout.id"),
+        (
+            ("convert", "-"),
+            b'{"workout": {}}',
+            "invalid workout bundle: 3 problems: workout.id: field required; "
+            "workout.start_time: field required; performance_graph: field required",
+        ),
         (("convert", "-f", "fit"), None, "binary format"),
         (("convert", "-f", "all"), None, "give a folder with -o DIR"),
     ],
@@ -64,6 +69,18 @@ def test_bad_input_is_one_clear_line_and_exit_2(
     assert message in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_bundle_with_two_problems_names_both() -> None:
+    bundle = make_bundle(offsets=[1, 2])
+    bundle["workout"]["start_time"] = "yesterday"
+    bundle["performance_graph"]["seconds_since_pedaling_start"] = [1, -2]
+    result = run("convert", "-", "--format", "json", stdin=json.dumps(bundle).encode())
+    assert result.returncode == 2
+    err = result.stderr.decode().strip()
+    assert err.startswith("pelosync: error: invalid workout bundle: 2 problems: workout.start_time")
+    assert "performance_graph.seconds_since_pedaling_start.1: input should be greater" in err
+    assert "more problem" not in err and len(err.splitlines()) == 1
 
 
 def test_gpx_of_indoor_workout_is_refused_without_partial_file(tmp_path: Path) -> None:

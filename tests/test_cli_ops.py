@@ -6,8 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,37 +15,17 @@ import httpx
 import pytest
 
 from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
-from tests.conftest import TEST_SECRET_KEY
-
-
-async def start(env: dict[str, str], *args: str, **pipes: Any) -> asyncio.subprocess.Process:
-    """``pelosync ARGS`` as a process of its own."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from service.cli import main; main()", *args, env=env, **pipes
-    )
-
-
-async def pelosync(
-    env: dict[str, str], *args: str, stdin: bytes | None = None
-) -> tuple[int, str, str]:
-    pipe = asyncio.subprocess.PIPE
-    proc = await start(env, *args, stdin=pipe, stdout=pipe, stderr=pipe)
-    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=90)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+from tests.cli import clean_env, free_port, pelosync, start
 
 
 @pytest.fixture
 def base_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PELOSYNC_")}
-    env.update(
-        PELOSYNC_DATA_DIR=str(tmp_path / "data"),
-        PELOSYNC_SECRET_KEY=TEST_SECRET_KEY,
+    return clean_env(
+        tmp_path / "data",
         PELOSYNC_LOG_LEVEL="WARNING",
         PELOSYNC_CONVERT_WORKERS="0",
         PELOSYNC_BACKFILL_DAYS="3650",
     )
-    return env
 
 
 async def test_link_list_sync_pause_delete(base_env: dict[str, str]) -> None:
@@ -83,12 +61,17 @@ async def test_link_list_sync_pause_delete(base_env: dict[str, str]) -> None:
         assert code == 0, err
         assert "account 1: ok, 3 new" in out
         code, out, err = await pelosync(env, "account", "list")
-        assert "Me" in out
-        assert "workouts=3" in out
+        header, row = out.splitlines()
+        assert header.split() == [
+            "ID", "LABEL", "STATUS", "POLLING", "WORKOUTS", "NEXT", "POLL", "LAST", "ERROR"
+        ]  # fmt: skip
+        assert row.split()[:5] == ["1", "Me", "active", "polling", "3"]
         assert token not in out + err
 
         code, out, _ = await pelosync(env, "account", "pause", "1")
         assert code == 0
+        code, out, _ = await pelosync(env, "account", "list")
+        assert out.splitlines()[1].split()[:5] == ["1", "Me", "active", "paused", "3"]
         code, out, err = await pelosync(env, "account", "pause", "99")
         assert code == 2
         assert "account 99 not found" in err
@@ -132,9 +115,7 @@ async def test_serve_workers_share_one_port_and_stop_cleanly(base_env: dict[str,
     """``serve --workers 2``: migrations and the first key once, two replicas answering on one
     port, a request sent while the workers start waits for them, and SIGTERM stops them all
     with exit code 0."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = dict(base_env, PELOSYNC_LOG_LEVEL="INFO", PELOSYNC_LOG_FORMAT="json")
     proc = await start(
         env, "serve", "--workers", "2", "--port", str(port), stderr=asyncio.subprocess.PIPE

@@ -82,8 +82,8 @@ def instructions(stage: list[tuple[str, str]], name: str) -> list[str]:
     return [args for word, args in stage if word == name]
 
 
-def load_compose() -> dict[str, Any]:
-    data = yaml.safe_load((DEPLOY / "compose.yml").read_text())
+def load_compose(name: str = "compose.yml") -> dict[str, Any]:
+    data = yaml.safe_load((DEPLOY / name).read_text())
     assert isinstance(data, dict)
     return data
 
@@ -254,6 +254,26 @@ def test_compose_runs_two_replicas_after_one_migration() -> None:
         name, target = volume.split(":")
         assert target == "/data" and name in compose["volumes"]
     assert app["build"]["context"] == ".." and (DEPLOY / ".." / "Dockerfile").is_file()
+
+
+def test_the_household_compose_is_one_container_on_sqlite() -> None:
+    compose = load_compose("compose.single.yml")
+    (name,) = compose["services"]
+    app = compose["services"][name]
+    assert app["command"] == ["serve"]  # migrates at start: nothing else shares the database
+    assert app["env_file"] == ".env"
+    assert set(app["environment"]) == {"PELOSYNC_SECRET_KEY"}
+    assert ":?" in app["environment"]["PELOSYNC_SECRET_KEY"]  # refuses to start without it
+    (volume,) = app["volumes"]
+    volume_name, target = volume.split(":")
+    assert target == "/data" and volume_name in compose["volumes"]
+    assert "replicas" not in app.get("deploy", {})
+    assert app["ports"] == ["127.0.0.1:8080:8080"]
+    assert "pelosync-healthcheck" in app["healthcheck"]["test"]
+    assert app["build"]["context"] == ".."
+    docs = (ROOT / "docs" / "deployment.md").read_text()
+    # It is the first way documented, before the PostgreSQL example.
+    assert docs.index("compose.single.yml") < docs.index("deploy/compose.yml")
 
 
 # --- Kubernetes ---------------------------------------------------------------------------------

@@ -56,6 +56,11 @@ def link(
     typer.echo(f"linked account {account_id}: Peloton user {name or user_id}")
 
 
+# One row of `account list`: status is the link's health (active, needs_reauth, ...);
+# polling says whether the account was paused.
+_ACCOUNT_ROW = "{:>4}  {:24}  {:12}  {:7}  {:>8}  {:17}  {}"
+
+
 @app.command("list")
 def list_accounts() -> None:
     """List linked accounts with their status (never their secrets)."""
@@ -69,14 +74,26 @@ def list_accounts() -> None:
                 rows = await repo.all()
                 counts = await repo.workout_counts([a.id for a in rows])
         return [
-            f"{a.id:>4}  {a.label[:24]:24}  {a.status:12}  {'paused' if a.paused else 'active':6}  "
-            f"workouts={counts.get(a.id, 0):<5} next={a.next_poll_at:%Y-%m-%d %H:%M}Z"
-            + (f"  error={a.last_error[:60]}" if a.last_error else "")
+            _ACCOUNT_ROW.format(
+                a.id,
+                a.label[:24],
+                a.status,
+                "paused" if a.paused else "polling",
+                counts.get(a.id, 0),
+                f"{a.next_poll_at:%Y-%m-%d %H:%M}Z",
+                (a.last_error or "")[:60],
+            ).rstrip()
             for a in rows
         ]
 
     lines = run(go())
-    typer.echo("\n".join(lines) if lines else "no accounts linked yet: pelosync account link")
+    if not lines:
+        typer.echo("no accounts linked yet: pelosync account link")
+        return
+    header = _ACCOUNT_ROW.format(
+        "ID", "LABEL", "STATUS", "POLLING", "WORKOUTS", "NEXT POLL", "LAST ERROR"
+    )
+    typer.echo("\n".join([header.rstrip(), *lines]))
 
 
 def _set_paused(account_id: int, paused: bool) -> None:

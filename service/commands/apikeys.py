@@ -117,9 +117,16 @@ async def announce_first_key(
             err=True,
         )
     if demo:
+        key_file = first_key_path(data_dir)
+        where = (
+            f"the key in {key_file}"
+            if key_file.exists()
+            else "the admin key given when this demo first started; lost it? make another "
+            "with: pelosync apikey create --name dashboard"
+        )
         typer.echo(
-            f"pelosync demo dashboard: {api_url}/ (sign in with the key in "
-            f"{first_key_path(data_dir)}; API docs at {api_url}/docs)\n",
+            f"pelosync demo dashboard: {api_url}/ (sign in with {where}; API docs at "
+            f"{api_url}/docs)\n",
             err=True,
         )
 

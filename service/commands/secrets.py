@@ -25,7 +25,7 @@ def generate_key_command() -> None:
 def rotate() -> None:
     """Re-encrypt every stored secret with the first key of PELOSYNC_SECRET_KEY.
 
-    Rotation: put the new key first (``NEW,OLD``), run this, then drop the old key.
+    Rotation: put the new key first (PELOSYNC_SECRET_KEY=NEW,OLD), run this, then drop the old key.
     """
     settings = setup("ERROR")
 

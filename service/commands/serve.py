@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
+import socket
 import time
-from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,9 +26,10 @@ from service.deliveries.jobs import DeliveryJob
 from service.errors import PelosyncError
 from service.migrate import check_current, upgrade
 from service.peloton.sandbox import run_sandbox
+from service.peloton.sandbox.server import ForegroundServer, bind
 from service.runtime import open_runtime
 
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_BACKLOG = 2048  # uvicorn's default
 # uvicorn's settings for ``serve``: the service logs requests itself (JSON, without query
 # strings), and a stop waits up to 25 s for requests in flight.
 _SERVER_OPTIONS: dict[str, Any] = {
@@ -47,22 +46,20 @@ def _proxy_options(settings: Settings) -> dict[str, Any]:
     return {"proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips}
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, except that a SIGTERM or SIGINT ends in exit code 0 once the graceful
-    shutdown (lifespan drain included) is done.
-
-    uvicorn re-raises the caught signal after shutting down, so the process died of SIGTERM
-    (exit 143 / -15) even when it stopped cleanly, and supervisors reported a failure.
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+def listen(host: str, port: int, backlog: int) -> socket.socket:
+    """The service's listening socket, taken before anything else starts (migrations, the demo
+    sandbox, workers), so a port in use is one line and exit code 2, and changes nothing."""
+    try:
+        sock = bind(host, port)
+        sock.listen(backlog)
+    except OSError as exc:
+        raise PelosyncError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+            "(another pelosync may be running there; choose a port with --port or PELOSYNC_PORT)"
+        ) from None
+    # uvicorn's own sockets are inheritable too: --workers hands this one to its processes.
+    sock.set_inheritable(True)
+    return sock
 
 
 def serve(
@@ -87,7 +84,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the admin API and the scheduler (polling and deliveries): in one process, or in
-    ``--workers`` processes sharing the port, each a replica of the others."""
+    several processes sharing the port (--workers), each a replica of the others."""
     settings = setup()
     host = host or settings.host
     port = port or settings.port
@@ -98,6 +95,7 @@ def serve(
         serve_workers(settings, host, port, workers, migrate=not no_migrate)
         return
     exports = Path(settings.data_dir).resolve() / "exports"
+    sock = listen(host, port, _BACKLOG)
 
     async def go() -> None:
         async with AsyncExitStack() as stack:
@@ -122,9 +120,12 @@ def serve(
             config = uvicorn.Config(
                 app, host=host, port=port, **_SERVER_OPTIONS, **_proxy_options(current)
             )
-            await _Server(config).serve()
+            await ForegroundServer(config).serve(sockets=[sock])
 
-    run(go())
+    try:
+        run(go())
+    finally:
+        sock.close()
 
 
 def worker_app() -> FastAPI:
@@ -166,8 +167,7 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int, *, mig
     # The port is taken and listened on first, as gunicorn's arbiter does: a port in use fails
     # before any migration, and a request sent while the workers start waits in the backlog
     # for the first of them instead of being refused.
-    sock = config.bind_socket()
-    sock.listen(config.backlog)
+    sock = listen(host, port, config.backlog)
     # The workers read their settings from the environment: where they listen included
     # (download links without a public URL are made from it).
     os.environ.update(PELOSYNC_HOST=host, PELOSYNC_PORT=str(port))
@@ -179,7 +179,14 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int, *, mig
 
 
 def sync(
-    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = True,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once",
+            show_default=False,
+            help="One pass, then exit (the only mode: `pelosync serve` runs continuously).",
+        ),
+    ] = True,
     account: Annotated[int | None, typer.Option(help="Only this account, now.")] = None,
 ) -> None:
     """Poll due accounts (or one account now) and send due deliveries, then exit."""

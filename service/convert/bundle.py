@@ -241,6 +241,10 @@ class RideDetailsIn(_In):
     target_metrics_performance_data: TargetMetricsIn | None = None
 
 
+#: A bundle with thousands of bad samples names the first ones rather than flood the terminal.
+_MAX_PROBLEMS = 100
+
+
 class BundleIn(_In):
     workout: WorkoutIn
     performance_graph: GraphIn
@@ -248,11 +252,16 @@ class BundleIn(_In):
 
 
 def _describe(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "bundle"
-    more = error.error_count() - 1
-    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{where}: {first['msg'].lower()}{suffix}"
+    """Every problem, each with where it is (the first few hundred at most)."""
+    problems = [
+        f"{'.'.join(str(p) for p in e['loc']) or 'bundle'}: {e['msg'].lower()}"
+        for e in error.errors()[:_MAX_PROBLEMS]
+    ]
+    count = error.error_count()
+    if count > _MAX_PROBLEMS:
+        problems.append(f"{count - _MAX_PROBLEMS} more not shown")
+    head = f"{count} problems: " if count > 1 else ""
+    return head + "; ".join(problems)
 
 
 def load_bundle(data: bytes | str | dict[str, Any]) -> BundleIn:

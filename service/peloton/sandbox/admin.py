@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.errors import NotFound
-from service.peloton.sandbox.catalog import KINDS, Units
+from service.peloton.sandbox.catalog import KINDS, MAX_DURATION_S, Units
 from service.peloton.sandbox.faults import FaultKind
 from service.peloton.sandbox.specs import WorkoutSpec
 from service.peloton.sandbox.state import MAX_WORKOUTS
@@ -37,7 +37,7 @@ class NewWorkouts(_Body):
     count: int = Field(default=1, ge=1, le=1000)
     in_progress: bool = False
     elapsed: int | None = Field(default=None, ge=0, description="Seconds done so far.")
-    duration: int | None = Field(default=None, ge=1, le=4 * 3600)
+    duration: int | None = Field(default=None, ge=1, le=MAX_DURATION_S)
     heart_rate: bool | None = None
     complete_after_s: float | None = Field(default=None, ge=0)
 

@@ -165,6 +165,11 @@ _KINDS: tuple[KindSpec, ...] = (
         "running", (), 1, speed_mph=(5.0, 7.0), is_outdoor=True,
     ),
     KindSpec(
+        "outdoor_just_ride", "cycling", "Cycling", None, "freestyle", "Cycling Workout", "outdoor",
+        ("iPhone", "android"), (20, 180), (), ("Cycling", "cycling", 8.0), "cycling", (), 1,
+        speed_mph=(12.0, 18.5), is_outdoor=True,
+    ),
+    KindSpec(
         "rowing", "caesar", "Rowing", "caesar", "class", "Rowing Workout", "row", ("caesar",),
         (10, 15, 20, 30), ("Pace Target Row", "Endurance Row", "Sprint Row"),
         ("Rowing", "rowing", 7.0), "caesar", ("heart_rate", "calories"), 60,
@@ -225,8 +230,8 @@ def kind_spec(kind: str) -> KindSpec:
     return KIND_SPECS[kind]
 
 
-#: Longest workout the generator makes, seconds.
-MAX_DURATION_S = 4 * 3600
+#: Longest workout the generator makes, seconds (a long outdoor ride).
+MAX_DURATION_S = 6 * 3600
 
 
 def validate_options(

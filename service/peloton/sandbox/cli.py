@@ -7,13 +7,13 @@ The lead's CLI registers :func:`sandbox` as a command; it also runs standalone:
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from service.errors import PelosyncError
-from service.peloton.sandbox.server import base_url, bind, uvicorn_config
+from service.peloton.sandbox.server import ForegroundServer, base_url, bind, uvicorn_config
 from service.peloton.sandbox.state import SandboxConfig, SandboxState
 
 
@@ -52,6 +52,14 @@ def sandbox(
     users: Annotated[int, typer.Option(help="Users to generate.", min=0)] = 2,
     workouts: Annotated[int, typer.Option(help="Workouts per user.", min=0)] = 20,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same data.")] = 1,
+    anchor: Annotated[
+        int | None,
+        typer.Option(
+            help="Unix time the generated histories end at (default: now, so the newest "
+            "workouts fall within pelosync's default backfill).",
+            min=0,
+        ),
+    ] = None,
     latency_ms: Annotated[float, typer.Option(help="Delay added to every request.", min=0)] = 0,
     expires_in: Annotated[int, typer.Option(help="Access-token lifetime, s.", min=1)] = 172_800,
     in_progress: Annotated[
@@ -67,6 +75,7 @@ def sandbox(
     try:
         config = SandboxConfig(
             seed=seed,
+            anchor=int(time.time()) if anchor is None else anchor,
             users=users,
             workouts=workouts,
             latency_ms=latency_ms,
@@ -91,7 +100,7 @@ def sandbox(
     if not serve:
         sock.close()
         return
-    uvicorn.Server(uvicorn_config(state, foreground=True)).run(sockets=[sock])
+    ForegroundServer(uvicorn_config(state, foreground=True)).run(sockets=[sock])
 
 
 def main() -> None:

@@ -153,7 +153,8 @@ class _Builder:
             return round((4 * spec.avg_output * 0.8604 + 300) * hours)
         if kind.series == "outdoor" and distance:
             km = distance[0] * (1.609344 if distance[1] == "mi" else 1.0)
-            per_km = 0.65 if kind.fitness_discipline == "walking" else 1.0
+            # kcal per kg and km: about 1 running, 0.65 walking, 0.3 riding.
+            per_km = {"walking": 0.65, "cycling": 0.3}.get(kind.fitness_discipline, 1.0)
             return round(spec.user.weight_kg * km * per_km)
         return round(kind.mets * spec.user.weight_kg * hours)
 

@@ -146,7 +146,7 @@ def _blocks(ride: RideSpec, tag: str) -> list[tuple[int, int, random.Random]]:
     """
     rng = rng_for(ride.ride_id, tag)
     blocks: list[tuple[int, int, random.Random]] = []
-    edges = sorted({0, ride.duration, *(s.start for s in ride.segments if 0 < s.start)})
+    edges = sorted({0, ride.duration, *(s.start for s in ride.segments if s.start > 0)})
     for first, last in zip(edges, edges[1:], strict=False):
         at = first
         while at < last:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
 from collections.abc import AsyncIterator, Iterator
 
@@ -12,6 +13,8 @@ import uvicorn
 from service.peloton.sandbox.app import create_sandbox_app
 from service.peloton.sandbox.state import SandboxState
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 class _EmbeddedServer(uvicorn.Server):
     """A uvicorn server that leaves signal handling to its host (pytest, the demo)."""
@@ -19,6 +22,24 @@ class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+class ForegroundServer(uvicorn.Server):
+    """uvicorn's server for a command in the foreground (``serve``, ``sandbox``): a SIGTERM or
+    SIGINT ends in exit code 0 once the graceful shutdown (lifespan drain included) is done.
+
+    uvicorn re-raises the caught signal after shutting down, so the process died of SIGTERM
+    (exit 143 / -15) even when it stopped cleanly, and supervisors reported a failure.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def bind(host: str, port: int) -> socket.socket:

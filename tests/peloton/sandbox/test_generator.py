@@ -330,9 +330,23 @@ def test_in_progress_bundle() -> None:
         ({"kind": "yoga", "every_n": 0}, "every_n"),
         ({"kind": "yoga", "units": "furlongs"}, "units"),
         ({"kind": "yoga", "duration": 0}, "duration"),
+        ({"kind": "outdoor_just_ride", "duration": 6 * 3600 + 1}, "duration must be 1..21600"),
         ({"kind": "yoga", "timezone": "Mars/Base"}, "timezone"),
     ],
 )
 def test_bad_arguments_raise_invalid_input(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         generate_bundle(1, **kwargs)
+
+
+def test_a_five_hour_outdoor_ride_has_one_gps_point_a_second() -> None:
+    bundle = generate_bundle(4, "outdoor_just_ride", duration=5 * 3600, units="metric")
+    workout, graph = bundle["workout"], bundle["performance_graph"]
+    assert (workout["fitness_discipline"], workout["is_outdoor"]) == ("cycling", True)
+    assert workout["end_time"] - workout["start_time"] == 5 * 3600
+    points = [c for s in graph["location_data"] for c in s["coordinates"]]
+    assert len(points) > 5 * 3600 * 0.95
+    distance = _summary(graph, "distance")
+    assert distance["display_unit"] in ("km", "m")
+    km = distance["value"] / (1000 if distance["display_unit"] == "m" else 1)
+    assert 5 * 12 * 1.6 * 0.8 < km < 5 * 18.5 * 1.6  # a ride's speed, not a run's
