@@ -92,11 +92,12 @@ async def test_failed_dashboard_sign_ins_are_throttled(api: Api) -> None:
     client, keys, runtime, _ = api
     clock = Clock()
     runtime.auth_failures = FailureThrottle(3, 60.0, clock=clock)
-    form = await client.get("/login")
-    csrf = csrf_of(form)
+    # Form tokens are single-use: each try takes the one of the page the last answer showed.
+    csrf = csrf_of(await client.get("/login"))
     for _ in range(3):
         wrong = await client.post("/login", data={"csrf": csrf, "key": WRONG})
         assert wrong.status_code == 401
+        csrf = csrf_of(wrong)
     refused = await client.post("/login", data={"csrf": csrf, "key": keys.admin})
     assert refused.status_code == 429
     assert refused.headers["retry-after"] == "60"

@@ -18,7 +18,7 @@ from service.auth.models import ApiKey
 from service.deliveries.models import Delivery
 from service.destinations import manage as destinations
 from service.workouts.models import Workout
-from tests.destinations.receiver import Answer, Receiver
+from tests.destinations.receiver import Receiver, refuse_the_first_message
 from tests.web.conftest import LiveSite
 from tests.web.test_browser import (
     PHONE,
@@ -102,7 +102,7 @@ async def test_manage_from_the_dashboard(
         paused.backfill_found = 412
         paused.backfill_reached = site.runtime.clock() - timedelta(days=200)
         paused.sync_since = site.runtime.clock() - timedelta(days=730)
-    receiver.answers = [Answer(status=413)]  # the first file fails for good
+    refuse_the_first_message(receiver)  # its file fails for good, inline and as a link
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     await sign_in(page, site, site.keys.admin)
@@ -167,6 +167,7 @@ async def test_manage_from_the_dashboard(
     assert "0 of 412 stored" in progress
 
     # Retry every failed delivery: the confirmation says how many.
+    receiver.rule = None  # the receiver takes everything now
     await page.goto(f"{site.url}/destinations/{d}")
     await page.click("#retry-failed")
     assert "1 failed delivery to receiver will be sent again" in await page.inner_text("#confirm")
@@ -262,7 +263,7 @@ async def test_read_only_key_sees_the_new_pages_without_a_button(
             {
                 "name": "folder",
                 "kind": "directory",
-                "config": {"root": str(site.runtime.settings.data_dir)},
+                "config": {"root": str(site.runtime.settings.resolved_export_roots()[0])},
             },
         )
 

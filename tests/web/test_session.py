@@ -185,7 +185,13 @@ async def test_a_form_token_works_once(site: Site, seeded: dict[str, Any]) -> No
     async with site.runtime.sessions() as session:
         assert (await session.get(Account, account)).paused  # type: ignore[union-attr]
     # Reloading the answer of a form (the browser posts it again) adds nothing twice.
-    form = {"csrf": await fresh(client), "kind": "directory", "name": "Twice", "root": "/tmp/x"}
+    export_root = site.runtime.settings.resolved_export_roots()[0] / "twice"
+    form = {
+        "csrf": await fresh(client),
+        "kind": "directory",
+        "name": "Twice",
+        "root": str(export_root),
+    }
     form |= {"formats": "json"}
     assert (await client.post("/destinations", data=form)).status_code == 303
     assert (await client.post("/destinations", data=form)).status_code == 409
