@@ -55,19 +55,25 @@ async def _demo_start(env: dict[str, str], port: int) -> str:
     return "".join(lines)
 
 
-async def test_a_restarted_demo_says_where_its_key_is(env: dict[str, str]) -> None:
+async def test_a_restarted_demo_says_where_its_key_is(env: dict[str, str], tmp_path: Path) -> None:
     port = free_port()
+    key_file = tmp_path / "data" / "first-admin-key.txt"
     first = await _demo_start(env, port)
-    keys = [word for word in first.split() if word.startswith("psk_")]
-    assert len(keys) == 1
-    assert "sign in with the key above" in first
+    assert "psk_" not in first  # not a terminal: the key goes to a file, never to the log
+    key = key_file.read_text().strip()
+    assert key.startswith("psk_")
+    assert f"sign in with the key in {key_file};" in first
 
     again = await _demo_start(env, port)
-    assert "psk_" not in again  # the key is stored hashed: it cannot be shown again
+    assert "psk_" not in again  # the key is stored hashed: the file is where it is
+    assert f"sign in with the key in {key_file};" in again
+
+    key_file.unlink()  # stored somewhere safe, as the first start asked
+    later = await _demo_start(env, port)
     assert (
-        f"pelosync demo dashboard: http://127.0.0.1:{port}/ (sign in with the admin key printed "
+        f"pelosync demo dashboard: http://127.0.0.1:{port}/ (sign in with the admin key given "
         "when this demo first started; lost it? make another with: pelosync apikey create "
-        "--name dashboard;" in again
+        "--name dashboard;" in later
     )
     code, out, _ = await pelosync(env, "apikey", "create", "--name", "dashboard")
     assert code == 0 and out.startswith("psk_")

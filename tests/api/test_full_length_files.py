@@ -114,7 +114,9 @@ async def test_an_hour_ride_and_gps_run_arrive_inline_or_by_link_after_a_413(
     assert max(size for (fmt, _), size in sizes.items() if fmt == "tcx") > 900 * 1024
     # Files over the receiver's limit were refused (413) and went again at once as links, in
     # the same attempt: one attempt each, none failed.
-    assert 0 < len(receiver.refused) < len(deliveries)
+    # (Which ones depends on sizes near the limit: a 60-minute ride's FIT, with its class laps
+    # and steps, is about as big as Express's limit; the TCX and GPX are always over it.)
+    assert len(receiver.refused) >= 3
     for delivery in deliveries:
         detail = (await client.get(f"/v1/deliveries/{delivery['id']}")).json()
         log = detail["attempts_log"]

@@ -186,11 +186,13 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
         }
         port = free_port()
         serve: Process = stack.enter_context(running(["serve", "--port", str(port)], env))
-        key_line = serve.wait_for(lambda line: line.strip().startswith("psk_"))
+        # Not a terminal: the first admin key is in a file of the data dir, as serve says.
+        serve.wait_for(lambda line: "created the first admin API key" in line)
+        key = (Path(env["PELOSYNC_DATA_DIR"]) / "first-admin-key.txt").read_text().strip()
         api = stack.enter_context(
             httpx.Client(
                 base_url=f"http://127.0.0.1:{port}",
-                headers={"Authorization": f"Bearer {key_line.strip()}"},
+                headers={"Authorization": f"Bearer {key}"},
                 timeout=60,
             )
         )
