@@ -10,7 +10,6 @@ it against theirs).
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
@@ -36,32 +35,9 @@ from service.runtime import Runtime, open_runtime
 from service.workouts.models import Workout
 from tests.conftest import make_settings
 from tests.destinations.receiver import Answer, Receiver
+from tests.support.clock import FakeClock, no_wait
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-class FakeClock:
-    """``runtime.clock``: stands still until a test moves it."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
-    def set(self, when: datetime) -> datetime:
-        if when < self.now:
-            raise AssertionError(f"the clock only moves forward ({when} < {self.now})")
-        self.now = when
-        return self.now
-
-
-async def no_wait(_seconds: float) -> None:
-    await asyncio.sleep(0)
 
 
 class FixedRandom(random.Random):

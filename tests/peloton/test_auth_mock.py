@@ -13,8 +13,8 @@ import pytest
 from service.peloton.client import PelotonClient
 from service.peloton.errors import AuthFlowError, NeedsReauthentication, TransientError
 from service.peloton.models import Credentials, LoginMethod, PelotonConfig, TokenSet
-from tests.peloton.conftest import FakeClock, RecordingSleep
 from tests.peloton.fake_peloton import PASSWORD, TTL_S, USER_ID, USERNAME
+from tests.support.clock import FakeClock, RecordingSleep
 
 MOCK = PelotonConfig(
     api_url="https://api.test",
