@@ -4,8 +4,8 @@ webhook receivers on loopback, and helpers to read back deliveries and attempts.
 Workouts come in the way production gets them (``PollJob`` against the sandbox over HTTP) and
 leave the way production sends them (``DeliveryJob`` over real HTTP or into a real folder).
 Only time is faked: ``runtime.clock`` is a :class:`FakeClock` the tests move forward to walk
-through retry schedules, while the webhook signatures keep using the real time (receivers check
-it against theirs).
+through retry schedules and lease renewals, while the webhook signatures keep using the real
+time (receivers check it against theirs).
 """
 
 from __future__ import annotations
@@ -209,6 +209,7 @@ async def open_engine(
         settings = make_settings(tmp_path, database_url, **values)
         rt = await stack.enter_async_context(open_runtime(settings, clock=clock))
         rt.sleep = no_wait
+        rt.keeper_sleep = clock.sleep  # lease renewals happen when the test moves the clock
         runner = DeliveryRunner(rt, rng=None if jitter_at is None else FixedRandom(jitter_at))
         engine = Engine(state, rt, clock, DeliveryJob(rt, runner), stack)
         try:
