@@ -25,7 +25,11 @@ TOKENS_JSON = {"access_token": "at-new", "refresh_token": "rt-new", "expires_in"
 
 
 class MockPeloton:
-    """Auth0 pages + token endpoint + /api/me, answering from a few knobs."""
+    """Auth0 pages + token endpoint + /api/me, answering from a few knobs.
+
+    Kept apart from the loopback fake and the sandbox on purpose: it returns answers neither
+    gives (a credentials page's odd shapes, token endpoint failures scripted per call) without
+    teaching a server to misbehave, the MockTransport edge cases inside a unit."""
 
     def __init__(self, credentials_answer: httpx.Response | None = None) -> None:
         self.credentials_answer = credentials_answer
