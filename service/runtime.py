@@ -48,6 +48,10 @@ class Runtime:
     clock: Callable[[], datetime] = utcnow
     # How retry back-offs wait (tests swap in one that does not).
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    # How lease keepers wait between renewals: a sleep on ``clock``'s time (tests give their
+    # fake clock's, so renewals happen when the test moves the clock). Apart from ``sleep``
+    # because a test skipping back-offs must not make the keepers renew in a tight loop.
+    keeper_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     # Set by the scheduler on every tick; /readyz reads it.
     heartbeat: datetime | None = None
     # Failed sign-ins and wrong API keys by client address (this process's count).

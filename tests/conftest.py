@@ -1,8 +1,9 @@
 """Shared fixtures: databases (SQLite always, PostgreSQL when configured), settings, runtime.
 
-Every database is built by the migrations. PostgreSQL tests run when
-``PELOSYNC_TEST_DATABASE_URL`` points at a server (``.ci/run`` sets it); each test gets its own
-database, copied from a migrated template made once per test process, and drops it after.
+Every database is built by the migrations, once per test process: each test gets its own copy of
+a migrated template (a SQLite file; a PostgreSQL template database). PostgreSQL tests run when
+``PELOSYNC_TEST_DATABASE_URL`` points at a server (``.ci/run`` sets it); each drops its database
+after.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -80,19 +82,35 @@ def pg_template() -> Iterator[str | None]:
     asyncio.run(drop())
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_template: str | None
-) -> AsyncIterator[str]:
-    """A fresh, migrated database: a SQLite file, or a PostgreSQL database of its own."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'pelosync.db'}"
-        engine = create_engine(url)
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file for this test process; each test gets a copy of it."""
+    path = tmp_path_factory.mktemp("template") / "pelosync.db"
+
+    async def create() -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{path}")
         try:
             await upgrade(engine)
         finally:
+            # Closing the last connection checkpoints the WAL: the file alone is the database.
             await engine.dispose()
-        yield url
+
+    asyncio.run(create())
+    return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sqlite_template: Path,
+    pg_template: str | None,
+) -> AsyncIterator[str]:
+    """A fresh, migrated database: a SQLite file, or a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        path = tmp_path / "pelosync.db"
+        shutil.copyfile(sqlite_template, path)
+        yield f"sqlite+aiosqlite:///{path}"
         return
     dsn = _pg_admin_dsn()
     if dsn is None or pg_template is None:

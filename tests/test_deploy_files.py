@@ -1,8 +1,10 @@
 """The deployment files: Dockerfile, deploy/ (compose, Kubernetes, scripts) and the lock files.
 
-No container engine runs here, so these read the files and check what a deployment relies on;
-the image's install steps themselves run for real in CI (deploy/smoke.sh runs deploy/install.sh
-into a fresh venv and serves from it).
+No container engine runs here, so these read the files as data (the Dockerfile's instructions,
+the YAML documents, the lock files) and check what a deployment relies on, and run what the image
+runs (its entrypoint, command and healthcheck) on the checkout's install. The image's install
+steps run for real in CI (deploy/smoke.sh runs deploy/install.sh into a fresh venv and serves
+from it), and deploy/lint.sh lints the files there.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import importlib.metadata
 import json
 import os
 import re
+import shlex
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -32,6 +36,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from service.config import Settings
+from tests.conftest import TEST_SECRET_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -80,6 +85,23 @@ def instructions_before_from() -> list[str]:
 
 def instructions(stage: list[tuple[str, str]], name: str) -> list[str]:
     return [args for word, args in stage if word == name]
+
+
+def image_env() -> dict[str, str]:
+    """The runtime stage's ``ENV`` as a mapping."""
+    words = shlex.split(" ".join(instructions(dockerfile_stages()[-1], "ENV")))
+    return dict(word.split("=", 1) for word in words)
+
+
+def image_files() -> dict[str, Path]:
+    """What the runtime stage copies from the checkout: ``{path in the image: source}``."""
+    copied: dict[str, Path] = {}
+    for args in instructions(dockerfile_stages()[-1], "COPY"):
+        words = [w for w in args.split() if not w.startswith("--")]
+        if not args.startswith("--from="):
+            (source, target) = words
+            copied[target] = ROOT / source
+    return copied
 
 
 def load_compose(name: str = "compose.yml") -> dict[str, Any]:
@@ -218,9 +240,10 @@ def test_dockerfile_serves_with_healthcheck_volume_and_entrypoint() -> None:
     assert instructions(runtime, "ENTRYPOINT") == ['["pelosync-entrypoint"]']
     assert instructions(runtime, "CMD") == ['["serve"]']
     assert instructions(runtime, "VOLUME") == ['["/data"]']
-    env = " ".join(instructions(runtime, "ENV"))
-    for setting in ("PELOSYNC_DATA_DIR=/data", "PELOSYNC_HOST=0.0.0.0", "PELOSYNC_ENV=production"):
-        assert setting in env
+    env = image_env()
+    assert env["PELOSYNC_DATA_DIR"] == "/data" and env["PELOSYNC_HOST"] == "0.0.0.0"
+    assert env["PELOSYNC_ENV"] == "production"
+    assert env["PELOSYNC_PORT"] == "8080" and instructions(runtime, "EXPOSE") == ["8080"]
 
 
 # --- docker compose -----------------------------------------------------------------------------
@@ -457,14 +480,53 @@ def test_install_script_refuses_bad_usage() -> None:
     assert done.returncode == 2 and "usage" in done.stderr
 
 
-def test_ci_runs_the_smoke_script_before_the_tests() -> None:
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert "deploy/lint.sh" in ci and "deploy/smoke.sh" in ci
-    assert ci.index("deploy/smoke.sh") < ci.index(".venv/bin/pytest")
-    assert '"$tools/bin/hadolint" Dockerfile' in (DEPLOY / "lint.sh").read_text()
-    smoke = (DEPLOY / "smoke.sh").read_text()
-    assert '"$root/deploy/install.sh" "$work/venv"' in smoke
-    assert '"$root/deploy/entrypoint.sh"' in smoke
+def test_the_image_command_serves_until_sigterm(tmp_path: Path) -> None:
+    """What the image runs when started (its ENTRYPOINT and CMD, with its ENV), run here on the
+    checkout's install: it migrates, serves, passes the image's HEALTHCHECK and /readyz, and
+    stops with exit code 0 on SIGTERM. (deploy/smoke.sh does the same in CI after
+    deploy/install.sh, the image's install steps, into a fresh venv; deploy/lint.sh lints the
+    files. Both need PyPI, so they run there rather than here.)"""
+    runtime = dockerfile_stages()[-1]
+    bin_dir = tmp_path / "image-bin"  # the image's /usr/local/bin
+    bin_dir.mkdir()
+    for target, source in image_files().items():
+        (bin_dir / Path(target).name).symlink_to(source)
+    (entrypoint,) = (json.loads(a) for a in instructions(runtime, "ENTRYPOINT"))
+    (command,) = (json.loads(a) for a in instructions(runtime, "CMD"))
+    (healthcheck,) = instructions(runtime, "HEALTHCHECK")
+    probe = json.loads(healthcheck[healthcheck.index("CMD ") + 4 :])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **{k: v for k, v in image_env().items() if k != "PATH"},
+        # The venv's bin stands in for /opt/venv/bin; nothing of this process's PELOSYNC_*.
+        "PATH": f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PELOSYNC_DATA_DIR": str(tmp_path / "data"),
+        "PELOSYNC_HOST": "127.0.0.1",
+        "PELOSYNC_PORT": str(port),
+        "PELOSYNC_SECRET_KEY": TEST_SECRET_KEY,
+    }
+    (tmp_path / "data").mkdir()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [*entrypoint, *command], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        for path in (probe[-1], "/readyz"):
+            deadline = time.monotonic() + 120
+            while subprocess.run([*probe[:-1], path], env=env, capture_output=True).returncode:
+                assert server.poll() is None, f"serve exited:\n{log.read_text()}"
+                assert time.monotonic() < deadline, f"{path} never answered 200:\n{log.read_text()}"
+                time.sleep(0.5)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0, log.read_text()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
 
 
 class _Probe(http.server.BaseHTTPRequestHandler):

@@ -154,7 +154,7 @@ class PollJob:
         # Long polls (a big backfill, a slow Peloton) renew their lease well before it lapses.
         period = self.lease.total_seconds() / 3
         while True:
-            await asyncio.sleep(period)
+            await self.rt.keeper_sleep(period)
             async with self.rt.sessions() as session, session.begin():
                 kept = await AccountRepository(session).extend_lease(
                     account_id, self.rt.worker, self.rt.clock() + self.lease

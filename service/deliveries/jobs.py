@@ -174,9 +174,7 @@ class DeliveryJob:
         """Renew the leases of the running attempts until none is left running."""
         period = self.lease.total_seconds() / 3
         while self.running:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(period):
-                    await self._none_running.wait()
+            await self._pause(period)
             ids = sorted(self.running)
             if not ids:
                 return
@@ -197,6 +195,19 @@ class DeliveryJob:
             lost = [i for i in ids if i not in kept and i in self.running]
             if lost:
                 log.warning("deliveries.lease.lost", delivery_ids=lost)
+
+    async def _pause(self, period: float) -> None:
+        """Wait ``period`` (on the runtime's clock) or until nothing is running, if sooner."""
+        waits = [
+            asyncio.ensure_future(self.rt.keeper_sleep(period)),
+            asyncio.ensure_future(self._none_running.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
 
     def _start(self, delivery_id: int, destination_id: int, loaded: Loaded | None) -> None:
         # After a success the destination's slot is free at once (the outcome is still being

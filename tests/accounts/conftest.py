@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,13 +16,9 @@ from service.destinations.models import Destination
 from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
 from service.runtime import Runtime, open_runtime
 from tests.conftest import make_settings
+from tests.support.clock import no_wait
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-async def no_wait(_seconds: float) -> None:
-    """Retry back-offs without the waiting (the waits themselves are unit-tested)."""
-    await asyncio.sleep(0)
 
 
 @dataclass

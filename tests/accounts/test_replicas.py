@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,8 +39,10 @@ from service.destinations.models import Destination
 from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
 from service.runtime import Runtime, open_runtime
 from service.workouts.models import Workout
-from tests.accounts.conftest import LONG_AGO, no_wait
+from tests.accounts.conftest import LONG_AGO
 from tests.conftest import PG_ENV, TEST_SECRET_KEY, make_settings
+from tests.support.clock import no_wait
+from tests.support.waiting import wait_until as eventually
 
 FORMATS = ["fit", "tcx"]
 TEMPLATE = "{account_id}/{workout_id}.{ext}"  # one file per workout and format, never shared
@@ -185,17 +187,6 @@ async def add_folder(rt: Runtime, root: Path, **values: Any) -> int:
 async def set_accounts(rt: Runtime, **values: Any) -> None:
     async with rt.sessions() as session, session.begin():
         await session.execute(update(Account).values(**values))
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], what: str, within: float, every: float = 0.2
-) -> None:
-    """Wait until ``check()`` holds; fail naming ``what`` after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within:.0f} s waiting for {what}")
-        await asyncio.sleep(every)
 
 
 async def counts(rt: Runtime) -> tuple[int, int]:

@@ -25,9 +25,9 @@ from service.destinations.kinds.webhook import generate_secret
 from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
 from service.peloton.sandbox.server import bind
 from service.runtime import Runtime, open_runtime
-from tests.accounts.conftest import no_wait
 from tests.conftest import make_settings
 from tests.destinations.receiver import Receiver
+from tests.support.clock import no_wait
 
 
 class _Embedded(uvicorn.Server):

@@ -19,8 +19,8 @@ from service.peloton.sandbox import SandboxState
 from service.runtime import Runtime, open_runtime
 from tests.api.conftest import Keys, api_settings, bearer, key_setup, running
 from tests.destinations.fakes import fake_strava
-from tests.destinations.fakes.server import serve
 from tests.destinations.receiver import Receiver
+from tests.support.servers import serve
 
 Api = tuple[httpx.AsyncClient, Keys, Runtime, SandboxState]
 

@@ -4,11 +4,9 @@ replay. Runs on SQLite and (when configured) PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -18,16 +16,9 @@ from lxml import etree
 
 from tests.api.conftest import LiveApi
 from tests.destinations.receiver import Answer, Received, Receiver
+from tests.support.waiting import wait_until as eventually
 
 INLINE_MAX = 100_000  # FIT files (tens of KB) travel inline; TCX (hundreds of KB) as links
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, limit_s: float = 60) -> None:
-    """Wait until ``check`` passes (the scheduler works in the background)."""
-    deadline = asyncio.get_running_loop().time() + limit_s
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def all_settled(client: httpx.AsyncClient, destination_id: int) -> bool:

@@ -4,13 +4,12 @@ webhook receivers on loopback, and helpers to read back deliveries and attempts.
 Workouts come in the way production gets them (``PollJob`` against the sandbox over HTTP) and
 leave the way production sends them (``DeliveryJob`` over real HTTP or into a real folder).
 Only time is faked: ``runtime.clock`` is a :class:`FakeClock` the tests move forward to walk
-through retry schedules, while the webhook signatures keep using the real time (receivers check
-it against theirs).
+through retry schedules and lease renewals, while the webhook signatures keep using the real
+time (receivers check it against theirs).
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
@@ -36,32 +35,9 @@ from service.runtime import Runtime, open_runtime
 from service.workouts.models import Workout
 from tests.conftest import make_settings
 from tests.destinations.receiver import Answer, Receiver
+from tests.support.clock import FakeClock, no_wait
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-class FakeClock:
-    """``runtime.clock``: stands still until a test moves it."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
-    def set(self, when: datetime) -> datetime:
-        if when < self.now:
-            raise AssertionError(f"the clock only moves forward ({when} < {self.now})")
-        self.now = when
-        return self.now
-
-
-async def no_wait(_seconds: float) -> None:
-    await asyncio.sleep(0)
 
 
 class FixedRandom(random.Random):
@@ -230,6 +206,7 @@ async def open_engine(
         settings = make_settings(tmp_path, database_url, **values)
         rt = await stack.enter_async_context(open_runtime(settings, clock=clock))
         rt.sleep = no_wait
+        rt.keeper_sleep = clock.sleep  # lease renewals happen when the test moves the clock
         runner = DeliveryRunner(rt, rng=None if jitter_at is None else FixedRandom(jitter_at))
         engine = Engine(state, rt, clock, DeliveryJob(rt, runner), stack)
         try:

@@ -16,6 +16,7 @@ from service.deliveries.repository import DeliveryRepository
 from service.destinations.kinds.webhook import generate_secret
 from tests.deliveries.conftest import Engine, open_engine
 from tests.destinations.receiver import Answer
+from tests.support.waiting import wait_until
 
 
 async def test_a_failure_recorded_after_a_concurrent_success_starts_a_new_failing_run(
@@ -72,31 +73,30 @@ async def test_an_unexpected_crash_is_recorded_and_retried_on_the_schedule(
 async def test_a_long_attempt_renews_its_lease_so_no_other_worker_takes_it(
     tmp_path: Path, database_url: str
 ) -> None:
-    # A 6 s lease and a receiver taking 5 s: the attempt outlives its first lease, so it must
-    # be renewed (every 2 s) or another replica would send the same delivery again.
+    # A 6 s lease and a receiver that answers only when told: the attempt outlives its first
+    # lease, so it must be renewed (every 2 s on the runtime's clock) or another replica would
+    # send the same delivery again.
     async with open_engine(
         tmp_path, database_url, workouts=1, lease_seconds=6, webhook_timeout_s=20
     ) as engine:
         secret = generate_secret()
-        receiver = await engine.receiver(secret, Answer(delay_s=5))
+        answer = asyncio.Event()
+        receiver = await engine.receiver(secret, Answer(hold=answer))
         await engine.webhook(receiver.url(), secret, formats=("json",), concurrency=1)
         await engine.link_and_poll()
         claimed_at = engine.clock()
         running = asyncio.create_task(engine.run())
         try:
-            for _ in range(200):
-                if receiver.requests:
-                    break
-                await asyncio.sleep(0.02)
+            await wait_until(lambda: bool(receiver.requests), "the attempt", 10, 0.02)
             (delivery,) = await engine.deliveries()
             assert delivery.lease_expires_at == claimed_at + timedelta(seconds=6)
             now = engine.clock.advance(seconds=5)  # the first lease has a second left
-            for _ in range(100):
-                delivery = await engine.delivery(delivery.id)
-                if delivery.lease_expires_at == now + timedelta(seconds=6):
-                    break
-                await asyncio.sleep(0.05)
-            assert delivery.lease_expires_at == now + timedelta(seconds=6)
+
+            async def renewed() -> bool:
+                found = await engine.delivery(delivery.id)
+                return found.lease_expires_at == now + timedelta(seconds=6)
+
+            await wait_until(renewed, "the lease renewal", 10, 0.02)
             async with engine.runtime.sessions() as session, session.begin():
                 taken = await DeliveryRepository(session).claim_for_destination(
                     delivery.destination_id,
@@ -107,6 +107,7 @@ async def test_a_long_attempt_renews_its_lease_so_no_other_worker_takes_it(
                 )
             assert taken == []
         finally:
+            answer.set()
             await running
         (done,) = await engine.deliveries()
         assert done.state == DeliveryState.SUCCEEDED and done.lease_owner is None

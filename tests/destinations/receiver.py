@@ -27,6 +27,7 @@ class Answer:
     headers: list[tuple[str, str]] = field(default_factory=list)
     delay_s: float = 0.0
     drop: bool = False  # close the connection instead of answering
+    hold: asyncio.Event | None = None  # answer only once the test sets it (after any delay)
 
 
 @dataclass
@@ -124,6 +125,8 @@ class Receiver:
                     answer = self._record(request, bytes(body))
                 if answer.delay_s:
                     await asyncio.sleep(answer.delay_s)
+                if answer.hold is not None:
+                    await answer.hold.wait()
                 if answer.drop:
                     writer.transport.abort()
                     return

@@ -29,8 +29,8 @@ from tests.destinations.fakes.fake_intervals import (
     OAUTH_TOKEN,
     FakeIntervals,
 )
-from tests.destinations.fakes.server import Switch, serve
 from tests.destinations.fakes.support import FakeClock, delivery, error_text, leaked
+from tests.support.servers import Switch, serve
 
 UPLOADS = "POST /api/v1/athlete/0/activities"
 

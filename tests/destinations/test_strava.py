@@ -41,7 +41,6 @@ from service.destinations.kinds.strava_oauth import (
 from service.destinations.ratelimit import StravaRateLimiter
 from service.errors import InvalidInput
 from tests.destinations.fakes.fake_strava import ATHLETE, CLIENT_ID, CLIENT_SECRET, FakeStrava
-from tests.destinations.fakes.server import Switch, serve
 from tests.destinations.fakes.support import (
     FakeClock,
     RecordingSleep,
@@ -49,6 +48,7 @@ from tests.destinations.fakes.support import (
     error_text,
     leaked,
 )
+from tests.support.servers import Switch, serve
 
 
 @pytest.fixture(scope="module")

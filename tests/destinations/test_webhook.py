@@ -57,6 +57,10 @@ def kind(
 
 
 class Clock:
+    """Scripted readings, one per call (the last repeats): unlike the settable
+    :class:`tests.support.clock.FakeClock`, it can give the signing and the header-reading steps
+    of one delivery different times, in any order."""
+
     def __init__(self, *times: datetime) -> None:
         self.times = list(times)
 

@@ -3,6 +3,14 @@ with its _csrf cookie and hidden form) plus a few /api routes, served by Starlet
 
 It checks what a real server would (client ids, PKCE verifier, csrf cookie against body, bearer
 tokens) and counts every call, so tests can assert on what the client sent.
+
+Why this and not the sandbox (:mod:`service.peloton.sandbox`, which the sync, engine, API and
+journey tests use): the client tests need knobs a product server should not carry (holding a
+refresh until racing requests got their 401s, turning token rotation off, recording what it found
+wrong in each request) and a tiny, fixed world whose every call they count. The sandbox is the
+realistic Peloton (generated workouts, paging, faults); ``tests/peloton/test_against_sandbox.py``
+runs the client against it too. Answers no server gives on purpose are in
+``test_auth_mock.py``'s :class:`MockPeloton` (httpx.MockTransport).
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from service.peloton.sandbox import KINDS, SandboxConfig, SandboxState, run_sand
 from service.peloton.sandbox.state import Account
 from tests.convert.fitcheck import decode, fit_seconds
 from tests.convert.xsd import validate_gpx, validate_tcx
-from tests.peloton.conftest import RecordingSleep
+from tests.support.clock import RecordingSleep
 
 TOKEN = "POST /oauth/token"
 ME = "GET /api/me"

@@ -17,7 +17,6 @@ from service.peloton.errors import (
     Unauthorized,
 )
 from service.peloton.models import Credentials, LoginMethod, PelotonConfig, TokenSet
-from tests.peloton.conftest import FakeClock, RecordingSleep
 from tests.peloton.fake_peloton import (
     PASSWORD,
     PASSWORD_CLIENT,
@@ -27,6 +26,7 @@ from tests.peloton.fake_peloton import (
     WEB_CLIENT,
     FakePeloton,
 )
+from tests.support.clock import FakeClock, RecordingSleep
 
 
 class TokenSink:

@@ -13,8 +13,8 @@ import pytest
 from service.peloton.client import PelotonClient
 from service.peloton.errors import AuthFlowError, NeedsReauthentication, TransientError
 from service.peloton.models import Credentials, LoginMethod, PelotonConfig, TokenSet
-from tests.peloton.conftest import FakeClock, RecordingSleep
 from tests.peloton.fake_peloton import PASSWORD, TTL_S, USER_ID, USERNAME
+from tests.support.clock import FakeClock, RecordingSleep
 
 MOCK = PelotonConfig(
     api_url="https://api.test",
@@ -25,7 +25,11 @@ TOKENS_JSON = {"access_token": "at-new", "refresh_token": "rt-new", "expires_in"
 
 
 class MockPeloton:
-    """Auth0 pages + token endpoint + /api/me, answering from a few knobs."""
+    """Auth0 pages + token endpoint + /api/me, answering from a few knobs.
+
+    Kept apart from the loopback fake and the sandbox on purpose: it returns answers neither
+    gives (a credentials page's odd shapes, token endpoint failures scripted per call) without
+    teaching a server to misbehave, the MockTransport edge cases inside a unit."""
 
     def __init__(self, credentials_answer: httpx.Response | None = None) -> None:
         self.credentials_answer = credentials_answer

@@ -22,7 +22,6 @@ from service.peloton.errors import (
     UnexpectedResponse,
 )
 from service.peloton.models import Credentials, LoginMethod, PelotonConfig, TokenSet
-from tests.peloton.conftest import FakeClock, RecordingSleep
 from tests.peloton.fake_peloton import (
     PASSWORD,
     USER_ID,
@@ -31,6 +30,7 @@ from tests.peloton.fake_peloton import (
     make_workout,
     workout_id,
 )
+from tests.support.clock import FakeClock, RecordingSleep
 
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
 MOCK_CONFIG = PelotonConfig(api_url="https://api.test", auth_url="https://auth.test")

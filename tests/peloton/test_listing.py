@@ -11,8 +11,8 @@ import pytest
 from service.errors import InvalidInput
 from service.peloton.client import PelotonClient
 from service.peloton.models import PelotonConfig, TokenSet
-from tests.peloton.conftest import FakeClock, RecordingSleep
 from tests.peloton.fake_peloton import USER_ID, FakePeloton, make_workout, workout_id
+from tests.support.clock import FakeClock, RecordingSleep
 
 T0 = 1_700_000_000
 

@@ -26,9 +26,9 @@ from service.destinations.models import Destination
 from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
 from service.runtime import Runtime, open_runtime
 from service.workouts.models import Workout
-from tests.accounts.conftest import LONG_AGO, no_wait
+from tests.accounts.conftest import LONG_AGO
 from tests.conftest import make_settings
-from tests.deliveries.conftest import FakeClock
+from tests.support.clock import FakeClock, no_wait
 
 
 def summary(name: str, *, faults: int, survived: int, lost: int) -> None:

@@ -27,6 +27,7 @@ from service.destinations.models import Destination
 from tests.destinations.receiver import Receiver
 from tests.reliability.conftest import Rig, open_rig, summary
 from tests.reliability.dbfaults import CUT_AFTER, CUT_BEFORE, CuttableProxy
+from tests.support.waiting import wait_until as until
 
 only_postgres = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 #: How the recorder's single statement for a batch of results begins (finish_many).
@@ -81,14 +82,6 @@ async def synced_with_webhook(rig: Rig, receiver: Receiver) -> tuple[int, list[A
     account = await rig.link()
     await rig.poll_until_done(account.id)
     return account.id, await rig.deliveries()
-
-
-async def until(check: Any, what: str, within: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out after {within:.0f} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def assert_ledger(rig: Rig, receiver: Receiver, sends: int) -> None:

@@ -8,11 +8,10 @@ Screenshots of the main pages go to ``test-artifacts/web/`` (not committed).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from service.destinations.models import Destination
 from service.web.charts import METRICS
 from service.workouts.models import Workout
 from tests.destinations.receiver import Receiver, refuse_the_first_message
+from tests.support.waiting import wait_until as eventually
 from tests.web.conftest import ARTIFACTS, LiveSite
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -56,14 +56,6 @@ async def browser() -> AsyncIterator[Any]:
             yield chromium
         finally:
             await chromium.close()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, limit_s: float = 60) -> None:
-    """Wait until ``check`` passes (the scheduler works in the background)."""
-    deadline = asyncio.get_running_loop().time() + limit_s
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(0.1)
 
 
 async def shot(page: Any, name: str) -> None:

@@ -1,5 +1,5 @@
-"""Test helpers shared by the fitness-service tests: a settable clock, a sleep that only records,
-delivery requests and a secret scanner."""
+"""Test helpers shared by the fitness-service tests: delivery requests and a secret scanner (and,
+re-exported from :mod:`tests.support.clock`, the settable clock and the recording sleep)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from service.destinations.kinds.base import (
     OutgoingFile,
     WorkoutInfo,
 )
+from tests.support.clock import FakeClock, RecordingSleep
+
+__all__ = ["FakeClock", "RecordingSleep", "delivery", "error_text", "leaked"]
 
 START = datetime(2026, 3, 1, 7, 15, 30, tzinfo=UTC)
 CONTENT_TYPES = {
@@ -21,35 +24,6 @@ CONTENT_TYPES = {
     "gpx": "application/gpx+xml",
     "json": "application/json",
 }
-
-
-class FakeClock:
-    """A settable UTC clock, also usable as the fakes' ``now`` (epoch seconds)."""
-
-    def __init__(self, now: datetime = datetime(2026, 3, 1, 12, 7, 30, tzinfo=UTC)) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def epoch(self) -> float:
-        return self.now.timestamp()
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-class RecordingSleep:
-    """Replaces asyncio.sleep in a kind: records the waits, advances the clock, waits for
-    nothing."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.clock.advance(seconds)
 
 
 def delivery(

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
 from service.peloton.sandbox.cli import sandbox
+from tests.support.waiting import wait_until
 
 
 async def test_run_sandbox_stops_cleanly_even_with_a_request_pending() -> None:
@@ -24,8 +25,7 @@ async def test_run_sandbox_stops_cleanly_even_with_a_request_pending() -> None:
             await http.post(f"{url}/_sandbox/faults", json={"kind": "timeout", "delay_s": 600})
             pending = asyncio.create_task(http.get(f"{url}/api/me"))
             # Poll the sandbox until the request has reached it (it has no event for that).
-            while state.faults.rules:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+            await wait_until(lambda: not state.faults.rules, "the request to reach it", 30, 0.01)
             # Leaving the block must not wait for the 600 s sleep: it wakes and answers.
         assert (await pending).status_code == 401
     assert asyncio.all_tasks() == tasks_before
