@@ -120,6 +120,8 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "convert_workers": 0,
         "tick_seconds": 0.2,
         "lease_seconds": 30,
+        # Tests make bursts of requests to the local sandbox; the budget's own tests set it low.
+        "peloton_max_rps": 1000,
     }
     values.update(overrides)
     return Settings(**values)
