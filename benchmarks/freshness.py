@@ -292,9 +292,7 @@ class Adaptive:
                 self.release(t)
                 self.schedule(
                     a,
-                    after_pause(
-                        decision.at, key=a, intervals=self.intervals(a, t)
-                    ),
+                    after_pause(decision.at, key=a, intervals=self.intervals(a, t)),
                 )
             else:
                 self.push(seconds(decision.at), poll)

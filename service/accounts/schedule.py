@@ -70,8 +70,8 @@ def phase(key: int) -> float:
 
 
 def _circular_blur(weights: Sequence[float], sigma: float) -> list[float]:
-    kernel = [math.exp(-0.5 * (d / sigma) ** 2) for d in range(-12, 12)]
-    return [sum(k * weights[(h + d) % 24] for d, k in zip(range(-12, 12), kernel)) for h in range(24)]
+    kernel = [(d, math.exp(-0.5 * (d / sigma) ** 2)) for d in range(-12, 12)]
+    return [sum(k * weights[(h + d) % 24] for d, k in kernel) for h in range(24)]
 
 
 def hour_shares(workouts: Sequence[tuple[datetime, datetime | None]]) -> list[float]:
