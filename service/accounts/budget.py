@@ -79,9 +79,13 @@ class SharedBudget:
         """A :class:`~service.peloton.budget.RequestGate` asking with ``priority``."""
         return BudgetGate(self, priority)
 
-    async def _row(self) -> PelotonBudget:
+    async def _read(self) -> PelotonBudget | None:
         async with self.sessions() as session:
-            row = await BudgetRepository(session).get(self.egress)
+            return await BudgetRepository(session).get(self.egress)
+
+    async def _row(self) -> PelotonBudget:
+        """The row, created first if this is the address's first request."""
+        row = await self._read()
         if row is not None:
             return row
         async with self.sessions() as session, session.begin():
@@ -92,7 +96,17 @@ class SharedBudget:
         return row
 
     async def view(self) -> BudgetView:
-        row = await self._row()
+        """The budget now. Reading never writes (pages read it inside their own transaction;
+        on SQLite a second writer would wait for it): before the first request there is no
+        row, and the view is of an untouched budget."""
+        row = await self._read() or PelotonBudget(
+            egress=self.egress,
+            throttle_streak=0,
+            throttles=0,
+            requests_interactive=0,
+            requests_background=0,
+            version=0,
+        )
         now = self.clock()
         return BudgetView(
             egress=self.egress,
