@@ -41,6 +41,7 @@ import random
 import statistics
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -94,20 +95,19 @@ def make_riders(count: int, seed: int) -> list[Rider]:
         usual = [rng.uniform(5.5, 21.0) for _ in range(rng.choice((1, 1, 2)))]
         rides: list[tuple[float, float]] = []
         quits_week = weeks  # inactive riders stop some weeks before the simulated one
-        if kind < 0.60:
-            per_week = lambda: rng.randint(3, 5)  # noqa: E731
-        elif kind < 0.75:
-            per_week = lambda: 7  # noqa: E731
-        elif kind < 0.87:
-            per_week = lambda: rng.randint(1, 2)  # noqa: E731
+        rides_per_week = (3, 5)
+        if 0.60 <= kind < 0.75:
+            rides_per_week = (7, 7)
+        elif 0.75 <= kind < 0.87:
+            rides_per_week = (1, 2)
             usual = []
-        else:
-            per_week = lambda: rng.randint(2, 4)  # noqa: E731
+        elif kind >= 0.87:
+            rides_per_week = (2, 4)
             quits_week = rng.randint(0, HISTORY_WEEKS - 2)
         for week in range(-HISTORY_WEEKS, 1):
             if week + HISTORY_WEEKS >= quits_week:
                 break
-            for day in rng.sample(range(7), per_week()):
+            for day in rng.sample(range(7), rng.randint(*rides_per_week)):
                 if usual and rng.random() > 1 / 7:
                     hour = rng.choice(usual) + rng.gauss(0, 0.3)
                 else:
@@ -154,7 +154,8 @@ class World:
 
     def new(self, a: int, t: float) -> tuple[list[int], list[int]]:
         """(new complete, in progress) as a listing stopping at the first known one sees."""
-        complete, running = [], []
+        complete: list[int] = []
+        running: list[int] = []
         rides, known = self.riders[a].rides, self.known[a]
         for i in range(self.newest(a, t), -1, -1):
             if i in known:
@@ -292,7 +293,7 @@ class Adaptive:
                 self.release(t)
                 self.schedule(
                     a,
-                    after_pause(decision.at, key=a, intervals=self.intervals(a, t)),
+                    after_pause(decision.at, key=a, policy=self.policy),
                 )
             else:
                 self.push(seconds(decision.at), poll)
@@ -305,7 +306,7 @@ class Adaptive:
             self.budget = throttled(self.budget, at(slot), EPISODE_RETRY_AFTER)
             self.release(slot)
             paused = self.budget.paused_until or at(slot)
-            self.schedule(a, after_pause(paused, key=a, intervals=self.intervals(a, slot)))
+            self.schedule(a, after_pause(paused, key=a, policy=self.policy))
             return
         done = slot + LATENCY
         if poll.stage == "probe":
@@ -363,7 +364,7 @@ def peak_minute(per_second: Counter[int]) -> float:
 
 def report(results: list[Stats], days: int, budget: float) -> None:
     hours = days * 24
-    rows = [
+    rows: list[tuple[str, Callable[[Stats], str]]] = [
         ("requests / hour (mean)", lambda s: f"{s.requests / hours:,.0f}"),
         ("requests / hour (busiest hour)", lambda s: f"{_busiest_hour(s):,.0f}"),
         ("polls", lambda s: f"{s.polls:,}"),

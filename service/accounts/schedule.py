@@ -170,14 +170,11 @@ def next_poll(
     return min(chosen, now + policy.maximum)
 
 
-def after_pause(paused_until: datetime, *, key: int, intervals: Interval) -> datetime:
-    """When to poll an account whose poll met a throttling pause: on its grid, within one of
-    its intervals after the pause, so the accounts held back do not all come back at once."""
-    interval = intervals[paused_until.hour]
-    return max(
-        _grid_at_or_before(paused_until + interval, interval, phase(key)),
-        paused_until + timedelta(seconds=1),
-    )
+def after_pause(paused_until: datetime, *, key: int, policy: PollPolicy) -> datetime:
+    """When to poll an account whose poll met a throttling pause: at its phase within the
+    minimum interval after the pause, so the accounts held back come back spread out (and the
+    budget meters them) instead of all at once."""
+    return paused_until + timedelta(seconds=1) + policy.minimum * phase(key)
 
 
 def needs_listing(newest_id: str | None, *, known: bool, pending: Collection[str]) -> bool:

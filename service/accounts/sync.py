@@ -326,11 +326,7 @@ class AccountPoller:
         override = timedelta(seconds=account.poll_interval_s) if account.poll_interval_s else None
         interval = override or intervals[now.hour]
         if result.outcome == "rate_limited":
-            return after_pause(
-                max(paused_until or now, now),
-                key=account.id,
-                intervals=(interval,) * 24 if override else intervals,
-            )
+            return after_pause(max(paused_until or now, now), key=account.id, policy=self.policy)
         if result.outcome != "ok":
             failures = account.consecutive_failures + 1
             return now + min(failure_backoff(failures), interval)
