@@ -124,7 +124,7 @@ def test_accounts_polled_together_spread_evenly_within_a_few_polls() -> None:
     """1,000 accounts polled at the same moment (a start-up): a few polls later their polls
     are spread over the interval instead of bunched."""
     intervals = (POLICY.base,) * 24
-    times = {key: NOW for key in range(1, 1001)}
+    times = dict.fromkeys(range(1, 1001), NOW)
     for _ in range(30):
         times = {
             key: next_poll(t, key=key, policy=POLICY, intervals=intervals)

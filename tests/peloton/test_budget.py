@@ -23,7 +23,9 @@ from service.peloton.budget import (
 T0 = datetime(2026, 12, 1, 12, tzinfo=UTC)
 
 
-def grant_all(state: BudgetState, now: datetime, rate: float, n: int, priority: Priority) -> list:
+def grant_all(
+    state: BudgetState, now: datetime, rate: float, n: int, priority: Priority
+) -> list[datetime]:
     slots = []
     for _ in range(n):
         decision = admit(state, now, rate=rate, priority=priority)
@@ -70,7 +72,7 @@ def test_interactive_requests_go_ahead_of_background_ones() -> None:
     state = BudgetState()
     slots = grant_all(state, T0, 2.0, 100, Priority.BACKGROUND)
     assert len(slots) == 3  # 0, 0.5, 1.0 s: then the queue is a second long
-    for at in slots:
+    for _slot in slots:
         state = admit(state, T0, rate=2.0, priority=Priority.BACKGROUND).state
     background = admit(state, T0, rate=2.0, priority=Priority.BACKGROUND)
     assert not background.granted and background.reason == "busy"
