@@ -1,0 +1,128 @@
+"""Three replicas on one database keep to one request budget, and one throttling pauses all.
+
+The replicas run in this event loop, each with its own runtime (engine, pool, budget object)
+and poll job, as in :mod:`tests.accounts.test_replicas`; the sandbox records when each
+request arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from service.accounts.jobs import PollJob
+from service.accounts.models import SyncRun
+from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox
+from service.runtime import Runtime
+from service.workouts.models import Workout
+from tests.accounts.test_replicas import link_all, replica_runtime, set_accounts
+
+RATE = 5.0
+USERS = 8
+WORKOUTS = 2
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[tuple[SandboxState, str]]:
+    state = SandboxState(
+        SandboxConfig(seed=31, users=USERS, workouts=WORKOUTS, anchor=int(time.time()))
+    )
+    async with run_sandbox(state) as url:
+        yield state, url
+
+
+def arrivals(state: SandboxState) -> list[float]:
+    """When each Peloton API request reached the sandbox (tokens are Auth0's: not budgeted)."""
+    return sorted(
+        float(e["time"]) - float(e["duration_ms"]) / 1000
+        for e in state.log.entries
+        if str(e["path"]).startswith("/api/")
+    )
+
+
+@contextlib.asynccontextmanager
+async def three_replicas(
+    tmp_path: Path, database_url: str, url: str
+) -> AsyncIterator[list[Runtime]]:
+    async with contextlib.AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(
+                replica_runtime(
+                    tmp_path, database_url, url, f"r{i}", peloton_max_rps=RATE, sync_concurrency=2
+                )
+            )
+            for i in range(3)
+        ]
+
+
+async def stored(rt: Runtime) -> int:
+    async with rt.sessions() as session:
+        return int((await session.execute(select(func.count()).select_from(Workout))).scalar_one())
+
+
+async def test_three_replicas_never_exceed_the_budget_together(
+    tmp_path: Path, database_url: str, sandbox: tuple[SandboxState, str]
+) -> None:
+    state, url = sandbox
+    async with three_replicas(tmp_path, database_url, url) as runtimes:
+        await link_all(runtimes[0], state)
+        state.log.clear()
+        jobs = [PollJob(rt) for rt in runtimes]
+        started = time.monotonic()
+        while await stored(runtimes[0]) < USERS * WORKOUTS:
+            assert time.monotonic() - started < 90, "the replicas did not sync in time"
+            await asyncio.gather(*(job.tick() for job in jobs))
+            await asyncio.sleep(0.1)
+        for job in jobs:
+            await job.drain(grace=10)
+        async with runtimes[0].sessions() as session:
+            workers = set((await session.execute(select(SyncRun.worker))).scalars())
+    assert len(workers) >= 2  # the polls really were shared out
+
+    times = arrivals(state)
+    assert len(times) >= USERS * (1 + 2 * WORKOUTS)  # a listing, a workout and its graph
+    # At most 2 x RATE requests in any two seconds, give or take one: the slots are exactly
+    # 1/RATE apart, but on a busy machine a request may reach the sandbox a little late.
+    span = int(2 * RATE) + 1
+    for i in range(len(times) - span):
+        assert times[i + span] - times[i] >= 2.0 - 0.05, times[i : i + span + 1]
+    overall = (len(times) - 1) / (times[-1] - times[0])
+    assert overall <= RATE * 1.02
+    view = await runtimes[1].budget.view()
+    assert view.requests["background"] == len(times)
+
+
+async def test_a_throttled_request_on_one_replica_pauses_the_others(
+    tmp_path: Path, database_url: str, sandbox: tuple[SandboxState, str]
+) -> None:
+    state, url = sandbox
+    async with three_replicas(tmp_path, database_url, url) as runtimes:
+        await link_all(runtimes[0], state)
+        state.log.clear()
+        state.faults.add("rate_limit", count=1, status=429, retry_after=3)
+        jobs = [PollJob(rt) for rt in runtimes]
+        started = time.monotonic()
+        while time.monotonic() - started < 6:
+            await asyncio.gather(*(job.tick() for job in jobs))
+            await asyncio.sleep(0.1)
+        for job in jobs:
+            await job.drain(grace=10)
+        await set_accounts(runtimes[0], paused=True)
+    entries = [e for e in state.log.entries if str(e["path"]).startswith("/api/")]
+    throttled_at = next(float(e["time"]) for e in entries if e["status"] == 429)
+    after = [
+        float(e["time"]) - float(e["duration_ms"]) / 1000
+        for e in entries
+        if float(e["time"]) > throttled_at
+    ]
+    # Requests already granted a slot may still leave within the queue (one second); after
+    # that nothing until Retry-After, from any replica.
+    quiet = [t for t in after if throttled_at + 1.1 < t < throttled_at + 3 - 0.1]
+    assert quiet == []
+    assert any(t >= throttled_at + 2.9 for t in after)  # and requests resume after it
