@@ -21,13 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.accounts.models import PelotonBudget
 from service.accounts.repository import BudgetRepository
-from service.peloton.budget import BudgetState, Priority, admit, throttled
+from service.peloton.budget import BudgetState, Priority, admit, spacing, throttled
 from service.peloton.errors import PelotonThrottled
 
 log = structlog.get_logger(__name__)
 
 #: A waiting request looks at the budget again at least this often (a pause may have begun).
 RECHECK = timedelta(seconds=5)
+#: A request woken this much after its slot (the process stalled) takes a new one.
+LATE = timedelta(milliseconds=50)
 
 
 @dataclass(frozen=True)
@@ -160,9 +162,13 @@ class SharedBudget:
             if not won:
                 continue  # another replica took a slot meanwhile: decide again
             wait = (decision.at - self.clock()).total_seconds()
-            if wait > 0:
-                await self.sleep(wait)
-            return
+            if wait <= 0:
+                return
+            await self.sleep(wait)
+            if self.clock() - decision.at <= max(spacing(self.rate) / 2, LATE):
+                return
+            # This process stalled past its slot: sent now, the request could leave together
+            # with the next slot's. The slot is lost; take a new one.
 
     async def throttled(self, retry_after: float | None, what: str) -> None:
         """Peloton throttled ``what``: pause every request from this address."""

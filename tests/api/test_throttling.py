@@ -1,4 +1,4 @@
-"""While Peloton throttles the address: sync now and linking say so, /readyz and /metrics show it."""
+"""While Peloton throttles us: sync now and linking say so, /readyz and /metrics show it."""
 
 from __future__ import annotations
 
