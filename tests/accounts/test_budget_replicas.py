@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -48,10 +48,11 @@ def arrivals(state: SandboxState) -> list[float]:
 
 @contextlib.asynccontextmanager
 async def three_replicas(
-    tmp_path: Path, database_url: str, url: str
+    tmp_path: Path, database_url: str, state: SandboxState, url: str
 ) -> AsyncIterator[list[Runtime]]:
+    """Three replicas with every sandbox user linked, and the sandbox's log cleared."""
     async with contextlib.AsyncExitStack() as stack:
-        yield [
+        runtimes = [
             await stack.enter_async_context(
                 replica_runtime(
                     tmp_path, database_url, url, f"r{i}", peloton_max_rps=RATE, sync_concurrency=2
@@ -59,6 +60,9 @@ async def three_replicas(
             )
             for i in range(3)
         ]
+        await link_all(runtimes[0], state)
+        state.log.clear()
+        yield runtimes
 
 
 async def stored(rt: Runtime) -> int:
@@ -66,21 +70,33 @@ async def stored(rt: Runtime) -> int:
         return int((await session.execute(select(func.count()).select_from(Workout))).scalar_one())
 
 
+async def tick_together(
+    runtimes: list[Runtime], done: Callable[[], Awaitable[bool]], within: float
+) -> bool:
+    """Every replica's poll job ticks until ``done()`` or ``within`` seconds; then they drain.
+    Whether ``done()`` came true."""
+    jobs = [PollJob(rt) for rt in runtimes]
+    started = time.monotonic()
+    finished = False
+    while not finished and time.monotonic() - started < within:
+        await asyncio.gather(*(job.tick() for job in jobs))
+        await asyncio.sleep(0.1)
+        finished = await done()
+    # Polls in flight wait their turn in the budget: let them finish, never cancel them.
+    await asyncio.gather(*(job.drain(grace=60) for job in jobs))
+    return finished
+
+
 async def test_three_replicas_never_exceed_the_budget_together(
     tmp_path: Path, database_url: str, sandbox: tuple[SandboxState, str]
 ) -> None:
     state, url = sandbox
-    async with three_replicas(tmp_path, database_url, url) as runtimes:
-        await link_all(runtimes[0], state)
-        state.log.clear()
-        jobs = [PollJob(rt) for rt in runtimes]
-        started = time.monotonic()
-        while await stored(runtimes[0]) < USERS * WORKOUTS:
-            assert time.monotonic() - started < 90, "the replicas did not sync in time"
-            await asyncio.gather(*(job.tick() for job in jobs))
-            await asyncio.sleep(0.1)
-        for job in jobs:
-            await job.drain(grace=10)
+    async with three_replicas(tmp_path, database_url, state, url) as runtimes:
+
+        async def all_stored() -> bool:
+            return await stored(runtimes[0]) == USERS * WORKOUTS
+
+        assert await tick_together(runtimes, all_stored, within=90), "not synced in time"
         async with runtimes[0].sessions() as session:
             workers = set((await session.execute(select(SyncRun.worker))).scalars())
     assert len(workers) >= 2  # the polls really were shared out
@@ -103,17 +119,13 @@ async def test_a_throttled_request_on_one_replica_pauses_the_others(
     tmp_path: Path, database_url: str, sandbox: tuple[SandboxState, str]
 ) -> None:
     state, url = sandbox
-    async with three_replicas(tmp_path, database_url, url) as runtimes:
-        await link_all(runtimes[0], state)
-        state.log.clear()
+    async with three_replicas(tmp_path, database_url, state, url) as runtimes:
         state.faults.add("rate_limit", count=1, status=429, retry_after=3)
-        jobs = [PollJob(rt) for rt in runtimes]
-        started = time.monotonic()
-        while time.monotonic() - started < 6:
-            await asyncio.gather(*(job.tick() for job in jobs))
-            await asyncio.sleep(0.1)
-        for job in jobs:
-            await job.drain(grace=10)
+
+        async def never() -> bool:
+            return False
+
+        await tick_together(runtimes, never, within=6)
         await set_accounts(runtimes[0], paused=True)
     entries = [e for e in state.log.entries if str(e["path"]).startswith("/api/")]
     throttled_at = next(float(e["time"]) for e in entries if e["status"] == 429)
