@@ -30,6 +30,8 @@ from typing import Protocol
 BACKGROUND_QUEUE = timedelta(seconds=1)
 #: How long a queue an interactive request may join (it then waits for its slot).
 INTERACTIVE_QUEUE = timedelta(seconds=30)
+#: A next slot further ahead than this comes from a clock running ahead: it is ignored.
+SKEWED = 2 * INTERACTIVE_QUEUE
 #: The first pause after throttling without ``Retry-After``; it doubles while throttling repeats.
 PAUSE_BASE = timedelta(seconds=60)
 PAUSE_MAX = timedelta(hours=1)
@@ -91,6 +93,10 @@ def admit(state: BudgetState, now: datetime, *, rate: float, priority: Priority)
         assert state.paused_until is not None
         return Admission(False, state.paused_until, state, "throttled")
     slot = max(state.next_slot_at or now, now)
+    if slot - now > SKEWED + spacing(rate):
+        # No queue is that long: the slot was granted by a replica whose clock runs ahead.
+        # Waiting for it would stall every replica until real time caught up.
+        slot = now
     limit = queue_limit(priority)
     if slot - now > limit:
         return Admission(False, slot - limit, state, "busy")

@@ -37,7 +37,7 @@ def grant_all(
 
 
 @given(
-    rate=st.floats(min_value=0.2, max_value=50),
+    rate=st.floats(min_value=0.005, max_value=50),
     asks=st.lists(
         st.tuples(st.floats(min_value=0, max_value=5), st.sampled_from(list(Priority))),
         min_size=1,
@@ -114,3 +114,9 @@ def test_requests_meeting_the_same_throttling_count_once() -> None:
 def test_a_zero_retry_after_still_pauses_a_little() -> None:
     state = throttled(BudgetState(), T0, retry_after=0)
     assert state.paused_until is not None and state.paused_until > T0
+
+
+def test_a_slot_from_a_replica_whose_clock_runs_ahead_does_not_stall_the_others() -> None:
+    ahead = BudgetState(next_slot_at=T0 + timedelta(minutes=10))
+    decision = admit(ahead, T0, rate=2, priority=Priority.BACKGROUND)
+    assert decision.granted and decision.at == T0
