@@ -56,9 +56,30 @@ class Settings(BaseSettings):
     peloton_timeout_s: float = Field(default=30.0, gt=0)
     peloton_concurrency: int = Field(default=4, ge=1, le=32)
     peloton_every_n: int = Field(default=1, ge=1, le=60)
+    # The request budget of one egress address, shared by every replica leaving by it.
+    peloton_max_rps: float = Field(
+        default=2.0, gt=0, le=1000, description="Peloton API requests per second, in all."
+    )
+    peloton_egress: str = Field(
+        default="default",
+        min_length=1,
+        max_length=100,
+        description="Name of the address replicas reach Peloton from; one budget per name.",
+    )
 
     # Sync engine
-    poll_interval: int = Field(default=1800, ge=300, description="Seconds between polls.")
+    poll_interval: int = Field(
+        default=3600,
+        ge=300,
+        description=(
+            "Seconds between polls of a rider with no usual hours; riders with habits are "
+            "polled more often in their hours and less outside them."
+        ),
+    )
+    poll_min_interval: int = Field(default=300, ge=60, description="No account polled sooner.")
+    poll_max_interval: int = Field(
+        default=14400, ge=300, description="Every account polled at least this often."
+    )
     backfill_days: int = Field(default=30, ge=0, le=3650)
     tick_seconds: float = Field(default=5.0, gt=0, le=300)
     lease_seconds: int = Field(default=300, ge=5)

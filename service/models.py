@@ -1,6 +1,6 @@
 """Every ORM model, imported in one place so Alembic sees one complete metadata."""
 
-from service.accounts.models import Account, SyncRun
+from service.accounts.models import Account, PelotonBudget, SyncRun
 from service.auth.models import ApiKey
 from service.db import Base
 from service.deliveries.models import Delivery, DeliveryAttempt
@@ -15,6 +15,7 @@ __all__ = [
     "Delivery",
     "DeliveryAttempt",
     "Destination",
+    "PelotonBudget",
     "SyncRun",
     "UsedFormToken",
     "WebSession",

@@ -20,6 +20,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service import __version__
+from service.accounts.budget import SharedBudget
 from service.auth.throttle import FailureThrottle
 from service.config import Settings
 from service.convert.exercises import load_exercise_map
@@ -45,6 +46,8 @@ class Runtime:
     converter: Converter
     worker: str
     peloton_slots: asyncio.Semaphore
+    # The Peloton request budget of this replica's egress address (shared through the database).
+    budget: SharedBudget
     clock: Callable[[], datetime] = utcnow
     # How retry back-offs wait (tests swap in one that does not).
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -80,20 +83,28 @@ async def open_runtime(
     )
     webhook_http = build_webhook_client(settings)
     converter = Converter(settings.convert_workers)
+    sessions = create_session_factory(engine)
+    budget = SharedBudget(
+        sessions, egress=settings.peloton_egress, rate=settings.peloton_max_rps, clock=clock
+    )
     try:
-        yield Runtime(
+        runtime = Runtime(
             settings=settings,
             engine=engine,
-            sessions=create_session_factory(engine),
+            sessions=sessions,
             http=client,
             webhook_http=webhook_http,
             secrets=box,
             converter=converter,
             worker=settings.worker_name or default_worker_name(),
             peloton_slots=asyncio.Semaphore(settings.peloton_concurrency),
+            budget=budget,
             clock=clock,
             auth_failures=FailureThrottle(settings.auth_failures_per_minute, 60.0),
         )
+        # The budget reads the runtime's clock as it is now (tests move it).
+        budget.clock = lambda: runtime.clock()
+        yield runtime
     finally:
         converter.close()
         await webhook_http.aclose()

@@ -143,6 +143,8 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "auth_failures_per_minute": 100_000,
         # Folder destinations of the tests live anywhere under the test's own directory.
         "export_roots": str(tmp_path),
+        # Tests make bursts of requests to the local sandbox; the budget's own tests set it low.
+        "peloton_max_rps": 1000,
     }
     values.update(overrides)
     return Settings(**values)

@@ -44,6 +44,10 @@ class PollJob:
             free = self.rt.settings.sync_concurrency - len(self.running)
             if free <= 0 or self._stopping:
                 return []
+            if await self.rt.budget.paused_until() is not None:
+                # Peloton throttles this address: every poll would only meet the pause. The
+                # accounts stay due and are polled, in order and within the budget, after it.
+                return []
             async with self.rt.sessions() as session, session.begin():
                 ids, reclaimed = await AccountRepository(session).claim_due(
                     owner=self.rt.worker, now=self.rt.clock(), lease=self.lease, limit=free
@@ -56,7 +60,12 @@ class PollJob:
             return ids
 
     async def sync_now(self, account_id: int) -> bool:
-        """Poll one account right away unless someone is already polling it."""
+        """Poll one account right away unless someone is already polling it.
+
+        Raises :class:`~service.peloton.errors.PelotonThrottled` (``Peloton is throttling us,
+        retry at …``) while the address is paused.
+        """
+        await self.rt.budget.check()
         if account_id in self.running:
             return False
         async with self.rt.sessions() as session, session.begin():
@@ -68,7 +77,11 @@ class PollJob:
         return claimed
 
     async def run_once(self, account_id: int | None = None) -> dict[int, PollResult | None]:
-        """Poll every due account (or one, now) and wait for the results (``sync --once``)."""
+        """Poll every due account (or one, now) and wait for the results (``sync --once``).
+
+        Raises :class:`~service.peloton.errors.PelotonThrottled` while the address is paused.
+        """
+        await self.rt.budget.check()
         tasks: dict[int, asyncio.Task[PollResult | None]] = {}
         self._batch = True
         try:

@@ -16,6 +16,7 @@ from service.accounts.tokens import (
     peloton_config,
 )
 from service.errors import Conflict, InvalidInput, NotFound
+from service.peloton.budget import Priority
 from service.peloton.client import PelotonClient
 from service.peloton.models import Credentials, LoginMethod, TokenSet
 from service.runtime import Runtime
@@ -76,6 +77,8 @@ async def verify(
         login = LoginMethod.PKCE if method is AuthMethod.PKCE else LoginMethod.PASSWORD
         credentials = Credentials(request.username, request.password, login)
     latest: list[TokenSet] = []
+    # While Peloton throttles this address, say so at once (no login meeting it halfway).
+    await runtime.budget.check()
 
     async def keep(new: TokenSet) -> None:
         latest.append(new)
@@ -89,6 +92,7 @@ async def verify(
         semaphore=runtime.peloton_slots,
         clock=runtime.clock,
         sleep=runtime.sleep,
+        gate=runtime.budget.gate(Priority.INTERACTIVE),
     ) as client:
         me = await client.me()
         final = client.tokens

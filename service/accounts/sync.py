@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.models import Account, AccountStatus, SyncRun
 from service.accounts.repository import AccountRepository
+from service.accounts.schedule import (
+    HABIT_WINDOW,
+    Interval,
+    PollPolicy,
+    after_pause,
+    hourly_intervals,
+    needs_listing,
+    next_poll,
+)
 from service.accounts.tokens import client_for
 from service.convert.pool import BundleSummary
 from service.db import utcnow
@@ -28,6 +36,7 @@ from service.deliveries.repository import DeliveryRepository
 from service.destinations.matching import formats_for
 from service.destinations.repository import DestinationRepository
 from service.errors import ConversionError, PelosyncError
+from service.peloton.budget import Priority
 from service.peloton.client import PelotonClient
 from service.peloton.errors import NeedsReauthentication, RateLimited
 from service.peloton.models import Workout as PelotonWorkout
@@ -39,7 +48,6 @@ log = structlog.get_logger(__name__)
 BACKFILL_PAGE_SIZE = 100
 INCREMENTAL_PAGE_SIZE = 20
 PENDING_MAX_AGE = timedelta(days=2)  # give up re-checking a workout stuck IN_PROGRESS
-RATE_LIMIT_MIN_DELAY = timedelta(minutes=15)
 FAILURE_BACKOFF_BASE = timedelta(minutes=1)
 FAILURE_BACKOFF_MAX = timedelta(hours=6)
 
@@ -65,12 +73,6 @@ class _Fetched:
     conversion_error: str | None
 
 
-def jittered(interval: timedelta, rng: random.Random | None = None) -> timedelta:
-    """``interval`` ± 10%, so accounts linked together drift apart."""
-    factor = (rng or random).uniform(0.9, 1.1)
-    return interval * factor
-
-
 def failure_backoff(failures: int) -> timedelta:
     delay: timedelta = FAILURE_BACKOFF_BASE * (2 ** min(max(failures - 1, 0), 16))
     return min(delay, FAILURE_BACKOFF_MAX)
@@ -82,6 +84,11 @@ class AccountPoller:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.settings = runtime.settings
+        self.policy = PollPolicy(
+            base=timedelta(seconds=self.settings.poll_interval),
+            minimum=timedelta(seconds=self.settings.poll_min_interval),
+            maximum=timedelta(seconds=max(self.settings.poll_max_interval, 300)),
+        )
         self._write_turn = asyncio.Lock()
 
     async def poll(self, account_id: int, *, trigger: str = "schedule") -> PollResult:
@@ -91,16 +98,20 @@ class AccountPoller:
             account = await AccountRepository(session).get(account_id)
         if account is None:
             return PollResult(outcome="gone")
-        client = client_for(self.rt, account)
+        # A person asked (sync now): ahead of the schedule's polls in the request budget.
+        priority = Priority.INTERACTIVE if trigger == "manual" else Priority.BACKGROUND
+        client = client_for(self.rt, account, priority)
         result = PollResult()
         fetched: list[_Fetched] = []
         try:
             fetched = await self._collect(client, account, result)
         except RateLimited as exc:
+            # The budget has paused the whole address (this request's throttling, or an
+            # earlier one): come back after the pause, on the account's grid.
             result.outcome, result.error = "rate_limited", str(exc)
             result.more = False
-            retry = max(timedelta(seconds=exc.retry_after or 0), RATE_LIMIT_MIN_DELAY)
-            return await self._finish(account, started, trigger, result, [], retry_after=retry)
+            until = await self.rt.budget.paused_until() or self.rt.clock()
+            return await self._finish(account, started, trigger, result, [], paused_until=until)
         except NeedsReauthentication as exc:
             result.outcome, result.error = "needs_reauth", exc.message
         except PelosyncError as exc:
@@ -126,14 +137,22 @@ class AccountPoller:
 
         complete: list[PelotonWorkout] = []
         in_progress: list[PelotonWorkout] = []
+        pending = account.pending_workout_ids or []
         if account.backfill_complete:
-            listing = await client.list_new_workouts(
-                user,
-                known_ids=known,
-                since=account.sync_since,
-                page_size=INCREMENTAL_PAGE_SIZE,
-            )
-            complete, in_progress = listing.complete, listing.in_progress
+            # The cheap probe: the newest workout alone says whether anything is new.
+            newest = (await client.list_workouts(user, 0, 1)).data[:1]
+            newest_id = newest[0].id if newest else None
+            newest_known = newest_id is not None and await known(newest_id)
+            if needs_listing(newest_id, known=newest_known, pending=pending):
+                listing = await client.list_new_workouts(
+                    user,
+                    known_ids=known,
+                    since=account.sync_since,
+                    page_size=INCREMENTAL_PAGE_SIZE,
+                )
+                complete, in_progress = listing.complete, listing.in_progress
+            elif newest and newest_id in pending:  # the class we watch: the probe has it
+                (complete if newest[0].is_complete else in_progress).append(newest[0])
         else:
             # Backfill: walk back to the since-date, skipping what is already stored (a
             # previous capped poll stored the oldest part of the run).
@@ -156,7 +175,7 @@ class AccountPoller:
                 (complete if workout.is_complete else in_progress).append(workout)
         # Workouts seen in progress earlier and not listed as new again: ask for each.
         listed = {w.id for w in complete} | {w.id for w in in_progress}
-        for pending_id in account.pending_workout_ids or []:
+        for pending_id in pending:
             if pending_id in listed:
                 continue
             async with self.rt.sessions() as session:
@@ -250,26 +269,12 @@ class AccountPoller:
         result: PollResult,
         fetched: list[_Fetched],
         *,
-        retry_after: timedelta | None = None,
+        paused_until: datetime | None = None,
     ) -> PollResult:
         now = self.rt.clock()
         values: dict[str, Any] = {"last_poll_at": now}
-        interval = timedelta(
-            seconds=max(account.poll_interval_s or self.settings.poll_interval, 300)
-        )
         if result.outcome == "ok":
-            next_poll = now + jittered(interval)
-            if result.more and result.errors:
-                # Stopped at a workout that failed (after the client's own retries): not again
-                # at once, or a workout Peloton keeps refusing is asked for every second.
-                next_poll = now + min(failure_backoff(1), interval)
-            elif result.more:
-                next_poll = now + timedelta(seconds=1)  # behind every account already due
-            elif result.expected_ends:
-                soonest = min(result.expected_ends) + timedelta(minutes=2)
-                next_poll = min(next_poll, max(soonest, now + timedelta(minutes=1)))
             values.update(
-                next_poll_at=next_poll,
                 last_success_at=now,
                 consecutive_failures=0,
                 last_error=result.error,
@@ -277,23 +282,28 @@ class AccountPoller:
                 backfill_complete=account.backfill_complete or not result.more,
                 pending_workout_ids=sorted(set(result.pending_ids)),
             )
-        elif result.outcome == "rate_limited":
-            values.update(
-                next_poll_at=now + (retry_after or RATE_LIMIT_MIN_DELAY), last_error=result.error
-            )
-        elif result.outcome == "needs_reauth":
-            values.update(status=AccountStatus.NEEDS_REAUTH, last_error=result.error)
+        elif result.outcome in ("rate_limited", "needs_reauth"):
+            values.update(last_error=result.error)
+            if result.outcome == "needs_reauth":
+                values.update(status=AccountStatus.NEEDS_REAUTH)
         else:
-            failures = account.consecutive_failures + 1
             values.update(
-                consecutive_failures=failures,
+                consecutive_failures=account.consecutive_failures + 1,
                 status=AccountStatus.ERROR,
                 last_error=result.error,
-                next_poll_at=now + min(failure_backoff(failures), interval),
             )
         async with self._writing(), self.rt.sessions() as session, session.begin():
             accounts = AccountRepository(session)
             await self._store(session, account, fetched, result)
+            if result.outcome != "needs_reauth":
+                # After storing: the workouts just found count among the rider's habits.
+                times = await accounts.workout_times(account.id, now - HABIT_WINDOW)
+                intervals = hourly_intervals(
+                    times, now, self.policy, active_since=account.created_at
+                )
+                values["next_poll_at"] = self._next_poll(
+                    account, now, result, intervals, paused_until
+                )
             if not await accounts.finish(account.id, self.rt.worker, **values):
                 # Our lease lapsed and another worker took the account: write nothing.
                 await session.rollback()
@@ -324,6 +334,37 @@ class AccountPoller:
             in_progress=result.in_progress,
         )
         return result
+
+    def _next_poll(
+        self,
+        account: Account,
+        now: datetime,
+        result: PollResult,
+        intervals: Interval,
+        paused_until: datetime | None,
+    ) -> datetime:
+        """The next poll after this one (see :mod:`service.accounts.schedule`)."""
+        override = timedelta(seconds=account.poll_interval_s) if account.poll_interval_s else None
+        interval = override or intervals[now.hour]
+        if result.outcome == "rate_limited":
+            return after_pause(max(paused_until or now, now), key=account.id, policy=self.policy)
+        if result.outcome != "ok":
+            failures = account.consecutive_failures + 1
+            return now + min(failure_backoff(failures), interval)
+        if result.more and result.errors:
+            # Stopped at a workout that failed (after the client's own retries): not again
+            # at once, or a workout Peloton keeps refusing is asked for every second.
+            return now + min(failure_backoff(1), interval)
+        if result.more:
+            return now + timedelta(seconds=1)  # behind every account already due
+        return next_poll(
+            now,
+            key=account.id,
+            policy=self.policy,
+            intervals=intervals,
+            override=override,
+            expected_ends=result.expected_ends,
+        )
 
     def _writing(self) -> contextlib.AbstractAsyncContextManager[object]:
         """SQLite has one writer at a time and its busy handler gives up after busy_timeout:

@@ -9,6 +9,7 @@ import structlog
 from service.accounts.models import Account, AuthMethod
 from service.accounts.repository import AccountRepository
 from service.crypto import SecretBox
+from service.peloton.budget import Priority
 from service.peloton.client import PelotonClient
 from service.peloton.models import Credentials, LoginMethod, PelotonConfig, TokenSet
 from service.runtime import Runtime
@@ -57,8 +58,11 @@ def peloton_config(runtime: Runtime) -> PelotonConfig:
     return PelotonConfig.from_settings(runtime.settings)
 
 
-def client_for(runtime: Runtime, account: Account) -> PelotonClient:
-    """A Peloton client for ``account`` that persists every new token set at once.
+def client_for(
+    runtime: Runtime, account: Account, priority: Priority = Priority.BACKGROUND
+) -> PelotonClient:
+    """A Peloton client for ``account`` that persists every new token set at once, and asks
+    the request budget with ``priority`` before each request.
 
     Rotated refresh tokens invalidate the old ones, so they are written in their own
     transaction right away, whatever happens to the poll that triggered the refresh.
@@ -82,4 +86,5 @@ def client_for(runtime: Runtime, account: Account) -> PelotonClient:
         semaphore=runtime.peloton_slots,
         clock=runtime.clock,
         sleep=runtime.sleep,
+        gate=runtime.budget.gate(priority),
     )

@@ -52,7 +52,51 @@ async def _database_families(runtime: RuntimeDep, session: SessionDep) -> list[M
     )
     queue.add_metric(["deliveries"], await repo.due_deliveries(now))
     queue.add_metric(["accounts"], await repo.due_accounts(now))
-    return [polls, synced, peloton, deliveries, accounts, queue]
+    return [polls, synced, peloton, deliveries, accounts, queue, *await _budget_families(runtime)]
+
+
+async def _budget_families(runtime: RuntimeDep) -> list[Metric]:
+    """The Peloton request budget of this replica's egress address (all replicas' requests)."""
+    budget = await runtime.budget.view()
+    labels = [budget.egress]
+    requests = CounterMetricFamily(
+        "pelosync_peloton_requests",
+        "Peloton API requests granted by the request budget, by egress and priority.",
+        labels=["egress", "priority"],
+    )
+    for priority, count in sorted(budget.requests.items()):
+        requests.add_metric([budget.egress, priority], count)
+    throttles = CounterMetricFamily(
+        "pelosync_peloton_throttles",
+        "Times Peloton throttled the egress address (each pauses every request from it).",
+        labels=["egress"],
+    )
+    throttles.add_metric(labels, budget.throttles)
+    rate = GaugeMetricFamily(
+        "pelosync_peloton_budget_rps",
+        "The request budget (PELOSYNC_PELOTON_MAX_RPS).",
+        labels=["egress"],
+    )
+    rate.add_metric(labels, budget.rate)
+    paused = GaugeMetricFamily(
+        "pelosync_peloton_paused",
+        "1 while requests are paused after throttling.",
+        labels=["egress"],
+    )
+    paused.add_metric(labels, 1 if budget.paused_until else 0)
+    until = GaugeMetricFamily(
+        "pelosync_peloton_paused_until_seconds",
+        "When the current pause ends (Unix time; 0 if none).",
+        labels=["egress"],
+    )
+    until.add_metric(labels, budget.paused_until.timestamp() if budget.paused_until else 0)
+    backlog = GaugeMetricFamily(
+        "pelosync_peloton_budget_backlog_seconds",
+        "How far ahead request slots are already granted (a queue behind the budget).",
+        labels=["egress"],
+    )
+    backlog.add_metric(labels, budget.backlog_s)
+    return [requests, throttles, rate, paused, until, backlog]
 
 
 def _process_families(request: Request, runtime: RuntimeDep) -> list[Metric]:

@@ -10,9 +10,11 @@ Usage::
         bundles = [await client.fetch_bundle(w.id) for w in new.complete]
 
 Every request sends ``Authorization: Bearer``, ``Peloton-Platform: web`` (needed for GPS data)
-and a stable User-Agent, waits for a slot of a shared semaphore (``config.concurrency``), renews
-the token once on a 401, and retries transient failures with jittered backoff. Errors are typed:
-see :mod:`service.peloton.errors`.
+and a stable User-Agent, waits for a slot of a shared semaphore (``config.concurrency``) and,
+when given a ``gate``, for a slot of the request budget (:mod:`service.peloton.budget`), renews
+the token once on a 401, and retries transient failures with jittered backoff. Throttling is
+reported to the gate, which pauses every request from this address. Errors are typed: see
+:mod:`service.peloton.errors`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 
 from service.errors import InvalidInput
 from service.peloton.auth import Authenticator, Clock, LoginClientFactory, utcnow
+from service.peloton.budget import RequestGate
 from service.peloton.errors import (
     PelotonForbidden,
     PelotonNotFound,
@@ -78,8 +81,8 @@ class PelotonClient:
     ``http`` is the app's shared client; if none is given the client makes its own and closes
     it in :meth:`aclose` (or ``async with``). ``tokens`` and/or ``credentials`` say how to
     authenticate; ``on_tokens`` is awaited with every new :class:`TokenSet`. ``semaphore`` may
-    be shared between clients to bound concurrency across accounts. ``clock`` and ``sleep`` are
-    injectable for tests.
+    be shared between clients to bound concurrency across accounts; ``gate`` (the request
+    budget) is asked before every API request. ``clock`` and ``sleep`` are injectable for tests.
     """
 
     def __init__(
@@ -94,8 +97,10 @@ class PelotonClient:
         clock: Clock = utcnow,
         sleep: Sleep = asyncio.sleep,
         login_client_factory: LoginClientFactory | None = None,
+        gate: RequestGate | None = None,
     ) -> None:
         self._config = config or PelotonConfig()
+        self._gate = gate
         self._owns_http = http is None
         # An unopened httpx client holds no connections, so an invalid account leaks nothing.
         self._http = http if http is not None else httpx.AsyncClient()
@@ -346,12 +351,16 @@ class PelotonClient:
                 log.warning(
                     "peloton.request.rate_limited", what=what, retry_after=error.retry_after
                 )
+                if self._gate is not None:
+                    await self._gate.throttled(error.retry_after, what)
             raise error
         return self._json_object(response, what, retry_blank)
 
     async def _send(
         self, path: str, params: Mapping[str, str | int] | None, bearer: Bearer, what: str
     ) -> httpx.Response:
+        if self._gate is not None:
+            await self._gate.acquire(what)
         headers = {
             "Authorization": f"Bearer {bearer.token}",
             "Peloton-Platform": "web",

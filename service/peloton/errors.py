@@ -10,9 +10,11 @@
         │   └── AuthFlowError            the scripted web login met a page it did not expect
         │                                (Peloton changed its login); never retried
         ├── RateLimited                  throttled: 429, Cloudflare's error 1015, a 403 with
-        │                                Retry-After or from Cloudflare's edge (see below);
-        │                                carries ``retry_after`` seconds; the caller postpones,
-        │                                the client does not retry
+        │   │                            Retry-After or from Cloudflare's edge (see below);
+        │   │                            carries ``retry_after`` seconds; the caller postpones,
+        │   │                            the client does not retry
+        │   └── PelotonThrottled         not sent: the address's request budget is paused
+        │                                after throttling, until ``retry_at``
         ├── TransientError               5xx, timeouts, connection errors, empty or malformed
         │                                JSON; retried inside the client with backoff first
         ├── PelotonNotFound (404)        the workout/ride/user does not exist (or no longer)
@@ -98,6 +100,20 @@ class RateLimited(PelotonError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class PelotonThrottled(RateLimited):
+    """Not sent: Peloton throttled this address lately and every request from it waits until
+    ``retry_at`` (see :mod:`service.peloton.budget`). Answered as a 503 with ``Retry-After``."""
+
+    def __init__(self, retry_at: datetime, now: datetime) -> None:
+        wait = max((retry_at - now).total_seconds(), 0.0)
+        super().__init__(
+            f"Peloton is throttling us, retry at {retry_at:%Y-%m-%d %H:%M:%S} UTC",
+            retry_after=wait,
+        )
+        self.retry_at = retry_at
+        self.headers = {"Retry-After": str(math.ceil(wait))}
 
 
 class TransientError(PelotonError):

@@ -39,4 +39,5 @@ async def overview(
         counts=await queries.delivery_counts(db),
         totals=await queries.state_totals(db),
         kinds=KIND_NAMES,
+        budget=await runtime.budget.view(),
     )

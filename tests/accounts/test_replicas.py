@@ -463,6 +463,8 @@ def serve_env(
         PELOSYNC_PELOTON_EVERY_N=str(EVERY_N),
         PELOSYNC_TICK_SECONDS="0.3",
         PELOSYNC_LEASE_SECONDS="5",
+        # Hundreds of requests to the local sandbox; the budget has its own replica tests.
+        PELOSYNC_PELOTON_MAX_RPS="1000",
         PELOSYNC_DATA_DIR=str(tmp_path / "data"),
         PELOSYNC_EXPORT_ROOTS=str(tmp_path),  # the tests' folder destinations
         PELOSYNC_CONVERT_WORKERS="0",
