@@ -24,7 +24,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.models import Account
-from service.convert.formats import FORMATS, Format, file_name
+from service.convert.formats import FORMATS, Format
 from service.deliveries.models import Delivery, DeliveryAttempt, DeliveryState
 from service.deliveries.recorder import Outcome, Recorder
 from service.deliveries.repository import DeliveryRepository, Loaded, attempt_values
@@ -46,7 +46,7 @@ from service.destinations.models import Destination
 from service.destinations.service import build_handler, fit_device
 from service.errors import ConversionError, PelosyncError
 from service.files.signing import download_link
-from service.ops.metrics import observe_attempt
+from service.metrics import observe_attempt
 from service.runtime import Runtime
 from service.workouts.models import Workout
 
@@ -57,12 +57,6 @@ log = structlog.get_logger(__name__)
 class AttemptOutcome:
     outcome: str  # succeeded | retry | failed | postponed | parked
     error: str | None = None
-
-
-def outgoing_name(workout: Workout, fmt: str) -> str:
-    return file_name(
-        workout.started_at, workout.discipline, workout.title, workout.peloton_workout_id, fmt
-    )
 
 
 def workout_info(workout: Workout) -> WorkoutInfo:
@@ -130,7 +124,7 @@ class DeliveryRunner:
             rendered = await self.rt.converter.render_raw(raw, delivery.format, device)
             file = OutgoingFile(
                 format=delivery.format,
-                filename=outgoing_name(workout, delivery.format),
+                filename=workout.file_name(delivery.format),
                 content_type=FORMATS[Format(delivery.format)].content_type,
                 data=rendered.data,
                 digest=rendered.sha256,

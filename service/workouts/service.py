@@ -13,7 +13,6 @@ from service.convert.formats import FORMATS, Format
 from service.db import Reader
 from service.deliveries.models import Delivery, DeliveryState
 from service.deliveries.repository import DeliveryRepository
-from service.deliveries.service import outgoing_name
 from service.errors import NotFound
 from service.runtime import Runtime
 from service.workouts import repository
@@ -98,4 +97,4 @@ async def render(runtime: Runtime, session: AsyncSession, workout_id: int, fmt: 
     if workout is None:
         raise NotFound(f"workout {workout_id} not found")
     data = await runtime.converter.render(workout.bundle(), fmt.value)
-    return File(data, outgoing_name(workout, fmt.value), FORMATS[fmt].content_type)
+    return File(data, workout.file_name(fmt.value), FORMATS[fmt].content_type)
