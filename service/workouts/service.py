@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.convert.formats import FORMATS, Format
+from service.convert.formats import FORMATS, Format, can_write
 from service.db import Reader
 from service.deliveries.models import Delivery, DeliveryState
 from service.deliveries.repository import DeliveryRepository
@@ -41,7 +41,7 @@ def summary_status(conversion_error: str | None, states: dict[str, int]) -> str:
 
 
 def formats_of(has_gps: bool) -> list[str]:
-    return [f.value for f in Format if f is not Format.GPX or has_gps]
+    return [f.value for f in Format if can_write(f, has_gps)]
 
 
 async def page(
