@@ -69,7 +69,7 @@ from service.destinations.ssrf import (
     check_address,
     validate_url,
 )
-from service.errors import InvalidInput
+from service.errors import InvalidInput, validation_problems
 from service.http_headers import parse_retry_after
 from service.webhook_http import CONNECT_TIMEOUT_S, USER_AGENT
 
@@ -191,8 +191,7 @@ class WebhookConfig(BaseModel):
             return cls.model_validate({**config, **(secrets or {})})
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
-                for e in exc.errors(include_input=False, include_url=False)
+                f"{where or 'config'}: {message}" for where, message in validation_problems(exc)
             )
             raise InvalidInput(f"invalid webhook settings: {problems}") from None
 
