@@ -7,7 +7,7 @@ delivery has succeeded: conversion, signing, one HTTP request, the attempt row a
 bookkeeping for each. The reference is a bare httpx loop posting the same bodies at the same
 concurrency with keep-alive, on httpx's own transport (httpcore). Target: the engine at least
 half that loop's rate. The engine's client sends through aiohttp underneath httpx's API
-(``service/destinations/kinds/webhook_transport.py``), so the bare loop also runs on that
+(``service/webhook_http.py``), so the bare loop also runs on that
 transport, and the engine's rate is given against both.
 
     python -m benchmarks.deliver [--count 5000] [--concurrency 16 32] [--formats json tcx]
@@ -51,11 +51,12 @@ from service.convert.pool import render_bundle, summarize_bundle
 from service.deliveries.jobs import DeliveryJob
 from service.deliveries.models import Delivery, DeliveryState
 from service.deliveries.repository import new_message_id
-from service.destinations.kinds.webhook import WebhookConfig, build_client, generate_secret
+from service.destinations.kinds.webhook import WebhookConfig, generate_secret
 from service.destinations.models import Destination
 from service.logging import configure_logging
 from service.peloton.sandbox import generate_bundle
 from service.runtime import open_runtime
+from service.webhook_http import build_client
 from service.workouts.models import Workout
 
 SECRET_KEY = "Yk2zWQ6mJ6cLJx8V8b0p3xwq9G6gQ0p3o0yHk2Qm3Uo="

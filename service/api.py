@@ -12,11 +12,11 @@ from service.deliveries.bulk_router import router as bulk_deliveries_router
 from service.deliveries.router import router as deliveries_router
 from service.destinations.router import callback_router as strava_callback_router
 from service.destinations.router import router as destinations_router
-from service.files.router import router as files_router
+from service.openapi import install_openapi
 from service.ops.docs import install_docs
 from service.ops.metrics_router import router as metrics_router
 from service.ops.middleware import RequestContextMiddleware
-from service.ops.openapi import install_openapi
+from service.workouts.files_router import router as files_router
 from service.workouts.router import router as workouts_router
 
 # In order of how often they are asked: FastAPI tries a request's path against each route in

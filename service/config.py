@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.errors import InvalidInput
+from service.errors import InvalidInput, validation_problems
 
 
 class Environment(StrEnum):
@@ -175,7 +175,7 @@ def get_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"PELOSYNC_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
-            for error in exc.errors(include_url=False)
+            f"PELOSYNC_{where.replace('.', '_').upper()}: {message}"
+            for where, message in validation_problems(exc)
         )
         raise InvalidInput(f"configuration: {problems}") from None

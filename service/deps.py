@@ -14,7 +14,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from service.accounts.jobs import PollJob
 from service.config import Settings
 from service.db import read_connection
 from service.runtime import Runtime
@@ -61,11 +60,3 @@ async def get_read_connection(runtime: RuntimeDep) -> AsyncIterator[AsyncConnect
 # BEGIN and COMMIT round trips on PostgreSQL and no ORM session to set up (see
 # ``read_connection``). A handler that writes takes ``SessionDep``.
 ReadConnectionDep = Annotated[AsyncConnection, Depends(get_read_connection, scope="function")]
-
-
-async def get_poll_job(request: Request) -> PollJob:
-    job: PollJob = request.app.state.poll_job
-    return job
-
-
-PollJobDep = Annotated[PollJob, Depends(get_poll_job)]

@@ -16,6 +16,8 @@ problem details with ``status_code``; the CLI prints ``message`` on one line and
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class PelosyncError(Exception):
     """Base of every error the service raises on purpose."""
@@ -65,3 +67,15 @@ class Conflict(PelosyncError):
 class ExternalServiceError(PelosyncError):
     status_code = 502
     title = "Remote service error"
+
+
+def validation_problems(error: ValidationError) -> list[tuple[str, str]]:
+    """Each problem pydantic found, as ``(where, message)``: the dotted location (``""`` for
+    the value as a whole) and the message without pydantic's ``"Value error, "`` prefix.
+
+    The one reading of a :class:`ValidationError` every conversion into this hierarchy uses.
+    """
+    return [
+        (".".join(str(part) for part in e["loc"]), str(e["msg"]).removeprefix("Value error, "))
+        for e in error.errors(include_url=False, include_input=False)
+    ]

@@ -21,13 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service import __version__
 from service.accounts.budget import SharedBudget
-from service.auth.throttle import FailureThrottle
+from service.throttle import FailureThrottle
 from service.config import Settings
 from service.convert.exercises import load_exercise_map
 from service.convert.pool import Converter
 from service.crypto import SecretBox, load_secret_box
 from service.db import create_engine, create_session_factory, utcnow
-from service.destinations.kinds.webhook import build_client as build_webhook_client
+from service.throttle import FailureThrottle
+from service.webhook_http import build_client as build_webhook_client
 
 
 def default_worker_name() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response, status
 
 from service.accounts import manage
+from service.accounts.deps import PollJobDep
 from service.accounts.models import Account, AccountStatus
 from service.accounts.schemas import (
     AccountCounts,
@@ -16,8 +17,8 @@ from service.accounts.schemas import (
     SyncRunOut,
 )
 from service.auth.deps import current_key
-from service.deps import PollJobDep, RuntimeDep, SessionDep
-from service.ops.openapi import errors
+from service.deps import RuntimeDep, SessionDep
+from service.openapi import errors
 from service.pagination import decode_id_cursor, encode_cursor, page_of
 from service.schemas import CursorQuery, IdPath, Limit, Page
 

@@ -13,8 +13,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.auth.service import Caller, Unauthenticated, authorize, keys_checked
-from service.auth.throttle import client_address
 from service.deps import RuntimeDep
+from service.throttle import client_address
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -34,7 +34,7 @@ async def current_key(
     # ``service.auth.service``), and a lookup or a last-used write is a statement of its own.
     presented = credentials.credentials if credentials else None
     client = client_address(request)
-    # No key at all is no guess: only wrong keys count (service.auth.throttle).
+    # No key at all is no guess: only wrong keys count (service.throttle).
     if presented and not keys_checked.vouches_for(presented, runtime.clock()):
         runtime.auth_failures.check(client)
     try:

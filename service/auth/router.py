@@ -9,7 +9,7 @@ from service.auth.deps import admin_key
 from service.auth.models import Role
 from service.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from service.deps import RuntimeDep, SessionDep
-from service.ops.openapi import errors
+from service.openapi import errors
 from service.schemas import IdPath
 
 router = APIRouter(

@@ -119,7 +119,7 @@ class KeyCache:
     """Keys found active in the last :data:`KEY_CACHE_FOR`, by hash (one per process).
 
     Active keys are kept, and unknown or revoked ones too (so a repeated wrong key costs no
-    database work; :mod:`service.auth.throttle` stops a client trying many), at most one lookup
+    database work; :mod:`service.throttle` stops a client trying many), at most one lookup
     per key is in flight (the requests of 50 clients sharing a key wait for it rather than all
     asking), and ``last_used_at`` is written by one request a minute, not by all at once.
     """

@@ -22,7 +22,7 @@ from pydantic import (
     field_validator,
 )
 
-from service.errors import ConversionError
+from service.errors import ConversionError, validation_problems
 
 
 class _In(BaseModel):
@@ -254,8 +254,8 @@ class BundleIn(_In):
 def _describe(error: ValidationError) -> str:
     """Every problem, each with where it is (the first few hundred at most)."""
     problems = [
-        f"{'.'.join(str(p) for p in e['loc']) or 'bundle'}: {e['msg'].lower()}"
-        for e in error.errors()[:_MAX_PROBLEMS]
+        f"{where or 'bundle'}: {message.lower()}"
+        for where, message in validation_problems(error)[:_MAX_PROBLEMS]
     ]
     count = error.error_count()
     if count > _MAX_PROBLEMS:

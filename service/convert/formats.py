@@ -41,14 +41,22 @@ FORMATS: dict[Format, FormatInfo] = {
 }
 
 
+def can_write(fmt: str, has_gps: bool) -> bool:
+    """Whether a workout can be written as ``fmt``: GPX needs a GPS track, the rest always.
+
+    The one home of that rule: conversion, matching, replays and the API all ask here.
+    """
+    return fmt != Format.GPX or has_gps
+
+
 def possible_formats(activity: Activity) -> list[Format]:
     """Every format this activity can be written in (GPX needs a GPS track)."""
-    return [f for f in Format if f is not Format.GPX or activity.has_gps]
+    return [f for f in Format if can_write(f, activity.has_gps)]
 
 
 def render(activity: Activity, fmt: Format) -> bytes:
     """One file's bytes; raises :class:`UnsupportedFormat` when impossible (GPX without GPS)."""
-    if fmt is Format.GPX and not activity.has_gps:
+    if not can_write(fmt, activity.has_gps):
         raise UnsupportedFormat("workout has no GPS track; use tcx or fit")
     return FORMATS[fmt].writer(activity)
 
@@ -56,7 +64,7 @@ def render(activity: Activity, fmt: Format) -> bytes:
 def render_all(activity: Activity, formats: Iterable[Format] | None = None) -> dict[Format, bytes]:
     """Every requested (default: every possible) format; impossible ones are skipped."""
     wanted = possible_formats(activity) if formats is None else list(formats)
-    return {f: render(activity, f) for f in wanted if f is not Format.GPX or activity.has_gps}
+    return {f: render(activity, f) for f in wanted if can_write(f, activity.has_gps)}
 
 
 def convert_bundle(bundle: bytes | str | dict[str, Any], fmt: Format) -> bytes:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import load_only
 
 from service.deliveries.models import Delivery, DeliveryState
 from service.deliveries.repository import DeliveryRepository, new_message_id
+from service.destinations.matching import wants, writable_formats
 from service.destinations.models import Destination
 from service.errors import InvalidInput, NotFound
 from service.workouts.models import Workout
@@ -126,18 +127,6 @@ async def _destination(session: AsyncSession, destination_id: int) -> Destinatio
     return destination
 
 
-def formats_of(destination: Destination, workout: Workout) -> list[str]:
-    """The destination's formats a workout has (GPX needs GPS)."""
-    return [f for f in destination.formats if f != "gpx" or workout.has_gps]
-
-
-def _matches(destination: Destination, workout: Workout) -> bool:
-    """The destination's account and discipline filters (None: all)."""
-    if destination.account_ids is not None and workout.account_id not in destination.account_ids:
-        return False
-    return destination.disciplines is None or workout.discipline in destination.disciplines
-
-
 async def plan_replay(
     session: AsyncSession, destination_id: int, *, start: datetime, end: datetime
 ) -> list[Planned]:
@@ -145,8 +134,8 @@ async def plan_replay(
     destination = await _destination(session, destination_id)
     plans = []
     for workout in await BulkRepository(session).workouts_started(start, end):
-        formats = formats_of(destination, workout)
-        if _matches(destination, workout) and formats:
+        formats = writable_formats(destination, workout.has_gps)
+        if wants(destination, workout.account_id, workout.discipline) and formats:
             plans.append(Planned(workout, formats))
     return plans
 
@@ -199,7 +188,7 @@ async def plan_send(
         raise NotFound(f"workout {', '.join(map(str, missing))} not found")
     plans, skipped = [], []
     for workout in found:
-        formats = formats_of(destination, workout)
+        formats = writable_formats(destination, workout.has_gps)
         if workout.conversion_error is not None:
             skipped.append((workout.id, "it could not be converted"))
         elif not formats:

@@ -1,5 +1,8 @@
 """``/v1/destinations/{id}/…``: retry a destination's failed deliveries, send chosen workouts
-to it, and preview a replay before queueing it."""
+to it, preview a replay and queue it.
+
+These routes live with the deliveries they create, not in :mod:`service.destinations.router`,
+so that the destinations domain does not depend on the deliveries domain."""
 
 from __future__ import annotations
 
@@ -11,9 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.auth.deps import current_key
 from service.deliveries import bulk
+from service.deliveries.manage import replay
 from service.deps import RuntimeDep, SessionDep
+from service.destinations.schemas import ReplayQueued, ReplayRequest
 from service.errors import InvalidInput
-from service.ops.openapi import errors
+from service.openapi import errors
 from service.schemas import MAX_ID, IdPath
 
 router = APIRouter(
@@ -121,3 +126,19 @@ async def send_workouts(
         queued=result.queued,
         skipped=[Skipped(workout_id=w, reason=r) for w, r in result.skipped],
     )
+
+
+@router.post(
+    "/{destination_id}/replay", status_code=status.HTTP_202_ACCEPTED, responses=errors(404)
+)
+async def replay_destination(
+    destination_id: IdPath, body: ReplayRequest, runtime: RuntimeDep, session: SessionDep
+) -> ReplayQueued:
+    """Send every workout started in [start, end) to this destination again, as new messages
+    (new message ids: receivers that dedupe see them as new)."""
+    if body.end <= body.start:
+        raise InvalidInput("end: must be after start")
+    queued = await replay(
+        session, destination_id, start=body.start, end=body.end, now=runtime.clock()
+    )
+    return ReplayQueued(destination_id=destination_id, queued=queued)

@@ -17,6 +17,20 @@ class DeliveryState(StrEnum):
     FAILED = "failed"  # retries exhausted or a permanent error; can be retried by hand
 
 
+class AttemptResult(StrEnum):
+    """What became of one delivery attempt: ``DeliveryAttempt.outcome``, the API's attempt
+    ``outcome`` and the ``outcome`` label of ``pelosync_delivery_attempts_total``."""
+
+    SUCCEEDED = "succeeded"
+    RETRY = "retry"  # failed; another attempt is scheduled
+    FAILED = "failed"  # failed for good: not retryable, or out of retries
+    POSTPONED = "postponed"  # rate limited: tried again later, not counted as a failure
+    # The destination is gone or needs re-authorization: it is disabled, the delivery waits.
+    PARKED = "parked"
+    # Never stored: another worker had taken the delivery over, nothing was written.
+    LEASE_LOST = "lease_lost"
+
+
 class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
@@ -59,7 +73,7 @@ class DeliveryAttempt(Base):
     worker: Mapped[str] = mapped_column(String(100))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     duration_ms: Mapped[int] = mapped_column(Integer)
-    outcome: Mapped[str] = mapped_column(String(20))  # succeeded | retry | failed | postponed
+    outcome: Mapped[str] = mapped_column(String(20))  # AttemptResult, never LEASE_LOST
     status_code: Mapped[int | None] = mapped_column(Integer)
     error_class: Mapped[str | None] = mapped_column(String(100))
     error: Mapped[str | None] = mapped_column(Text)

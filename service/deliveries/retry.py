@@ -25,6 +25,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from service.destinations.kinds.base import OVERLOAD_PENALTY_S
 from service.http_headers import parse_retry_after
 
 #: Delay before each attempt, in seconds; index 0 is the first attempt (immediately).
@@ -35,9 +36,6 @@ MAX_ATTEMPTS = len(SCHEDULE_S)
 JITTER = 0.2
 #: The longest wait a ``Retry-After`` can impose.
 RETRY_AFTER_CAP_S = 10 * 3600.0
-#: What kinds put in ``retry_after`` after a timeout or a 429 without ``Retry-After``: an
-#: overloaded receiver gets at least a minute (Svix's ``OVERLOAD_PENALTY_SECS``).
-OVERLOAD_PENALTY_S = 60.0
 #: A destination failing for this long with no success in between is disabled.
 DISABLE_AFTER = timedelta(days=5)
 
@@ -96,6 +94,7 @@ def should_disable(
 
 __all__ = [
     "MAX_ATTEMPTS",
+    "OVERLOAD_PENALTY_S",
     "SCHEDULE_S",
     "first_attempt_delay",
     "next_attempt_delay",

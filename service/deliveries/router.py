@@ -10,7 +10,7 @@ from service.deliveries.manage import retry_delivery
 from service.deliveries.models import DeliveryState
 from service.deliveries.schemas import AttemptOut, DeliveryDetail, DeliveryOut
 from service.deps import ReadConnectionDep, RuntimeDep, SessionDep
-from service.ops.openapi import errors
+from service.openapi import errors
 from service.pagination import decode_id_cursor, encode_cursor, page_response
 from service.schemas import CursorQuery, IdPath, IdQuery, Limit, Page
 

@@ -34,7 +34,9 @@ class AttemptOut(BaseModel):
     worker: str
     started_at: datetime
     duration_ms: int
-    outcome: str = Field(description="succeeded, retry, failed, postponed or parked.")
+    outcome: str = Field(
+        description="succeeded, retry, failed, postponed or parked."
+    )  # AttemptResult
     status_code: int | None
     error_class: str | None
     error: str | None

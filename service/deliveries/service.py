@@ -24,8 +24,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.models import Account
-from service.convert.formats import FORMATS, Format, file_name
-from service.deliveries.models import Delivery, DeliveryAttempt, DeliveryState
+from service.convert.formats import FORMATS, Format
+from service.deliveries.models import AttemptResult, Delivery, DeliveryAttempt, DeliveryState
 from service.deliveries.recorder import Outcome, Recorder
 from service.deliveries.repository import DeliveryRepository, Loaded, attempt_values
 from service.deliveries.retry import next_attempt_delay, should_disable
@@ -46,7 +46,7 @@ from service.destinations.models import Destination
 from service.destinations.service import build_handler, fit_device
 from service.errors import ConversionError, PelosyncError
 from service.files.signing import download_link
-from service.ops.metrics import observe_attempt
+from service.metrics import observe_attempt
 from service.runtime import Runtime
 from service.workouts.models import Workout
 
@@ -55,14 +55,8 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class AttemptOutcome:
-    outcome: str  # succeeded | retry | failed | postponed | parked
+    outcome: AttemptResult
     error: str | None = None
-
-
-def outgoing_name(workout: Workout, fmt: str) -> str:
-    return file_name(
-        workout.started_at, workout.discipline, workout.title, workout.peloton_workout_id, fmt
-    )
 
 
 def workout_info(workout: Workout) -> WorkoutInfo:
@@ -130,7 +124,7 @@ class DeliveryRunner:
             rendered = await self.rt.converter.render_raw(raw, delivery.format, device)
             file = OutgoingFile(
                 format=delivery.format,
-                filename=outgoing_name(workout, delivery.format),
+                filename=workout.file_name(delivery.format),
                 content_type=FORMATS[Format(delivery.format)].content_type,
                 data=rendered.data,
                 digest=rendered.sha256,
@@ -188,10 +182,10 @@ class DeliveryRunner:
             worker=self.rt.worker,
             started_at=started,
             duration_ms=duration_ms,
-            outcome="succeeded",
+            outcome=AttemptResult.SUCCEEDED,
         )
         if result is not None:
-            outcome = AttemptOutcome("succeeded")
+            outcome = AttemptOutcome(AttemptResult.SUCCEEDED)
             attempt.status_code = result.status_code
             attempt.response_excerpt = excerpt(result.response_excerpt)
             values = {
@@ -217,19 +211,19 @@ class DeliveryRunner:
             learned = error.learned_inline_max
             values = {"last_status_code": error.remote_status, "last_error": message}
             if isinstance(error, Postponed):
-                outcome = AttemptOutcome("postponed", message)
+                outcome = AttemptOutcome(AttemptResult.POSTPONED, message)
                 wait = timedelta(seconds=max(error.retry_after or 60.0, 1.0))
                 values["next_attempt_at"] = now + wait
                 dest_values["postponed_until"] = now + wait
             elif isinstance(error, NeedsReauthorization | DestinationGone):
-                outcome = AttemptOutcome("parked", message)
+                outcome = AttemptOutcome(AttemptResult.PARKED, message)
                 values["next_attempt_at"] = now
                 reason = (
                     "needs re-authorization" if isinstance(error, NeedsReauthorization) else "gone"
                 )
                 dest_values.update(enabled=False, disabled_reason=f"{reason}: {message}")
             elif not error.retryable:
-                outcome = AttemptOutcome("failed", message)
+                outcome = AttemptOutcome(AttemptResult.FAILED, message)
                 values.update(state=DeliveryState.FAILED, attempts=number, next_attempt_at=None)
             else:
                 # The schedule counts this budget's attempts (a manual retry starts a new one).
@@ -238,11 +232,11 @@ class DeliveryRunner:
                 failing = True
                 values["attempts"] = number
                 if delay is None:
-                    outcome = AttemptOutcome("failed", message)
+                    outcome = AttemptOutcome(AttemptResult.FAILED, message)
                     values.update(state=DeliveryState.FAILED, next_attempt_at=None)
                     gave_up = True
                 else:
-                    outcome = AttemptOutcome("retry", message)
+                    outcome = AttemptOutcome(AttemptResult.RETRY, message)
                     values["next_attempt_at"] = now + timedelta(seconds=delay)
         attempt.outcome = outcome.outcome
 
@@ -287,7 +281,7 @@ class DeliveryRunner:
         )
         if not await self.recorder.record(recorded):  # nothing written: not ours any more
             log.warning("deliveries.lease_lost", delivery_id=delivery.id)
-            return AttemptOutcome("lease_lost")
+            return AttemptOutcome(AttemptResult.LEASE_LOST)
         log.info(
             "deliveries.attempt.finished",
             delivery_id=delivery.id,

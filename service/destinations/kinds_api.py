@@ -19,7 +19,7 @@ from service.destinations.kinds.intervals import IntervalsConfig
 from service.destinations.kinds.strava import StravaConfig
 from service.destinations.kinds.webhook import WebhookConfig, generate_secret
 from service.destinations.models import DestinationKind
-from service.errors import InvalidInput
+from service.errors import InvalidInput, validation_problems
 
 M = TypeVar("M", bound=BaseModel)
 HEADER_VALUE = re.compile(r"^[\x20-\x7e]*$")
@@ -76,9 +76,8 @@ def _parse(model: type[M], data: Mapping[str, Any], where: str) -> M:
     try:
         return model.model_validate(dict(data))
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        field = ".".join([where, *(str(p) for p in first["loc"])])
-        message = str(first["msg"]).removeprefix("Value error, ")
+        inner, message = validation_problems(exc)[0]
+        field = f"{where}.{inner}" if inner else where
         raise InvalidInput(f"{field}: {message}", field=field) from None
 
 
@@ -131,11 +130,9 @@ def validate(
         try:
             parsed = WebhookConfig.model_validate({**config, **secrets})
         except ValidationError as exc:
-            first = exc.errors(include_url=False, include_input=False)[0]
-            field = ".".join(str(p) for p in first["loc"])
-            secret = bool(first["loc"]) and first["loc"][0] in WebhookConfig.SECRET_FIELDS
+            field, message = validation_problems(exc)[0]
+            secret = field.split(".")[0] in WebhookConfig.SECRET_FIELDS
             where = f"{'secrets' if secret else 'config'}.{field}"
-            message = str(first["msg"]).removeprefix("Value error, ")
             raise InvalidInput(f"{where}: {message}", field=where) from None
         public, hidden = parsed.split()
         return public, hidden, generated

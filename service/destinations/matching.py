@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from service.convert.formats import can_write
 from service.convert.pool import BundleSummary
 from service.destinations.models import Destination
 
 
-def formats_for(destination: Destination, account_id: int, summary: BundleSummary) -> list[str]:
-    """The formats ``destination`` should receive for this workout (empty: none).
+def wants(destination: Destination, account_id: int, discipline: str) -> bool:
+    """Whether the destination's filters take this account's workouts of this discipline.
 
-    Filters are "all" when unset: accounts, disciplines. A format the workout cannot be
-    written in (GPX without GPS) is skipped rather than created to fail.
+    Filters are "all" when unset: accounts, disciplines.
     """
     if destination.account_ids is not None and account_id not in destination.account_ids:
+        return False
+    return destination.disciplines is None or discipline in destination.disciplines
+
+
+def writable_formats(destination: Destination, has_gps: bool) -> list[str]:
+    """The destination's formats a workout can be written in (GPX needs GPS), so none is
+    created to fail."""
+    return [f for f in destination.formats if can_write(f, has_gps)]
+
+
+def formats_for(destination: Destination, account_id: int, summary: BundleSummary) -> list[str]:
+    """The formats ``destination`` should receive for this workout (empty: none): its
+    filters (:func:`wants`), then its formats the workout can be written in."""
+    if not wants(destination, account_id, summary.discipline):
         return []
-    if destination.disciplines is not None and summary.discipline not in destination.disciplines:
-        return []
-    return [f for f in destination.formats if f in summary.formats]
+    return writable_formats(destination, summary.has_gps)

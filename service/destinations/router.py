@@ -9,7 +9,6 @@ from fastapi.responses import RedirectResponse
 
 from service.auth.deps import AdminOnly, Authorized, current_key
 from service.auth.models import Role
-from service.deliveries.manage import replay
 from service.deps import RuntimeDep, SessionDep
 from service.destinations import manage
 from service.destinations.kinds.base import excerpt
@@ -19,14 +18,11 @@ from service.destinations.schemas import (
     DestinationOut,
     DestinationUpdate,
     DestinationWithSecret,
-    ReplayQueued,
-    ReplayRequest,
     RotateSecret,
     StravaConnected,
     TestResult,
 )
-from service.errors import InvalidInput
-from service.ops.openapi import errors
+from service.openapi import errors
 from service.pagination import decode_id_cursor, encode_cursor, page_of
 from service.runtime import Runtime
 from service.schemas import CursorQuery, IdPath, Limit, Page
@@ -193,22 +189,6 @@ async def rotate_destination_secret(
     secret = body.secret if body is not None else None
     destination, generated = await manage.rotate_secret(runtime, session, destination_id, secret)
     return _with_secret(runtime, destination, generated)
-
-
-@router.post(
-    "/{destination_id}/replay", status_code=status.HTTP_202_ACCEPTED, responses=errors(404)
-)
-async def replay_destination(
-    destination_id: IdPath, body: ReplayRequest, runtime: RuntimeDep, session: SessionDep
-) -> ReplayQueued:
-    """Send every workout started in [start, end) to this destination again, as new messages
-    (new message ids: receivers that dedupe see them as new)."""
-    if body.end <= body.start:
-        raise InvalidInput("end: must be after start")
-    queued = await replay(
-        session, destination_id, start=body.start, end=body.end, now=runtime.clock()
-    )
-    return ReplayQueued(destination_id=destination_id, queued=queued)
 
 
 def callback_url(runtime: Runtime, request: Request) -> str:

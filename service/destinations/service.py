@@ -16,7 +16,7 @@ from service.destinations.kinds.intervals import IntervalsConfig, IntervalsDesti
 from service.destinations.kinds.strava import StravaApp, StravaConfig, StravaDestination
 from service.destinations.kinds.webhook import WebhookConfig, WebhookKind
 from service.destinations.models import Destination, DestinationKind
-from service.errors import InvalidInput
+from service.errors import InvalidInput, validation_problems
 from service.runtime import Runtime
 
 C = TypeVar("C", bound=BaseModel)
@@ -30,9 +30,8 @@ def _config(model: type[C], values: dict[str, Any], kind: str) -> C:
     try:
         return model.model_validate(values or {})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "config"
-        raise InvalidInput(f"invalid {kind} settings: {where}: {first['msg']}") from None
+        where, message = validation_problems(exc)[0]
+        raise InvalidInput(f"invalid {kind} settings: {where or 'config'}: {message}") from None
 
 
 def strava_app(runtime: Runtime) -> StravaApp:

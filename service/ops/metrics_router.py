@@ -1,4 +1,4 @@
-"""``/metrics``: this process's metrics (:mod:`service.ops.metrics`) and the database's."""
+"""``/metrics``: this process's metrics (:mod:`service.metrics`) and the database's."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from service.auth.deps import current_key
 from service.deps import RuntimeDep, SessionDep
-from service.ops.metrics import exposition
-from service.ops.openapi import errors
+from service.metrics import exposition
+from service.openapi import errors
 from service.ops.repository import MetricsRepository
 
 

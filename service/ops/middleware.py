@@ -15,7 +15,7 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.ops.metrics import observe_request
+from service.metrics import observe_request
 
 log = structlog.get_logger("service.access")
 

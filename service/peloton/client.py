@@ -31,7 +31,7 @@ import httpx
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from service.errors import InvalidInput
+from service.errors import InvalidInput, validation_problems
 from service.peloton.auth import Authenticator, Clock, LoginClientFactory, utcnow
 from service.peloton.budget import RequestGate
 from service.peloton.errors import (
@@ -304,10 +304,9 @@ class PelotonClient:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "body"
+            where, message = validation_problems(exc)[0]
             raise UnexpectedResponse(
-                f"{what}: Peloton sent an unexpected {where} ({first['msg']})"
+                f"{what}: Peloton sent an unexpected {where or 'body'} ({message})"
             ) from None
 
     async def _get_object(

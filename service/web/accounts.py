@@ -7,8 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from service.accounts import manage
+from service.accounts.deps import PollJobDep
 from service.accounts.repository import AccountRepository
-from service.deps import PollJobDep, RuntimeDep, SessionDep
+from service.deps import RuntimeDep, SessionDep
 from service.errors import InvalidInput, PelosyncError
 from service.runtime import Runtime
 from service.schemas import IdPath

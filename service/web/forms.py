@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from service.accounts.schemas import AccountUpdate, PelotonCredentials
 from service.destinations.schemas import DestinationCreate, DestinationUpdate
-from service.errors import InvalidInput
+from service.errors import InvalidInput, validation_problems
 from service.schemas import MAX_ID
 from service.web.deps import Form
 
@@ -47,10 +47,8 @@ def parse(model: type[M], values: dict[str, Any]) -> M:
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where, message = validation_problems(exc)[0]
         name = FIELD_NAMES.get(where, where.replace("_", " "))
-        message = str(first["msg"]).removeprefix("Value error, ")
         raise InvalidInput(f"{name}: {message}" if name else message, field=where) from None
 
 

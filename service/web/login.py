@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from service.auth.service import Forbidden, Unauthenticated, authenticate
-from service.auth.throttle import client_address
 from service.deps import RuntimeDep, SessionDep
+from service.throttle import client_address
 from service.web import session as cookies
 from service.web.deps import (
     FormDep,
@@ -49,7 +49,7 @@ async def login(request: Request, runtime: RuntimeDep, db: SessionDep) -> Respon
     if found is None:
         raise Forbidden("the sign-in form has expired (or cookies are off); reload and retry")
     client = client_address(request)
-    runtime.auth_failures.check(client)  # before any lookup (service.auth.throttle)
+    runtime.auth_failures.check(client)  # before any lookup (service.throttle)
     await use_form_token(runtime, db, found, form)
     try:
         key = await authenticate(db, form.get("key"), runtime.clock())

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from service.convert.formats import file_name
 from service.db import Base, JSONDocument, UTCDateTime, utcnow
 
 
@@ -54,3 +55,7 @@ class Workout(Base):
             "performance_graph": self.raw_performance_graph,
             "ride_details": self.raw_ride_details,
         }
+
+    def file_name(self, fmt: str) -> str:
+        """The name this workout's ``fmt`` file goes out under, in deliveries and downloads."""
+        return file_name(self.started_at, self.discipline, self.title, self.peloton_workout_id, fmt)

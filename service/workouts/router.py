@@ -11,7 +11,7 @@ from service.convert.formats import Format
 from service.deliveries.schemas import DeliveryOut
 from service.deps import ReadConnectionDep, RuntimeDep, SessionDep
 from service.files.signing import signed_url
-from service.ops.openapi import errors
+from service.openapi import errors
 from service.pagination import decode_time_cursor, encode_cursor, page_response
 from service.schemas import CursorQuery, IdPath, IdQuery, Instant, Limit, Page
 from service.workouts import service

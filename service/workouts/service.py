@@ -9,11 +9,10 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.convert.formats import FORMATS, Format
+from service.convert.formats import FORMATS, Format, can_write
 from service.db import Reader
 from service.deliveries.models import Delivery, DeliveryState
 from service.deliveries.repository import DeliveryRepository
-from service.deliveries.service import outgoing_name
 from service.errors import NotFound
 from service.runtime import Runtime
 from service.workouts import repository
@@ -42,7 +41,7 @@ def summary_status(conversion_error: str | None, states: dict[str, int]) -> str:
 
 
 def formats_of(has_gps: bool) -> list[str]:
-    return [f.value for f in Format if f is not Format.GPX or has_gps]
+    return [f.value for f in Format if can_write(f, has_gps)]
 
 
 async def page(
@@ -98,4 +97,4 @@ async def render(runtime: Runtime, session: AsyncSession, workout_id: int, fmt: 
     if workout is None:
         raise NotFound(f"workout {workout_id} not found")
     data = await runtime.converter.render(workout.bundle(), fmt.value)
-    return File(data, outgoing_name(workout, fmt.value), FORMATS[fmt].content_type)
+    return File(data, workout.file_name(fmt.value), FORMATS[fmt].content_type)

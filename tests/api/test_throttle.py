@@ -11,11 +11,11 @@ import pytest
 from service.app import create_app
 from service.auth.repository import ApiKeyRepository
 from service.auth.service import generate_key
-from service.auth.throttle import FailureThrottle, TooManyFailures
 from service.commands.serve import _proxy_options
 from service.peloton.sandbox import SandboxState
 from service.peloton.sandbox.server import bind
 from service.runtime import Runtime
+from service.throttle import FailureThrottle, TooManyFailures
 from tests.api.conftest import Keys, api_settings, bearer, key_setup, serve
 from tests.web.conftest import csrf_of
 

@@ -19,7 +19,8 @@ from cryptography.x509.oid import NameOID
 
 from service.config import Settings
 from service.destinations.kinds.base import AccountInfo, DeliveryRequest, OutgoingFile, WorkoutInfo
-from service.destinations.kinds.webhook import WebhookConfig, build_client, generate_secret
+from service.destinations.kinds.webhook import WebhookConfig, generate_secret
+from service.webhook_http import build_client
 from tests.destinations.receiver import Receiver
 
 START = datetime(2026, 3, 1, 7, 15, 30, tzinfo=UTC)

@@ -28,13 +28,13 @@ from service.destinations.kinds.webhook import (
     PayloadTooLarge,
     WebhookConfig,
     WebhookKind,
-    build_client,
     generate_secret,
     rotate,
     secret_bytes,
 )
 from service.destinations.ssrf import AddressPolicy, UnsafeDestination
 from service.errors import InvalidInput
+from service.webhook_http import build_client
 from tests.destinations.conftest import (
     make_certificate,
     make_request,

@@ -27,6 +27,9 @@ from typing import Any, Protocol
 from service.errors import PelosyncError
 
 EXCERPT_LIMIT = 4096
+#: What kinds put in ``retry_after`` after a timeout or a 429 without ``Retry-After``: an
+#: overloaded receiver gets at least a minute (Svix's ``OVERLOAD_PENALTY_SECS``).
+OVERLOAD_PENALTY_S = 60.0
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 

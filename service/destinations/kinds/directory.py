@@ -47,7 +47,7 @@ from service.destinations.kinds.base import (
     DeliveryRequest,
     PermanentFailure,
 )
-from service.errors import InvalidInput
+from service.errors import InvalidInput, validation_problems
 
 DEFAULT_TEMPLATE = "{account}/{filename}"
 PLACEHOLDERS = frozenset(
@@ -156,8 +156,7 @@ class DirectoryConfig(BaseModel):
             return cls.model_validate(dict(config))
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
-                for e in exc.errors(include_url=False)
+                f"{where or 'config'}: {message}" for where, message in validation_problems(exc)
             )
             raise InvalidInput(f"invalid folder settings: {problems}") from None
 

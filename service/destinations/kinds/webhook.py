@@ -31,7 +31,6 @@ import hashlib
 import hmac
 import re
 import secrets as random_secrets
-import ssl
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, cast
@@ -50,11 +49,10 @@ from pydantic import (
     model_validator,
 )
 
-from service import __version__
 from service.config import Settings, get_settings
-from service.deliveries.retry import OVERLOAD_PENALTY_S, parse_retry_after
 from service.destinations.kinds.base import (
     EXCERPT_LIMIT,
+    OVERLOAD_PENALTY_S,
     Delivered,
     DeliveryError,
     DeliveryRequest,
@@ -63,7 +61,6 @@ from service.destinations.kinds.base import (
     excerpt,
 )
 from service.destinations.kinds.http_common import Redactor
-from service.destinations.kinds.webhook_transport import WebhookTransport
 from service.destinations.ssrf import (
     AddressPolicy,
     CheckedTarget,
@@ -72,15 +69,15 @@ from service.destinations.ssrf import (
     check_address,
     validate_url,
 )
-from service.errors import InvalidInput
+from service.errors import InvalidInput, validation_problems
+from service.http_headers import parse_retry_after
+from service.webhook_http import CONNECT_TIMEOUT_S, USER_AGENT
 
 log = structlog.get_logger(__name__)
 
-USER_AGENT = f"pelosync/{__version__}"
 EVENT_TYPE = "workout.synced"
 SECRET_PREFIX = "whsec_"
 ROTATION_GRACE = timedelta(hours=24)
-CONNECT_TIMEOUT_S = 5.0
 # Names a user's extra headers may not set: the signature, framing and identity headers.
 RESERVED_HEADERS = frozenset(
     {"content-type", "content-length", "content-encoding", "transfer-encoding", "host"}
@@ -194,8 +191,7 @@ class WebhookConfig(BaseModel):
             return cls.model_validate({**config, **(secrets or {})})
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
-                for e in exc.errors(include_input=False, include_url=False)
+                f"{where or 'config'}: {message}" for where, message in validation_problems(exc)
             )
             raise InvalidInput(f"invalid webhook settings: {problems}") from None
 
@@ -226,22 +222,6 @@ def rotate(
             "previous_secret": config.secret,
             "previous_secret_expires_at": now + grace,
         }
-    )
-
-
-def build_client(
-    settings: Settings | None = None, *, verify: ssl.SSLContext | bool = True
-) -> httpx.AsyncClient:
-    """The HTTP client for webhooks: no redirects, no proxies/netrc from the environment, and
-    keep-alive connections pooled per address and TLS server name, sent through aiohttp
-    (see :mod:`.webhook_transport`)."""
-    timeout_s = (settings or get_settings()).webhook_timeout_s
-    return httpx.AsyncClient(
-        transport=WebhookTransport(verify=verify),
-        follow_redirects=False,
-        trust_env=False,  # env proxies and ~/.netrc credentials must not apply to user URLs
-        timeout=httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
-        headers={"user-agent": USER_AGENT},
     )
 
 

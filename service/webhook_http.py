@@ -1,4 +1,8 @@
-"""The webhook client's transport: httpx's API over aiohttp's connection pool.
+"""The webhook client (:func:`build_client`) and its transport: httpx's API over aiohttp's
+connection pool.
+
+It lives in the core, not in ``destinations/kinds/``, because the :class:`~service.runtime.Runtime`
+opens the one client every webhook delivery shares.
 
 Webhook requests go to the address the SSRF guard checked (``https://203.0.113.7/hook`` with
 ``Host: hooks.example.com`` and the TLS server name set through the ``sni_hostname``
@@ -31,6 +35,12 @@ import aiohttp
 import certifi
 import httpx
 from yarl import URL
+
+from service import __version__
+from service.config import Settings, get_settings
+
+USER_AGENT = f"pelosync/{__version__}"
+CONNECT_TIMEOUT_S = 5.0
 
 #: How long an idle kept-alive connection stays open (httpx's default).
 KEEPALIVE_S = 5.0
@@ -149,3 +159,19 @@ class _Body(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         self._response.release()
+
+
+def build_client(
+    settings: Settings | None = None, *, verify: ssl.SSLContext | bool = True
+) -> httpx.AsyncClient:
+    """The HTTP client for webhooks: no redirects, no proxies/netrc from the environment, and
+    keep-alive connections pooled per address and TLS server name, sent through aiohttp
+    (see :class:`WebhookTransport`)."""
+    timeout_s = (settings or get_settings()).webhook_timeout_s
+    return httpx.AsyncClient(
+        transport=WebhookTransport(verify=verify),
+        follow_redirects=False,
+        trust_env=False,  # env proxies and ~/.netrc credentials must not apply to user URLs
+        timeout=httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
+        headers={"user-agent": USER_AGENT},
+    )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from service.convert.formats import Format
 from service.deps import RuntimeDep, SessionDep
 from service.files.signing import verify
-from service.ops.openapi import errors
+from service.openapi import errors
 from service.schemas import IdPath
 from service.workouts import service as workouts
 from service.workouts.router import FILE_RESPONSE, file_response

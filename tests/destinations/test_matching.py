@@ -1,0 +1,34 @@
+"""The destination filters and the format rule, as sync, replay and sending use them."""
+
+from __future__ import annotations
+
+from service.convert.formats import Format, can_write
+from service.destinations.matching import wants, writable_formats
+from service.destinations.models import Destination
+
+
+def _destination(**values: object) -> Destination:
+    return Destination(name="d", kind="webhook", formats=["fit", "gpx", "tcx"], **values)
+
+
+def test_gpx_needs_gps_and_nothing_else_does() -> None:
+    assert [f.value for f in Format if can_write(f, has_gps=False)] == ["tcx", "fit", "json"]
+    assert all(can_write(f, has_gps=True) for f in Format)
+    assert not can_write("gpx", has_gps=False)
+
+
+def test_writable_formats_keep_the_destinations_order() -> None:
+    destination = _destination()
+    assert writable_formats(destination, has_gps=True) == ["fit", "gpx", "tcx"]
+    assert writable_formats(destination, has_gps=False) == ["fit", "tcx"]
+
+
+def test_unset_filters_take_everything() -> None:
+    assert wants(_destination(account_ids=None, disciplines=None), 7, "cycling")
+
+
+def test_account_and_discipline_filters() -> None:
+    destination = _destination(account_ids=[1, 2], disciplines=["running"])
+    assert wants(destination, 1, "running")
+    assert not wants(destination, 3, "running")
+    assert not wants(destination, 1, "cycling")

@@ -1,0 +1,234 @@
+"""The import direction between service/'s packages (docs/architecture.md, "Layers").
+
+Nothing is imported: the source is parsed with :mod:`ast`. Every import that runs is counted,
+including imports inside functions; only imports under ``if TYPE_CHECKING:`` are left out, since
+they never run. Each top-level package or module of ``service`` is one node, except the
+domains' ``models.py`` modules of database tables: together they are the node ``tables`` (one
+schema whose foreign keys cross domains, below every domain's code).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+SERVICE = Path(__file__).resolve().parent.parent / "service"
+
+#: Lowest first. A node imports only from lower layers, or from its own layer if that layer is
+#: in PEER_LAYERS (the core modules use each other). Mirrored in docs/architecture.md.
+LAYERS: list[set[str]] = [
+    # core: no domain knowledge, imported by everything
+    {
+        "service",  # service/__init__.py: __version__
+        "errors",
+        "config",
+        "crypto",
+        "db",
+        "http_headers",
+        "leases",
+        "logging",
+        "migrate",
+        "pagination",
+        "problems",
+        "schemas",
+        "throttle",
+        "openapi",
+        "metrics",
+        "webhook_http",
+    },
+    {"convert"},
+    {"peloton"},
+    {"tables"},  # every domain's models.py of database tables
+    {"runtime"},
+    {"deps"},
+    {"auth"},
+    {"files"},
+    {"destinations"},
+    {"deliveries"},
+    {"workouts"},
+    {"accounts"},
+    {"ops"},
+    {"web"},
+    {"api", "scheduler"},
+    {"app"},
+    {"models", "commands"},
+    {"cli"},
+]
+
+#: Layers whose members may import each other (as long as no cycle forms).
+PEER_LAYERS = {0}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SERVICE.parent).with_suffix("").parts
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _defines_tables(path: Path) -> bool:
+    """Whether the module declares database tables (imports ``Base`` from ``service.db``)."""
+    return any(
+        isinstance(node, ast.ImportFrom)
+        and node.module == "service.db"
+        and any(alias.name == "Base" for alias in node.names)
+        for node in ast.parse(path.read_text(encoding="utf-8")).body
+    )
+
+
+TABLE_MODULES = frozenset(
+    _module_name(path) for path in SERVICE.glob("*/models.py") if _defines_tables(path)
+)
+
+
+def _node(module: str) -> str:
+    """``service.accounts.jobs`` -> ``accounts``; ``service`` -> ``service``;
+    ``service.accounts.models`` -> ``tables``."""
+    if module in TABLE_MODULES:
+        return "tables"
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+class _Imports(ast.NodeVisitor):
+    def __init__(self, module: str, is_package: bool) -> None:
+        self.module = module
+        self.is_package = is_package
+        self.found: set[str] = set()
+
+    def visit_If(self, node: ast.If) -> None:
+        if _is_type_checking(node.test):
+            for statement in node.orelse:
+                self.visit(statement)
+            return
+        self.generic_visit(node)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        self.found.update(a.name for a in node.names if a.name.split(".")[0] == "service")
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.level:
+            base = self.module.split(".")
+            if not self.is_package:
+                base = base[:-1]
+            base = base[: len(base) - (node.level - 1)]
+            target = ".".join([*base, *([node.module] if node.module else [])])
+        else:
+            target = node.module or ""
+        if target.split(".")[0] != "service":
+            return
+        if target == "service":
+            # ``from service import x``: x is a submodule or a name of service/__init__.py.
+            for alias in node.names:
+                sub = SERVICE / alias.name
+                is_module = sub.is_dir() or sub.with_suffix(".py").is_file()
+                self.found.add(f"service.{alias.name}" if is_module else "service")
+        else:
+            self.found.add(target)
+
+
+def import_edges() -> set[tuple[str, str]]:
+    """Every run-time import inside service/ as (importer module, imported module)."""
+    edges: set[tuple[str, str]] = set()
+    for path in sorted(SERVICE.rglob("*.py")):
+        module = _module_name(path)
+        visitor = _Imports(module, path.name == "__init__.py")
+        visitor.visit(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+        edges.update((module, target) for target in visitor.found)
+    return edges
+
+
+def _layer_of() -> dict[str, int]:
+    return {node: i for i, layer in enumerate(LAYERS) for node in layer}
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` as a path that ends where it starts, or None."""
+    done: set[str] = set()
+    for start in sorted(graph):
+        if start in done:
+            continue
+        path: list[str] = []
+        on_path: set[str] = set()
+        stack: list[tuple[str, list[str]]] = [(start, sorted(graph.get(start, ())))]
+        path.append(start)
+        on_path.add(start)
+        while stack:
+            node, pending = stack[-1]
+            if not pending:
+                stack.pop()
+                path.pop()
+                on_path.discard(node)
+                done.add(node)
+                continue
+            nxt = pending.pop(0)
+            if nxt in on_path:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in done:
+                stack.append((nxt, sorted(graph.get(nxt, ()))))
+                path.append(nxt)
+                on_path.add(nxt)
+    return None
+
+
+def _node_graph(edges: set[tuple[str, str]]) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = defaultdict(set)
+    for importer, imported in edges:
+        a, b = _node(importer), _node(imported)
+        if a != b:
+            graph[a].add(b)
+    return graph
+
+
+def test_every_node_of_service_has_a_layer() -> None:
+    nodes = {_node(_module_name(path)) for path in SERVICE.rglob("*.py")}
+    assert nodes - _layer_of().keys() == set(), "add the new package or module to LAYERS"
+
+
+def test_imports_follow_the_layer_order() -> None:
+    layer = _layer_of()
+    wrong = sorted(
+        f"{importer} -> {imported}"
+        for importer, imported in import_edges()
+        if _node(importer) != _node(imported)
+        and (
+            layer[_node(importer)] < layer[_node(imported)]
+            or (
+                layer[_node(importer)] == layer[_node(imported)]
+                and layer[_node(importer)] not in PEER_LAYERS
+            )
+        )
+    )
+    assert wrong == [], "imports against the layer order (docs/architecture.md):\n" + "\n".join(
+        wrong
+    )
+
+
+def test_no_import_cycle_between_packages() -> None:
+    cycle = _find_cycle(_node_graph(import_edges()))
+    assert cycle is None, "run-time import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_cycle_finder_names_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _find_cycle(graph) == ["a", "b", "c", "a"]
+    assert _find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_type_checking_and_function_local_imports() -> None:
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from service.accounts import models\n"
+        "def f():\n    from service.deliveries import service\n"
+        "from . import sibling\n"
+    )
+    visitor = _Imports("service.workouts.router", is_package=False)
+    visitor.visit(ast.parse(source))
+    assert visitor.found == {"service.deliveries", "service.workouts"}
