@@ -1,7 +1,8 @@
 """Every ORM model, imported in one place so Alembic sees one complete metadata."""
 
-from service.accounts.models import Account, PelotonBudget, SyncRun
+from service.accounts.models import Account, SyncRun
 from service.auth.models import ApiKey
+from service.budget.models import PelotonBudget
 from service.db import Base
 from service.deliveries.models import Delivery, DeliveryAttempt
 from service.destinations.models import Destination

@@ -20,8 +20,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service import __version__
-from service.accounts.budget import SharedBudget
-from service.throttle import FailureThrottle
+from service.budget.service import SharedBudget
 from service.config import Settings
 from service.convert.exercises import load_exercise_map
 from service.convert.pool import Converter

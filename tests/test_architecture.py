@@ -40,6 +40,7 @@ LAYERS: list[set[str]] = [
     {"convert"},
     {"peloton"},
     {"tables"},  # every domain's models.py of database tables
+    {"budget"},  # the Peloton request budget the runtime holds (service/budget/)
     {"runtime"},
     {"deps"},
     {"auth"},

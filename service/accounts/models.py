@@ -79,24 +79,3 @@ class SyncRun(Base):
     in_progress: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
-
-
-class PelotonBudget(Base):
-    """The Peloton request budget of one egress address, shared by every replica leaving by it.
-
-    The decisions are :mod:`service.peloton.budget`'s; ``version`` makes each change a
-    compare-and-set, so replicas granting slots at the same moment never hand out one twice.
-    """
-
-    __tablename__ = "peloton_budgets"
-
-    egress: Mapped[str] = mapped_column(String(100), primary_key=True)
-    next_slot_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    throttle_streak: Mapped[int] = mapped_column(Integer, default=0)
-    last_throttled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    last_throttle: Mapped[str | None] = mapped_column(Text)  # what the throttled request was
-    throttles: Mapped[int] = mapped_column(Integer, default=0)
-    requests_interactive: Mapped[int] = mapped_column(Integer, default=0)
-    requests_background: Mapped[int] = mapped_column(Integer, default=0)
-    version: Mapped[int] = mapped_column(Integer, default=0)

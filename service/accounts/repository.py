@@ -9,8 +9,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import leases
-from service.accounts.models import Account, AccountStatus, PelotonBudget, SyncRun
-from service.db import insert_ignoring_duplicates
+from service.accounts.models import Account, AccountStatus, SyncRun
 from service.deliveries.models import Delivery
 from service.workouts.models import Workout
 
@@ -159,43 +158,3 @@ class AccountRepository:
             stmt = stmt.where(SyncRun.id < before_id)
         stmt = stmt.order_by(SyncRun.id.desc()).limit(limit)
         return list((await self.session.execute(stmt)).scalars())
-
-
-class BudgetRepository:
-    """SQL of the shared Peloton request budget (one row per egress address)."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def get(self, egress: str) -> PelotonBudget | None:
-        """The budget's row as stored now (``populate_existing``: never a cached copy)."""
-        stmt = (
-            select(PelotonBudget)
-            .where(PelotonBudget.egress == egress)
-            .execution_options(populate_existing=True)
-        )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
-
-    async def ensure(self, egress: str) -> None:
-        """Create the budget's row unless another replica already did."""
-        stmt = insert_ignoring_duplicates(self.session, PelotonBudget, ["egress"]).values(
-            egress=egress,
-            throttle_streak=0,
-            throttles=0,
-            requests_interactive=0,
-            requests_background=0,
-            version=0,
-        )
-        await self.session.execute(stmt)
-
-    async def change(self, egress: str, version: int, **values: Any) -> bool:
-        """Write ``values`` if the row is still at ``version`` (compare-and-set); False if
-        another replica changed it first."""
-        stmt = (
-            update(PelotonBudget)
-            .where(PelotonBudget.egress == egress, PelotonBudget.version == version)
-            .values(version=version + 1, **values)
-            .execution_options(synchronize_session=False)
-        )
-        result = await self.session.execute(stmt)
-        return bool(result.rowcount)  # type: ignore[attr-defined]

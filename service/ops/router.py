@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from service.accounts.budget import BudgetView
+from service.budget.service import BudgetView
 from service.migrate import current_revision, head_revision
 from service.runtime import Runtime
 

@@ -3,7 +3,7 @@
 Peloton's edge (Cloudflare) throttles by the caller's address, so every request leaving one
 address draws from one budget: at most ``rate`` requests per second in all, whatever the
 account, process or replica. The state is a handful of values kept in the database (see
-:mod:`service.accounts.budget`); these functions say what to do with it.
+:mod:`service.budget.service`); these functions say what to do with it.
 
 Admission is the generic cell rate algorithm with reservations: ``next_slot_at`` is the
 earliest time the next request may leave; a request granted the slot waits until it, and moves

@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.accounts.models import PelotonBudget
-from service.accounts.repository import BudgetRepository
+from service.budget.models import PelotonBudget
+from service.budget.repository import BudgetRepository
 from service.peloton.budget import BudgetState, Priority, admit, spacing, throttled
 from service.peloton.errors import PelotonThrottled
 
