@@ -58,7 +58,7 @@ async def link_and_settle(
         workouts = (await client.get("/v1/workouts")).json()["items"]
         return len(workouts) >= 2 and await all_settled(client, destination_id)
 
-    await eventually(synced_and_sent, "the sync and the deliveries", limit_s=120)
+    await eventually(synced_and_sent, "the sync and the deliveries", within=120)
 
 
 async def test_an_hour_ride_and_gps_run_arrive_inline_or_by_link_after_a_413(
@@ -135,5 +135,5 @@ async def test_an_hour_ride_and_gps_run_arrive_inline_or_by_link_after_a_413(
         ).json()["items"]
         return len(items) == 10 and {d["state"] for d in items} == {"succeeded"}
 
-    await eventually(all_sent, "the third workout's deliveries", limit_s=120)
+    await eventually(all_sent, "the third workout's deliveries", within=120)
     assert len(receiver.refused) == refused  # its big files went straight as links

@@ -87,6 +87,9 @@ async def test_manage_from_the_dashboard(
                 "formats": ["fit", "json"],
             },
         )
+    # Linking calls Peloton, which is never done inside a write transaction (the request budget
+    # writes its own row: on SQLite it would wait for this transaction's lock).
+    async with site.runtime.sessions() as session, session.begin():
         # A second account, paused mid-backfill (not polled): its progress stays on show.
         paused = await accounts.link(
             site.runtime,
