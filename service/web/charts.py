@@ -386,6 +386,12 @@ def workout_charts(
     return WorkoutCharts(charts, route, rows, duration, shaded)
 
 
+def charts_for(activity: Activity, bundle: dict[str, Any]) -> WorkoutCharts:
+    """The workout page's charts: ``activity`` (the bundle, parsed) drawn with the rider's
+    heart-rate zones from the bundle's performance graph."""
+    return workout_charts(activity, zones=heart_rate_zones(bundle))
+
+
 def charts_for_bundle(bundle: dict[str, Any]) -> WorkoutCharts:
     """Parse a stored Peloton bundle and build its charts (raises ``ConversionError``)."""
-    return workout_charts(parse_bundle(bundle), zones=heart_rate_zones(bundle))
+    return charts_for(parse_bundle(bundle), bundle)

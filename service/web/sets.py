@@ -7,8 +7,7 @@ from typing import Any
 
 from service.convert.model import Activity
 from service.convert.peloton import parse_bundle
-from service.web.charts import WorkoutCharts, workout_charts
-from service.web.zones import heart_rate_zones
+from service.web.charts import WorkoutCharts, charts_for
 
 
 @dataclass(frozen=True)
@@ -56,5 +55,4 @@ def set_rows(activity: Activity) -> list[SetRow]:
 def charts_and_sets(bundle: dict[str, Any]) -> tuple[WorkoutCharts, list[SetRow]]:
     """Parse a stored bundle once: its charts and its sets (raises ``ConversionError``)."""
     activity = parse_bundle(bundle)
-    charts = workout_charts(activity, zones=heart_rate_zones(bundle))
-    return charts, set_rows(activity)
+    return charts_for(activity, bundle), set_rows(activity)

@@ -35,7 +35,8 @@ from service.destinations.kinds.garmin_devices import (
 from service.errors import InvalidInput
 from tests.convert.activities import build
 from tests.destinations.fakes.fake_garmin import CLIENT_ID, FakeGarmin, make_jwt
-from tests.destinations.fakes.support import FakeClock, delivery, error_text, leaked
+from tests.destinations.fakes.support import delivery, error_text, leaked
+from tests.support.clock import FakeClock
 from tests.support.servers import Switch, serve
 
 UPLOAD_FIT = "POST /upload-service/upload/.fit"

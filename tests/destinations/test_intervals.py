@@ -29,7 +29,8 @@ from tests.destinations.fakes.fake_intervals import (
     OAUTH_TOKEN,
     FakeIntervals,
 )
-from tests.destinations.fakes.support import FakeClock, delivery, error_text, leaked
+from tests.destinations.fakes.support import delivery, error_text, leaked
+from tests.support.clock import FakeClock
 from tests.support.servers import Switch, serve
 
 UPLOADS = "POST /api/v1/athlete/0/activities"

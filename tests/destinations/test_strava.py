@@ -41,13 +41,8 @@ from service.destinations.kinds.strava_oauth import (
 from service.destinations.ratelimit import StravaRateLimiter
 from service.errors import InvalidInput
 from tests.destinations.fakes.fake_strava import ATHLETE, CLIENT_ID, CLIENT_SECRET, FakeStrava
-from tests.destinations.fakes.support import (
-    FakeClock,
-    RecordingSleep,
-    delivery,
-    error_text,
-    leaked,
-)
+from tests.destinations.fakes.support import delivery, error_text, leaked
+from tests.support.clock import FakeClock, RecordingSleep
 from tests.support.servers import Switch, serve
 
 

@@ -24,9 +24,9 @@ import pytest
 
 from tests.cli import PELOSYNC, clean_env, free_port
 from tests.destinations.fakes import fake_intervals, fake_strava
-from tests.destinations.fakes.server import serve as serve_fake
 from tests.journey.processes import Process, read_json, running
 from tests.journey.receivers import Receiver, node_missing, node_receiver, python_receiver
+from tests.support.servers import serve as serve_fake
 
 #: Full-length workouts of every discipline: (sandbox kind, seconds, heart-rate strap).
 WORKOUTS: list[tuple[str, int, bool | None]] = [

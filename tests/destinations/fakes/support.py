@@ -1,5 +1,4 @@
-"""Test helpers shared by the fitness-service tests: delivery requests and a secret scanner (and,
-re-exported from :mod:`tests.support.clock`, the settable clock and the recording sleep)."""
+"""Test helpers shared by the fitness-service tests: delivery requests and a secret scanner."""
 
 from __future__ import annotations
 
@@ -13,9 +12,6 @@ from service.destinations.kinds.base import (
     OutgoingFile,
     WorkoutInfo,
 )
-from tests.support.clock import FakeClock, RecordingSleep
-
-__all__ = ["FakeClock", "RecordingSleep", "delivery", "error_text", "leaked"]
 
 START = datetime(2026, 3, 1, 7, 15, 30, tzinfo=UTC)
 CONTENT_TYPES = {
