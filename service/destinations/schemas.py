@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic_core import PydanticCustomError
 
 from service.convert.formats import Format
-from service.destinations.models import DestinationKind
+from service.destinations.kinds.registry import KINDS
 from service.schemas import MAX_ID, Instant, Name
 
 DISCIPLINE_PATTERN = r"^[a-z_]{1,40}$"
@@ -24,6 +25,23 @@ _SECRETS_DOC = (
     "`headers` (extra request headers); intervals: `api_key` or `access_token`; garmin: "
     "`access_token`, `refresh_token`, `client_id`; strava: none (use the connect link)."
 )
+
+
+def _known_kind(value: str) -> str:
+    """A kind of the registry (read at validation time: the registry is the one list)."""
+    if value not in KINDS:
+        names = [repr(kind) for kind in KINDS]
+        expected = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+        raise PydanticCustomError("enum", "Input should be {expected}", {"expected": expected})
+    return value
+
+
+#: A destination kind: one of the registry's (the OpenAPI enum lists them).
+DestinationKind = Annotated[
+    str,
+    AfterValidator(_known_kind),
+    WithJsonSchema({"type": "string", "enum": list(KINDS), "title": "DestinationKind"}),
+]
 
 
 def _no_nul(value: Any, where: str = "") -> None:
