@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy import select
 
 from service.convert.fit import FitDevice
@@ -231,3 +231,27 @@ async def test_the_openapi_kind_enum_is_the_registry(site: Site) -> None:
     )
     assert refused.status_code == 422
     assert "'webhook', 'directory', 'strava', 'intervals' or 'garmin'" in refused.text
+
+
+@SQLITE_ONLY
+async def test_process_wide_objects_are_made_once_per_runtime(site: Site) -> None:
+    """The Strava app (shared rate limits) and the webhook handlers live in the runtime's
+    typed singletons: one per runtime, made on first use."""
+    from service.destinations.kinds.strava import StravaApp, strava_app
+    from service.runtime import Singletons
+
+    made: list[str] = []
+
+    def make(channel: str) -> MemoConfig:
+        made.append(channel)
+        return MemoConfig(channel=channel)
+
+    singletons = Singletons()
+    first = singletons.get(MemoConfig, lambda: make("#a"))
+    assert singletons.get(MemoConfig, lambda: make("#b")) is first
+    assert first.channel == "#a" and made == ["#a"]
+
+    site.runtime.settings.strava_client_id = "4242"
+    site.runtime.settings.strava_client_secret = SecretStr("app-secret")
+    app = strava_app(site.runtime)
+    assert isinstance(app, StravaApp) and strava_app(site.runtime) is app
