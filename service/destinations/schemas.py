@@ -14,17 +14,12 @@ from service.destinations.kinds.registry import KINDS
 from service.schemas import MAX_ID, Instant, Name
 
 DISCIPLINE_PATTERN = r"^[a-z_]{1,40}$"
-_CONFIG_DOC = (
-    "Settings of the kind (no secrets). webhook: `url`, `inline_max_bytes` (files up to it go "
-    "inline, bigger ones as links; lowered by pelosync when the receiver answers 413); "
-    "directory: `root` (absolute folder), `template`; strava: upload tuning; intervals: "
-    "`athlete_id`; garmin: `user_agent`."
-)
-_SECRETS_DOC = (
-    "Write-only credentials of the kind. webhook: `secret` (whsec_..., generated if absent) and "
-    "`headers` (extra request headers); intervals: `api_key` or `access_token`; garmin: "
-    "`access_token`, `refresh_token`, `client_id`; strava: none (use the connect link)."
-)
+_CONFIG_DOC = "Settings of the kind (no secrets). " + "; ".join(
+    f"{kind}: {spec.config_doc}" for kind, spec in KINDS.items() if spec.config_doc
+) + "."
+_SECRETS_DOC = "Write-only credentials of the kind. " + "; ".join(
+    f"{kind}: {spec.secrets_doc}" for kind, spec in KINDS.items() if spec.secrets_doc
+) + "."
 
 
 def _known_kind(value: str) -> str:

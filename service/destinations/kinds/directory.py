@@ -430,6 +430,7 @@ SPEC = KindSpec(
     factory=_handler,
     formats=ALL_FORMATS,
     check_config=_check_export_root,
+    config_doc="`root` (absolute folder), `template`",
     form_fields=(
         FormField("root", "Folder (absolute path)", required=True, placeholder="/data/exports"),
         FormField("template", "File name template", placeholder="default"),

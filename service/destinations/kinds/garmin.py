@@ -449,6 +449,8 @@ SPEC = KindSpec(
     secrets_model=GarminSecrets,
     check_available=_check_available,
     fit_device=_fit_device,
+    config_doc="`user_agent`",
+    secrets_doc="`access_token`, `refresh_token`, `client_id`",
     # Its tokens come from a login script: the API adds it.
     addable=False,
 )

@@ -292,6 +292,8 @@ SPEC = KindSpec(
     config_model=IntervalsConfig,
     factory=_handler,
     secrets_model=IntervalsSecrets,
+    config_doc="`athlete_id`",
+    secrets_doc="`api_key` or `access_token`",
     form_fields=(
         FormField(
             "athlete_id", "Athlete id", placeholder="0: the key's own athlete", blank_keeps=True

@@ -84,6 +84,9 @@ class KindSpec:
     #: ``(config, secrets) -> Validated``, None values dropped already; None: the generic
     #: :func:`validate_generic` (config model, then the user secrets model).
     validate: Callable[[Mapping[str, Any], Mapping[str, Any]], Validated] | None = None
+    #: What the API documentation says of its ``config`` and ``secrets`` (OpenAPI).
+    config_doc: str = ""
+    secrets_doc: str = ""
     form_fields: tuple[FormField, ...] = ()
     form_note: str = ""  # shown on the add form ("connect it after adding it")
     addable: bool = True  # whether the dashboard can add one (else the API only)

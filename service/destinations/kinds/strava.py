@@ -519,4 +519,6 @@ SPEC = KindSpec(
     ),
     check_available=_check_available,
     form_note="After adding it, connect it to a Strava account.",
+    config_doc="upload tuning",
+    secrets_doc="none (use the connect link)",
 )

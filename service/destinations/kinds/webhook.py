@@ -602,6 +602,11 @@ SPEC = KindSpec(
     secrets_model=WebhookSecrets,
     validate=_validate,
     check_config=_check_reachable,
+    config_doc=(
+        "`url`, `inline_max_bytes` (files up to it go inline, bigger ones as links; lowered by "
+        "pelosync when the receiver answers 413)"
+    ),
+    secrets_doc=("`secret` (whsec_..., generated if absent) and `headers` (extra request headers)"),
     form_fields=(
         FormField(
             "url",
