@@ -14,12 +14,16 @@ from service.destinations.kinds.registry import KINDS
 from service.schemas import MAX_ID, Instant, Name
 
 DISCIPLINE_PATTERN = r"^[a-z_]{1,40}$"
-_CONFIG_DOC = "Settings of the kind (no secrets). " + "; ".join(
-    f"{kind}: {spec.config_doc}" for kind, spec in KINDS.items() if spec.config_doc
-) + "."
-_SECRETS_DOC = "Write-only credentials of the kind. " + "; ".join(
-    f"{kind}: {spec.secrets_doc}" for kind, spec in KINDS.items() if spec.secrets_doc
-) + "."
+_CONFIG_DOC = (
+    "Settings of the kind (no secrets). "
+    + "; ".join(f"{kind}: {spec.config_doc}" for kind, spec in KINDS.items() if spec.config_doc)
+    + "."
+)
+_SECRETS_DOC = (
+    "Write-only credentials of the kind. "
+    + "; ".join(f"{kind}: {spec.secrets_doc}" for kind, spec in KINDS.items() if spec.secrets_doc)
+    + "."
+)
 
 
 def _known_kind(value: str) -> str:
