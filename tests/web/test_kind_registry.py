@@ -4,6 +4,7 @@ form, and built by the engine, without any other file knowing it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -204,6 +205,8 @@ def test_an_unknown_kind_is_refused_by_name() -> None:
 def test_the_registry_is_one_entry_per_kind_module() -> None:
     assert list(KINDS) == ["webhook", "directory", "strava", "intervals", "garmin"]
     assert all(spec.kind == kind for kind, spec in registry.KINDS.items())
+    # Stored in destinations.kind (String(20)) and taken by the dashboard's ?kind= (a-z).
+    assert all(re.fullmatch(r"[a-z]{1,20}", kind) for kind in KINDS)
 
 
 @pytest.mark.parametrize("spec", list(KINDS.values()), ids=list(KINDS))
