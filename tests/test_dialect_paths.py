@@ -123,7 +123,7 @@ def _differences(got: Any, want: Any, where: str = "") -> list[str]:
     if isinstance(got, list | tuple) and isinstance(want, list | tuple) and len(got) == len(want):
         return [
             d
-            for i, (g, w) in enumerate(zip(got, want))
+            for i, (g, w) in enumerate(zip(got, want, strict=True))
             for d in _differences(g, w, f"{where}[{i}]")
         ]
     return [] if got == want else [f"{where}: {got!r} != {want!r} (SQLite)"]
