@@ -2,7 +2,8 @@
 
 SQLite (the embedded default) runs in WAL mode with foreign keys on and a busy timeout, so the
 API and the scheduler can share one file; PostgreSQL is used as is. The schema is created only
-by the Alembic migrations in ``migrations/``.
+by the Alembic migrations in ``migrations/``. What differs between the two databases is asked of
+:mod:`service.dialect` (the database seam).
 
 PostgreSQL connections are pooled (up to :data:`POOL_SIZE`, all kept once opened) and a pooled
 connection is pinged before use only when it has sat unused for

@@ -176,6 +176,9 @@ async def take_turns(bind: AsyncSession | AsyncConnection, key: int) -> None:
 
 
 # --- PostgreSQL fast paths (throughput only; the generic paths write the same rows) ----------
+# Together, in ``python -m benchmarks.deliver --databases postgres postgres-generic`` (json,
+# c=16, 1,500 deliveries, once on a loaded 2-core machine): 1.72 ms of event-loop CPU per
+# delivery instead of 2.23, and 126 deliveries/s instead of 70.
 
 _GENERIC_ONLY: weakref.WeakSet[Engine] = weakref.WeakSet()
 
