@@ -154,7 +154,9 @@ def serialize_writes(bind: Bind) -> contextlib.AbstractAsyncContextManager[objec
     engine = _engine(bind)
     if not _sqlite(engine.dialect):
         return contextlib.nullcontext()
-    per_loop = _WRITE_LOCKS.setdefault(engine, weakref.WeakKeyDictionary())
+    per_loop = _WRITE_LOCKS.get(engine)
+    if per_loop is None:
+        per_loop = _WRITE_LOCKS[engine] = weakref.WeakKeyDictionary()
     loop = asyncio.get_running_loop()
     lock = per_loop.get(loop)
     if lock is None:

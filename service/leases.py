@@ -1,7 +1,7 @@
 """Leases: how replicas share work through the database, and nothing else.
 
 A row (an account to poll, a delivery to send) is *due* when its time has come and nobody holds
-a live lease on it. Claiming sets ``lease_owner`` and ``lease_expires_at`` in one statement:
+a live lease on it. Claiming sets ``lease_owner`` and ``lease_expires_at`` conditionally:
 
 - PostgreSQL (:func:`service.dialect.skip_locked_claims`): ``WITH picked AS (SELECT id …
   FOR UPDATE SKIP LOCKED LIMIT n) UPDATE … FROM picked RETURNING id``, so concurrent replicas
