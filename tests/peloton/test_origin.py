@@ -65,7 +65,7 @@ def test_unknown_or_unclear_fields_count_as_peloton(doc: dict[str, Any]) -> None
 
 
 def test_the_sandbox_generates_garmin_imported_runs() -> None:
-    bundle = generate_bundle(3, "garmin_outdoor_run")
+    bundle = generate_bundle(3, "outdoor_just_run_garmin")
     assert workout_origin(bundle["workout"]) == "garmin"
     assert workout_origin(generate_bundle(3, "outdoor_run")["workout"]) is None
 

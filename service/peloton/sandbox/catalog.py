@@ -172,7 +172,7 @@ _KINDS: tuple[KindSpec, ...] = (
         speed_mph=(12.0, 18.5), is_outdoor=True,
     ),
     KindSpec(  # recorded on a Garmin watch and imported by Peloton: never in a random history
-        "garmin_outdoor_run", "running", "Running", None, "freestyle", "Running Workout",
+        "outdoor_just_run_garmin", "running", "Running", None, "freestyle", "Running Workout",
         "outdoor", ("garmin",), (20, 70), (), ("Running", "running", 10.0), "running", (), 1,
         speed_mph=(5.0, 7.2), is_outdoor=True,
     ),
