@@ -37,7 +37,7 @@ async def _deliveries_by_workout(world: World) -> dict[str, list[str]]:
 async def _origins(world: World) -> dict[str, str | None]:
     async with world.runtime.sessions() as session:
         rows = await session.execute(select(Workout.peloton_workout_id, Workout.origin))
-        return {workout_id: origin for workout_id, origin in rows}
+        return {row[0]: row[1] for row in rows.all()}
 
 
 async def test_imported_workouts_are_stored_and_marked_but_go_nowhere(world: World) -> None:
