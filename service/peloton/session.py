@@ -253,7 +253,12 @@ class AuthSession:
             self._credentials = dataclasses.replace(self._credentials, method=login.method)
             log.warning("peloton.auth.login_method_changed", method=login.method.value)
             if self._on_method is not None:
-                await self._on_method(login.method)
+                try:
+                    await self._on_method(login.method)
+                except Exception as exc:  # the tokens matter more than remembering
+                    # Not remembered: the next process tries the password grant once more and
+                    # falls back again (once per login, never a loop); the tokens are kept.
+                    log.warning("peloton.auth.login_method_not_saved", error=type(exc).__name__)
         return login.tokens
 
     def _refresh_client(self) -> str:

@@ -300,6 +300,21 @@ async def test_password_grant_turned_off_falls_back_once_and_remembers_the_web_l
     assert methods.saved == [LoginMethod.PKCE]
 
 
+async def test_a_method_that_cannot_be_remembered_still_keeps_the_tokens(
+    sandbox: Sandbox,
+) -> None:
+    user = sandbox.user()
+    sandbox.state.runtime.password_grant = "unauthorized_client"
+
+    async def broken(method: LoginMethod) -> None:
+        raise RuntimeError("database unavailable")
+
+    client = sandbox.client(credentials=user.credentials(LoginMethod.PASSWORD), on_method=broken)
+    assert (await client.me()).id == user.id
+    assert (await client.me()).id == user.id  # no second login: the tokens were kept
+    assert sandbox.routes() == [TOKEN, *WEB_LOGIN, ME, ME]
+
+
 async def test_a_wrong_password_is_one_token_request_and_never_retried(
     sandbox: Sandbox,
 ) -> None:

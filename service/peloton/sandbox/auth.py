@@ -5,6 +5,10 @@ password client, like the real tenant) and ``authorization_code`` with PKCE S256
 page flow a scripted login walks: ``GET /authorize`` → login page (``_csrf`` cookie) →
 ``POST /usernamepassword/login`` (hidden form) → ``POST /login/callback`` →
 ``GET /authorize/resume`` → redirect_uri ``?code=…&state=…``.
+
+``PUT /_sandbox/password-grant`` makes the token endpoint refuse the password grant itself,
+the two ways Auth0 answers once a client may no longer use it (``unauthorized_client``, or
+``invalid_grant`` naming the grant type), whatever the credentials.
 """
 
 from __future__ import annotations
