@@ -40,8 +40,9 @@ log = structlog.get_logger(__name__)
 #: error reaches the request that triggered the renewal, but the session keeps the new tokens.
 OnTokens = Callable[[TokenSet], Awaitable[None]]
 #: Awaited with the login method when a login worked with another method than the account's
-#: (the password grant refused as a grant, the web login worked): it must persist it, so later
-#: logins go straight to the method that works.
+#: (the password grant refused as a grant, the web login worked): it should persist it, so later
+#: logins go straight to the method that works. If it raises, the error is logged and the session
+#: keeps the new tokens and uses the new method.
 OnMethod = Callable[[LoginMethod], Awaitable[None]]
 
 # After a failed renewal, a still-valid token is used this long before renewing again.
