@@ -4,7 +4,8 @@ at its first delivery: each a :class:`InvalidInput` naming the field and the fix
 - a webhook URL whose host is an IP address the SSRF guard refuses (loopback, private, cloud
   metadata...). A host *name* is not resolved here: its addresses may change, and they are
   checked before every delivery (and by the destination's ``test``);
-- a Strava destination while the service has no Strava application configured;
+- a Strava destination while the service has no Strava application configured and the
+  destination brings none of its own (``config.client_id`` and ``secrets.client_secret``);
 - a Garmin Connect destination while the experimental upload is off.
 
 Missing credentials (intervals.icu, Garmin) and formats a kind cannot take are refused by
@@ -27,7 +28,8 @@ from service.errors import InvalidInput
 STRAVA_UNCONFIGURED = (
     "kind: Strava is not configured on this service: create an API application at "
     "https://www.strava.com/settings/api, set PELOSYNC_STRAVA_CLIENT_ID and "
-    "PELOSYNC_STRAVA_CLIENT_SECRET to its Client ID and Client Secret, and restart pelosync"
+    "PELOSYNC_STRAVA_CLIENT_SECRET to its Client ID and Client Secret, and restart pelosync; "
+    "or give this destination its own application (config.client_id and secrets.client_secret)"
 )
 GARMIN_OFF = (
     "kind: Garmin Connect uploads are experimental and off: set PELOSYNC_GARMIN_ENABLED=true "
@@ -35,10 +37,18 @@ GARMIN_OFF = (
 )
 
 
-def check_kind_available(settings: Settings, kind: str) -> None:
+def check_kind_available(
+    settings: Settings,
+    kind: str,
+    config: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, Any] | None = None,
+) -> None:
     """Refuse a new destination of a kind this service is not set up for."""
-    if kind == DestinationKind.STRAVA and not (
-        settings.strava_client_id and settings.strava_client_secret
+    own_app = bool((config or {}).get("client_id")) and bool((secrets or {}).get("client_secret"))
+    if (
+        kind == DestinationKind.STRAVA
+        and not own_app
+        and not (settings.strava_client_id and settings.strava_client_secret)
     ):
         raise InvalidInput(STRAVA_UNCONFIGURED, field="kind")
     if kind == DestinationKind.GARMIN and not settings.garmin_enabled:

@@ -50,6 +50,15 @@ class _IntervalsSecrets(BaseModel):
         return self
 
 
+class _StravaSecrets(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    # The destination's own Strava application (with config.client_id): see kinds/strava_app.py.
+    client_secret: str | None = Field(
+        default=None, min_length=8, max_length=200, pattern=r"^[\x21-\x7e]+$"
+    )
+
+
 class _GarminSecrets(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
@@ -66,7 +75,7 @@ class _GarminSecrets(BaseModel):
 USER_SECRETS: dict[str, frozenset[str]] = {
     DestinationKind.WEBHOOK: frozenset({"secret", "headers"}),
     DestinationKind.DIRECTORY: frozenset(),
-    DestinationKind.STRAVA: frozenset(),
+    DestinationKind.STRAVA: frozenset({"client_secret"}),
     DestinationKind.INTERVALS: frozenset({"api_key", "access_token"}),
     DestinationKind.GARMIN: frozenset({"access_token", "refresh_token", "client_id", "expires_at"}),
 }
@@ -87,9 +96,10 @@ def check_user_secrets(kind: str, secrets: Mapping[str, Any]) -> None:
         if key not in allowed:
             if kind == DestinationKind.STRAVA:
                 raise InvalidInput(
-                    "secrets: a Strava destination gets its tokens by connecting "
-                    "(GET /v1/destinations/{id}/strava/connect)",
-                    field="secrets",
+                    f"secrets.{key}: a Strava destination gets its tokens by connecting "
+                    "(GET /v1/destinations/{id}/strava/connect); the only secret to give is "
+                    "client_secret, with config.client_id, for its own Strava application",
+                    field=f"secrets.{key}",
                 )
             known = ", ".join(sorted(allowed)) or "none"
             raise InvalidInput(
@@ -139,7 +149,18 @@ def validate(
     if kind == DestinationKind.DIRECTORY:
         return _parse(DirectoryConfig, config, "config").model_dump(mode="json"), {}, None
     if kind == DestinationKind.STRAVA:
-        return _parse(StravaConfig, config, "config").model_dump(mode="json"), dict(secrets), None
+        public = _parse(StravaConfig, config, "config").model_dump(mode="json", exclude_none=True)
+        user = {k: v for k, v in secrets.items() if k in USER_SECRETS[kind]}
+        own = _parse(_StravaSecrets, user, "secrets")
+        if (public.get("client_id") is None) != (own.client_secret is None):
+            field = "secrets.client_secret" if "client_id" in public else "config.client_id"
+            raise InvalidInput(
+                f"{field}: a Strava destination's own application needs both config.client_id "
+                "and secrets.client_secret (from strava.com/settings/api), or neither to use "
+                "the service's application",
+                field=field,
+            )
+        return public, dict(secrets), None
     if kind == DestinationKind.INTERVALS:
         public = _parse(IntervalsConfig, config, "config").model_dump(mode="json")
         user = {k: v for k, v in secrets.items() if k in USER_SECRETS[kind]}

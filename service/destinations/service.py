@@ -13,7 +13,8 @@ from service.destinations.kinds.base import DestinationKindHandler
 from service.destinations.kinds.directory import DirectoryConfig, DirectoryKind
 from service.destinations.kinds.garmin import GarminConfig, GarminDestination, fit_device_for
 from service.destinations.kinds.intervals import IntervalsConfig, IntervalsDestination
-from service.destinations.kinds.strava import StravaApp, StravaConfig, StravaDestination
+from service.destinations.kinds.strava import StravaConfig, StravaDestination
+from service.destinations.kinds.strava_app import StravaApp, app_credentials
 from service.destinations.kinds.webhook import WebhookConfig, WebhookKind
 from service.destinations.models import Destination, DestinationKind
 from service.errors import InvalidInput, validation_problems
@@ -34,12 +35,29 @@ def _config(model: type[C], values: dict[str, Any], kind: str) -> C:
         raise InvalidInput(f"invalid {kind} settings: {where or 'config'}: {message}") from None
 
 
-def strava_app(runtime: Runtime) -> StravaApp:
-    """One per process: Strava's rate limits are shared by every account on the app."""
-    app = runtime.extras.get("strava_app")
+def strava_app(
+    runtime: Runtime, destination: Destination | None = None, secrets: dict[str, Any] | None = None
+) -> StravaApp:
+    """The Strava application a destination uses (its own, else the service's): one per
+    application client id in the process, since Strava's rate limits are per application."""
+    config = destination.config if destination is not None else {}
+    if destination is not None and secrets is None:
+        secrets = decrypted_secrets(runtime, destination)
+    credentials = app_credentials(runtime.settings, config or {}, secrets or {})
+    apps = runtime.extras.setdefault("strava_apps", {})
+    assert isinstance(apps, dict)
+    app = apps.get(credentials.client_id)
     if not isinstance(app, StravaApp):
-        app = StravaApp.from_settings(runtime.http, runtime.settings, clock=runtime.clock)
-        runtime.extras["strava_app"] = app
+        app = StravaApp.from_settings(
+            runtime.http, runtime.settings, clock=runtime.clock, credentials=credentials
+        )
+        apps[credentials.client_id] = app
+    elif not app.oauth.holds_secret(credentials.client_secret):
+        # The destination's application secret was changed: same app, same rate limits.
+        fresh = StravaApp.from_settings(
+            runtime.http, runtime.settings, clock=runtime.clock, credentials=credentials
+        )
+        app.oauth = fresh.oauth
     return app
 
 
@@ -60,7 +78,7 @@ def build_handler(runtime: Runtime, destination: Destination) -> DestinationKind
             runtime.http,
             _config(StravaConfig, destination.config, kind),
             secrets,
-            app=strava_app(runtime),
+            app=strava_app(runtime, destination, secrets),
             clock=runtime.clock,
             sleep=runtime.sleep,
         )

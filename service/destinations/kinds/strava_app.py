@@ -1,0 +1,135 @@
+"""Which Strava API application a destination uses, and revoking a destination's access.
+
+A Strava API application (strava.com/settings/api) starts in "Single Player Mode": it connects
+only its owner's account until Strava reviews it and raises its athlete capacity; a second
+athlete authorizing it sees Strava's "Error 403: Limit of connected athletes exceeded"
+(github.com/jat255/strava-to-fittrackee/issues/22, github.com/craibo/ha_strava/issues/288,
+github.com/bokub/stravanity/issues/10). So a household has two ways to connect several riders:
+
+* one shared application, configured for the whole service (``PELOSYNC_STRAVA_CLIENT_ID`` and
+  ``PELOSYNC_STRAVA_CLIENT_SECRET``), once Strava has raised its capacity; or
+* one application per rider: the destination carries its own ``client_id`` (config) and
+  ``client_secret`` (secret), which the connection, token refreshes and revocation use.
+
+Strava's rate limits are per application (developers.strava.com/docs/rate-limits), so there is
+one :class:`StravaApp` (OAuth client and rate limiter) per application client id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import structlog
+from pydantic import SecretStr
+
+from service.config import Settings
+from service.destinations.kinds.base import DeliveryError, NeedsReauthorization
+from service.destinations.kinds.http_common import Clock, utcnow
+from service.destinations.kinds.strava_oauth import StravaOAuth
+from service.destinations.ratelimit import StravaRateLimiter
+from service.errors import InvalidInput
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_API_URL = "https://www.strava.com/api/v3"
+#: Refresh before revoking when the access token expires within this many seconds.
+REVOKE_MARGIN_S = 60
+
+NO_APP = (
+    "Strava is not configured: set PELOSYNC_STRAVA_CLIENT_ID and PELOSYNC_STRAVA_CLIENT_SECRET "
+    "(from strava.com/settings/api), or give the destination its own application "
+    "(config.client_id and secrets.client_secret)"
+)
+
+
+@dataclass(frozen=True)
+class AppCredentials:
+    """A Strava API application's client id and secret (the secret never in ``repr``)."""
+
+    client_id: str
+    client_secret: SecretStr
+    own: bool  # the destination's own application, not the service's
+
+
+def app_credentials(
+    settings: Settings, config: Mapping[str, Any], secrets: Mapping[str, Any]
+) -> AppCredentials:
+    """The destination's own application when it has one, else the service's;
+    :class:`InvalidInput` when there is neither."""
+    client_id, secret = config.get("client_id"), secrets.get("client_secret")
+    if isinstance(client_id, str) and client_id and isinstance(secret, str) and secret:
+        return AppCredentials(client_id, SecretStr(secret), own=True)
+    if settings.strava_client_id and settings.strava_client_secret is not None:
+        return AppCredentials(settings.strava_client_id, settings.strava_client_secret, own=False)
+    raise InvalidInput(NO_APP)
+
+
+@dataclass
+class StravaApp:
+    """What every destination on one Strava application shares: build one per application
+    (client id) and inject it."""
+
+    oauth: StravaOAuth
+    limiter: StravaRateLimiter
+    api_url: str = DEFAULT_API_URL
+
+    @classmethod
+    def from_settings(
+        cls,
+        http: httpx.AsyncClient,
+        settings: Settings,
+        *,
+        clock: Clock = utcnow,
+        credentials: AppCredentials | None = None,
+    ) -> StravaApp:
+        """The application of ``credentials``, or else the service's (``PELOSYNC_STRAVA_*``)."""
+        if credentials is None:
+            credentials = app_credentials(settings, {}, {})
+        oauth = StravaOAuth(
+            http,
+            client_id=credentials.client_id,
+            client_secret=credentials.client_secret,
+            oauth_url=settings.strava_oauth_url,
+            clock=clock,
+            own_app=credentials.own,
+        )
+        return cls(oauth, StravaRateLimiter(clock=clock), settings.strava_api_url.rstrip("/"))
+
+
+async def revoke_access(
+    app: StravaApp, secrets: Mapping[str, Any], *, clock: Clock = utcnow
+) -> str:
+    """Revoke the application's access to the destination's athlete
+    (``POST {oauth}/deauthorize``), refreshing an expired access token first. What happened, in
+    words; :class:`DeliveryError` when Strava could not be reached or refused."""
+    access, refresh = secrets.get("access_token"), secrets.get("refresh_token")
+    if not isinstance(refresh, str) or not refresh:
+        return "it was never connected to Strava"
+    expires_at = secrets.get("expires_at")
+    fresh = (
+        isinstance(access, str)
+        and bool(access)
+        and isinstance(expires_at, int | float)
+        and expires_at - clock().timestamp() > REVOKE_MARGIN_S
+    )
+    for attempt in (1, 2):
+        if not fresh:
+            try:
+                access = (await app.oauth.refresh(refresh)).access_token
+            except DeliveryError as exc:
+                if exc.retryable:
+                    raise
+                # A refused refresh token: the athlete revoked pelosync on Strava already.
+                return "Strava had already revoked its access"
+        try:
+            await app.oauth.deauthorize(str(access))
+        except NeedsReauthorization:
+            if attempt == 2 or not fresh:
+                return "Strava had already revoked its access"
+            fresh = False  # refused before its time: refresh, then try once more
+            continue
+        break
+    return "its access to Strava is revoked"
