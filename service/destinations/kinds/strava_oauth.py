@@ -74,8 +74,8 @@ STATE_MAX_AGE_S = 600
 ROTATION_MEMORY_S = 600.0
 SERVICE = "Strava"
 ATHLETE_LIMIT = (
-    "Strava refused to connect another athlete to this API application (\"Limit of connected "
-    "athletes exceeded\": a new application connects only its owner until Strava reviews it); "
+    'Strava refused to connect another athlete to this API application ("Limit of connected '
+    'athletes exceeded": a new application connects only its owner until Strava reviews it); '
     "give this destination its own Strava application (config.client_id and "
     "secrets.client_secret, from the rider's strava.com/settings/api) or have the shared "
     "application's athlete capacity raised"

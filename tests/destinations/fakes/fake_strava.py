@@ -129,11 +129,10 @@ class FakeStrava:
     immediate_error: str | None = None  # an error already in the POST /uploads answer
     existing_activity_id: int = 9_000_001
     error_message: str = "Improperly formatted data: time is missing on some trackpoints."
-    apps: dict[str, App] = field(
-        default_factory=lambda: {CLIENT_ID: App(CLIENT_ID, CLIENT_SECRET)}
-    )
+    apps: dict[str, App] = field(default_factory=lambda: {CLIENT_ID: App(CLIENT_ID, CLIENT_SECRET)})
     signed_in: dict[str, Any] = field(default_factory=lambda: dict(ATHLETE))
-    granted_scope: str = FULL_SCOPE  # what the athlete leaves ticked on the authorize page
+    # What the athlete leaves ticked on the authorize page; None: everything requested.
+    granted_scope: str | None = None
     access_tokens: dict[str, Grant] = field(default_factory=dict)
     refresh_tokens: dict[str, Grant] = field(default_factory=dict)
     codes: dict[str, Grant] = field(default_factory=dict)
@@ -233,9 +232,9 @@ class FakeStrava:
         }
 
     async def authorize(self, request: Request) -> Response:
-        """Strava's authorization page, approved at once by ``signed_in`` with
-        ``granted_scope`` ticked (developers.strava.com/docs/authentication: the redirect
-        carries ``code``, ``scope`` as accepted, and ``state``)."""
+        """Strava's authorization page, approved at once by ``signed_in`` with the scopes
+        asked for (or ``granted_scope``) ticked (developers.strava.com/docs/authentication:
+        the redirect carries ``code``, ``scope`` as accepted, and ``state``)."""
         query = request.query_params
         self.calls["GET /oauth/authorize"] += 1
         app = self.apps.get(query.get("client_id", ""))
@@ -246,8 +245,9 @@ class FakeStrava:
         if athlete["id"] not in app.connected and len(app.connected) >= app.capacity:
             return HTMLResponse(ATHLETE_LIMIT_PAGE, 403)
         code = secrets.token_hex(20)
-        self.codes[code] = Grant(app.client_id, dict(athlete), self.granted_scope)
-        back = {"state": query.get("state", ""), "code": code, "scope": self.granted_scope}
+        scope = self.granted_scope if self.granted_scope is not None else query.get("scope", "")
+        self.codes[code] = Grant(app.client_id, dict(athlete), scope)
+        back = {"state": query.get("state", ""), "code": code, "scope": scope}
         return RedirectResponse(f"{query['redirect_uri']}?{urlencode(back)}", 302)
 
     async def token(self, request: Request) -> Response:
