@@ -19,7 +19,8 @@ where the fake implements it.
   ``processing_polls`` polls, then the configured outcome), ``GET /api/v3/athlete``.
 * Every API answer carries ``X-RateLimit-Limit``/``-Usage`` (and ``X-ReadRateLimit-*``); usage
   counts like Strava's (uploads only against the overall budget) and a used-up window answers
-  429. ``fault()`` queues answers (401, 429, 5xx...) served before anything else.
+  429. ``fault()`` queues answers (401, 429, 5xx...) served before anything else, on the API
+  and on ``/oauth/token`` and ``/oauth/deauthorize``.
 
 Error bodies have Strava's shape: ``{"message": ..., "errors": [{resource, field, code}]}``.
 A call the token's scopes do not cover (an upload without ``activity:write``) is a **401**
@@ -255,6 +256,9 @@ class FakeStrava:
             form = {k: str(v) for k, v in data.items()}
         self.token_requests.append(form)
         self.calls[f"token:{form.get('grant_type')}"] += 1
+        faulted = self._fault(request)
+        if faulted is not None:
+            return faulted
         app = self.apps.get(form.get("client_id", ""))
         if app is None or form.get("client_secret") != app.secret:
             return JSONResponse(
@@ -297,6 +301,9 @@ class FakeStrava:
         async with request.form() as data:
             form = {k: str(v) for k, v in data.items()}
         self.calls["POST /oauth/deauthorize"] += 1
+        faulted = self._fault(request)
+        if faulted is not None:
+            return faulted
         token = form.get("access_token") or request.headers.get("authorization", "").removeprefix(
             "Bearer "
         )
@@ -321,6 +328,18 @@ class FakeStrava:
             "X-ReadRateLimit-Usage": f"{self.read_usage[0]},{self.read_usage[1]}",
         }
 
+    def _fault(self, request: Request, headers: dict[str, str] | None = None) -> Response | None:
+        """The first queued fault for this request, if any (used up ``times`` times)."""
+        for fault in self.faults:
+            if fault.method == request.method and fault.path in request.url.path:
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.faults.remove(fault)
+                return JSONResponse(
+                    fault.body, fault.status, headers={**(headers or {}), **fault.headers}
+                )
+        return None
+
     def _gate(self, request: Request, *, upload: bool) -> Response | None:
         """Faults, rate limits and the bearer token, in Strava's order; None to go on."""
         self.calls[f"{request.method} {request.url.path}"] += 1
@@ -335,12 +354,9 @@ class FakeStrava:
             self.read_usage[0] += 1
             self.read_usage[1] += 1
         headers = self._rate_headers()
-        for fault in self.faults:
-            if fault.method == request.method and fault.path in request.url.path:
-                fault.times -= 1
-                if fault.times <= 0:
-                    self.faults.remove(fault)
-                return JSONResponse(fault.body, fault.status, headers={**headers, **fault.headers})
+        faulted = self._fault(request, headers)
+        if faulted is not None:
+            return faulted
         if over or read_over:
             body = {"message": "Rate Limit Exceeded", "errors": [{"code": "exceeded"}]}
             return JSONResponse(body, 429, headers=headers)
