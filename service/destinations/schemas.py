@@ -16,13 +16,15 @@ DISCIPLINE_PATTERN = r"^[a-z_]{1,40}$"
 _CONFIG_DOC = (
     "Settings of the kind (no secrets). webhook: `url`, `inline_max_bytes` (files up to it go "
     "inline, bigger ones as links; lowered by pelosync when the receiver answers 413); "
-    "directory: `root` (absolute folder), `template`; strava: upload tuning; intervals: "
+    "directory: `root` (absolute folder), `template`; strava: `client_id` of the destination's "
+    "own Strava application (optional), upload tuning; intervals: "
     "`athlete_id`; garmin: `user_agent`."
 )
 _SECRETS_DOC = (
     "Write-only credentials of the kind. webhook: `secret` (whsec_..., generated if absent) and "
     "`headers` (extra request headers); intervals: `api_key` or `access_token`; garmin: "
-    "`access_token`, `refresh_token`, `client_id`; strava: none (use the connect link)."
+    "`access_token`, `refresh_token`, `client_id`; strava: `client_secret` of its own Strava "
+    "application, with `config.client_id` (the tokens come from the connect link)."
 )
 
 
