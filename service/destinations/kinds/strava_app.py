@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import structlog
 from pydantic import SecretStr
 
 from service.config import Settings
@@ -31,8 +30,6 @@ from service.destinations.kinds.http_common import Clock, utcnow
 from service.destinations.kinds.strava_oauth import StravaOAuth
 from service.destinations.ratelimit import StravaRateLimiter
 from service.errors import InvalidInput
-
-log = structlog.get_logger(__name__)
 
 DEFAULT_API_URL = "https://www.strava.com/api/v3"
 #: Refresh before revoking when the access token expires within this many seconds.
