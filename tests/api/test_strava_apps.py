@@ -136,7 +136,8 @@ async def test_second_rider_on_the_shared_application_and_then_on_their_own(
     assert half.status_code == 422 and half.json()["detail"].startswith("secrets.client_secret:")
     tokens = await _create(client, keys.admin, secrets={"access_token": "abcdefgh12345678"})
     assert tokens.status_code == 422
-    assert tokens.json()["detail"].startswith("secrets.access_token: a Strava destination gets")
+    assert tokens.json()["detail"].startswith("secrets: a Strava destination gets its tokens")
+    assert "client_secret" in tokens.json()["detail"]
     first = (await _create(client, keys.admin)).json()["id"]
     assert (await _connect(client, keys.admin, first)).status_code == 200
     second = (await _create(client, keys.admin)).json()["id"]

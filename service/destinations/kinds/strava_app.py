@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import SecretStr
@@ -27,9 +27,14 @@ from pydantic import SecretStr
 from service.config import Settings
 from service.destinations.kinds.base import DeliveryError, NeedsReauthorization
 from service.destinations.kinds.http_common import Clock, utcnow
+from service.destinations.kinds.spec import decrypted_secrets
 from service.destinations.kinds.strava_oauth import StravaOAuth
 from service.destinations.ratelimit import StravaRateLimiter
 from service.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from service.destinations.models import Destination
+    from service.runtime import Runtime
 
 DEFAULT_API_URL = "https://www.strava.com/api/v3"
 #: Refresh before revoking when the access token expires within this many seconds.
@@ -94,6 +99,49 @@ class StravaApp:
             own_app=credentials.own,
         )
         return cls(oauth, StravaRateLimiter(clock=clock), settings.strava_api_url.rstrip("/"))
+
+
+class StravaApps:
+    """The process's Strava applications, one per client id (a runtime singleton)."""
+
+    def __init__(self) -> None:
+        self._apps: dict[str, StravaApp] = {}
+
+    def get(
+        self,
+        http: httpx.AsyncClient,
+        settings: Settings,
+        credentials: AppCredentials,
+        *,
+        clock: Clock = utcnow,
+    ) -> StravaApp:
+        """The application of ``credentials``; its rate limiter lives as long as the process,
+        its OAuth client until its secret changes (an edited destination)."""
+        app = self._apps.get(credentials.client_id)
+        if app is None:
+            app = StravaApp.from_settings(http, settings, clock=clock, credentials=credentials)
+            self._apps[credentials.client_id] = app
+        elif not app.oauth.holds_secret(credentials.client_secret):
+            fresh = StravaApp.from_settings(http, settings, clock=clock, credentials=credentials)
+            app.oauth = fresh.oauth
+        return app
+
+
+def strava_app(
+    runtime: Runtime,
+    destination: Destination | None = None,
+    secrets: Mapping[str, Any] | None = None,
+) -> StravaApp:
+    """The Strava application ``destination`` uses (its own, else the service's; the
+    service's without a destination). ``secrets``: its decrypted secrets, if at hand."""
+    config: Mapping[str, Any] = {}
+    if destination is not None:
+        config = destination.config or {}
+        if secrets is None:
+            secrets = decrypted_secrets(runtime, destination)
+    credentials = app_credentials(runtime.settings, config, secrets or {})
+    apps = runtime.singletons.get(StravaApps, StravaApps)
+    return apps.get(runtime.http, runtime.settings, credentials, clock=runtime.clock)
 
 
 async def revoke_access(
