@@ -185,6 +185,20 @@ async def test_own_application_refreshes_with_its_own_secret(
     assert "not-the-secret-of-it" not in str(caught.value)
 
 
+async def test_a_token_exchange_refused_for_capacity_names_both_ways(
+    http: httpx.AsyncClient, strava_server: tuple[str, Switch], fake: FakeStrava, clock: FakeClock
+) -> None:
+    # Strava shows its capacity error on its own page; should the token exchange ever answer
+    # it (a 403 in Strava's error shape), the message still says what to do.
+    app = make_app(http, strava_server[0], clock, CLIENT_ID, CLIENT_SECRET)
+    body = {"message": "Limit of connected athletes exceeded", "errors": []}
+    fake.fault("POST", "/oauth/token", 403, body)
+    with pytest.raises(NeedsReauthorization, match="Limit of connected athletes") as caught:
+        await app.oauth.exchange_code(fake.issue_code())
+    assert "config.client_id and secrets.client_secret" in str(caught.value)
+    assert "athlete capacity raised" in str(caught.value)
+
+
 # --- revoking -----------------------------------------------------------------------------------
 
 

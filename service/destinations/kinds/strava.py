@@ -72,20 +72,22 @@ from service.destinations.kinds.http_common import (
     utcnow,
 )
 from service.destinations.kinds.spec import (
-    TOKEN_PATTERN,
     FormField,
     KindSpec,
     Validated,
     decrypted_secrets,
-    parse_input,
     stored_config,
 )
-from service.destinations.kinds.strava_app import StravaApp, strava_app
+from service.destinations.kinds.strava_app import (
+    StravaApp,
+    StravaSecrets,
+    check_app,
+    strava_app,
+    validate_app,
+)
 from service.destinations.kinds.strava_oauth import error_summary, missing_permission
-from service.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from service.config import Settings
     from service.destinations.models import Destination
     from service.runtime import Runtime
 
@@ -474,49 +476,9 @@ class StravaDestination:
 
 # --- the kind's entry in the registry -----------------------------------------------------------
 
-STRAVA_UNCONFIGURED = (
-    "kind: Strava is not configured on this service: create an API application at "
-    "https://www.strava.com/settings/api, set PELOSYNC_STRAVA_CLIENT_ID and "
-    "PELOSYNC_STRAVA_CLIENT_SECRET to its Client ID and Client Secret, and restart pelosync; "
-    "or give this destination its own application (config.client_id and secrets.client_secret)"
-)
-
-
-class StravaSecrets(BaseModel):
-    """The one secret a user sets: the client secret of the destination's own Strava
-    application (with ``config.client_id``; see :mod:`.strava_app`). The tokens come from
-    connecting."""
-
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
-
-    client_secret: str | None = Field(
-        default=None, min_length=8, max_length=200, pattern=TOKEN_PATTERN
-    )
-
 
 def _validate(config: Mapping[str, Any], secrets: Mapping[str, Any]) -> Validated:
-    # Unset fields are left out, so rows without their own application stay as they were.
-    public = parse_input(StravaConfig, config, "config").model_dump(mode="json", exclude_none=True)
-    user = {k: v for k, v in secrets.items() if k in StravaSecrets.model_fields}
-    own = parse_input(StravaSecrets, user, "secrets")
-    if (public.get("client_id") is None) != (own.client_secret is None):
-        field = "secrets.client_secret" if "client_id" in public else "config.client_id"
-        raise InvalidInput(
-            f"{field}: a Strava destination's own application needs both config.client_id "
-            "and secrets.client_secret (from strava.com/settings/api), or neither to use the "
-            "service's application",
-            field=field,
-        )
-    return Validated(public, dict(secrets))
-
-
-async def _check_config(settings: Settings, config: Mapping[str, Any]) -> None:
-    """Refuse a destination that would have no Strava application at all. (A ``client_id``
-    comes with its secret: :func:`_validate` saw to it.)"""
-    if not config.get("client_id") and not (
-        settings.strava_client_id and settings.strava_client_secret
-    ):
-        raise InvalidInput(STRAVA_UNCONFIGURED, field="kind")
+    return validate_app(StravaConfig, config, secrets)
 
 
 def _handler(runtime: Runtime, destination: Destination) -> StravaDestination:
@@ -544,7 +506,7 @@ SPEC = KindSpec(
         "client_secret, with config.client_id, for the destination's own Strava application"
     ),
     validate=_validate,
-    check_config=_check_config,
+    check_config=check_app,
     form_note=(
         "After adding it, connect it to a Strava account. A second rider needs the shared "
         "Strava application's athlete capacity raised by Strava, or an application of their "

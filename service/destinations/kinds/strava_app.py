@@ -12,7 +12,10 @@ github.com/bokub/stravanity/issues/10). So a household has two ways to connect s
   ``client_secret`` (secret), which the connection, token refreshes and revocation use.
 
 Strava's rate limits are per application (developers.strava.com/docs/rate-limits), so there is
-one :class:`StravaApp` (OAuth client and rate limiter) per application client id.
+one :class:`StravaApp` (OAuth client and rate limiter) per application client id
+(:class:`StravaApps`, a runtime singleton; :func:`strava_app` finds a destination's).
+:func:`validate_app` and :func:`check_app` are what the kind's registry entry checks of it, and
+:func:`revoke_access` what deleting a destination does on Strava.
 """
 
 from __future__ import annotations
@@ -22,12 +25,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from service.config import Settings
 from service.destinations.kinds.base import DeliveryError, NeedsReauthorization
 from service.destinations.kinds.http_common import Clock, utcnow
-from service.destinations.kinds.spec import decrypted_secrets
+from service.destinations.kinds.spec import (
+    TOKEN_PATTERN,
+    Validated,
+    decrypted_secrets,
+    parse_input,
+)
 from service.destinations.kinds.strava_oauth import StravaOAuth
 from service.destinations.ratelimit import StravaRateLimiter
 from service.errors import InvalidInput
@@ -99,6 +107,57 @@ class StravaApp:
             own_app=credentials.own,
         )
         return cls(oauth, StravaRateLimiter(clock=clock), settings.strava_api_url.rstrip("/"))
+
+
+# --- a destination's own application, as the registry checks it (see strava.SPEC) ---------------
+
+STRAVA_UNCONFIGURED = (
+    "kind: Strava is not configured on this service: create an API application at "
+    "https://www.strava.com/settings/api, set PELOSYNC_STRAVA_CLIENT_ID and "
+    "PELOSYNC_STRAVA_CLIENT_SECRET to its Client ID and Client Secret, and restart pelosync; "
+    "or give this destination its own application (config.client_id and secrets.client_secret)"
+)
+
+
+class StravaSecrets(BaseModel):
+    """The one secret a user sets: the client secret of the destination's own Strava
+    application (with ``config.client_id``; see :mod:`.strava_app`). The tokens come from
+    connecting."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    client_secret: str | None = Field(
+        default=None, min_length=8, max_length=200, pattern=TOKEN_PATTERN
+    )
+
+
+def validate_app(
+    config_model: type[BaseModel], config: Mapping[str, Any], secrets: Mapping[str, Any]
+) -> Validated:
+    """The kind's config (``config_model``) and secrets as to store, with its own application
+    given whole (client id and secret) or not at all."""
+    # Unset fields are left out, so rows without their own application stay as they were.
+    public = parse_input(config_model, config, "config").model_dump(mode="json", exclude_none=True)
+    user = {k: v for k, v in secrets.items() if k in StravaSecrets.model_fields}
+    own = parse_input(StravaSecrets, user, "secrets")
+    if (public.get("client_id") is None) != (own.client_secret is None):
+        field = "secrets.client_secret" if "client_id" in public else "config.client_id"
+        raise InvalidInput(
+            f"{field}: a Strava destination's own application needs both config.client_id "
+            "and secrets.client_secret (from strava.com/settings/api), or neither to use the "
+            "service's application",
+            field=field,
+        )
+    return Validated(public, dict(secrets))
+
+
+async def check_app(settings: Settings, config: Mapping[str, Any]) -> None:
+    """Refuse a destination that would have no Strava application at all. (A ``client_id``
+    comes with its secret: :func:`validate_app` saw to it.)"""
+    if not config.get("client_id") and not (
+        settings.strava_client_id and settings.strava_client_secret
+    ):
+        raise InvalidInput(STRAVA_UNCONFIGURED, field="kind")
 
 
 class StravaApps:
