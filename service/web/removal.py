@@ -12,6 +12,7 @@ from service.accounts import manage as accounts
 from service.accounts.repository import AccountRepository
 from service.deps import RuntimeDep, SessionDep
 from service.destinations import manage as destinations
+from service.destinations.kinds import strava
 from service.schemas import IdPath
 from service.web import queries
 from service.web.confirm import Confirmation, confirm_page, plural, require_admin
@@ -53,7 +54,8 @@ async def confirm_delete_destination(
                         "Its access to the Strava account is revoked, so pelosync no longer "
                         "appears among the athlete's connected apps on Strava."
                     ]
-                    if destination.kind == "strava"
+                    if destination.kind == strava.KIND
+                    and "refresh_token" in destinations.masked_secrets(runtime, destination)
                     else []
                 ),
             ],

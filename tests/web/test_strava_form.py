@@ -52,6 +52,8 @@ async def test_a_riders_own_strava_application_from_the_dashboard(
     detail = await follow(client, created)
     assert OWN_SECRET not in detail.text
     connect = page(detail).xpath("string(//a[@id='strava-connect']/@href)")
+    unconnected = await client.get(connect.replace("/strava/connect", "/delete"))
+    assert "Strava account" not in text(unconnected)  # nothing to revoke yet
     started = await client.get(connect)
     assert started.status_code == 303
     assert parse_qs(urlsplit(started.headers["location"]).query)["client_id"] == [OWN_ID]

@@ -239,7 +239,7 @@ class FakeStrava:
         query = request.query_params
         self.calls["GET /oauth/authorize"] += 1
         app = self.apps.get(query.get("client_id", ""))
-        if app is None or query.get("response_type") != "code":
+        if app is None or query.get("response_type") != "code" or not query.get("redirect_uri"):
             body = strava_error("Bad Request", "Application", "client_id", "invalid")
             return JSONResponse(body, 400)
         athlete = self.signed_in
