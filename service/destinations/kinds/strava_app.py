@@ -121,7 +121,7 @@ STRAVA_UNCONFIGURED = (
 
 class StravaSecrets(BaseModel):
     """The one secret a user sets: the client secret of the destination's own Strava
-    application (with ``config.client_id``; see :mod:`.strava_app`). The tokens come from
+    application (with ``config.client_id``; see the module docstring). The tokens come from
     connecting."""
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
