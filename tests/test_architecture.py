@@ -46,6 +46,7 @@ LAYERS: list[set[str]] = [
     {"auth"},
     {"files"},
     {"destinations"},
+    {"events"},  # operational events: emitted by deliveries and accounts, sent to webhooks
     {"deliveries"},
     {"workouts"},
     {"accounts"},

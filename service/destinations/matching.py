@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from service.convert.formats import can_write
 from service.convert.pool import BundleSummary
-from service.destinations.models import Destination
+from service.destinations.models import Destination, DestinationKind
+from service.events.models import DEFAULT_SUBSCRIPTION, EventType
 
 
 def wants(destination: Destination, account_id: int, discipline: str) -> bool:
     """Whether the destination's filters take this account's workouts of this discipline.
 
-    Filters are "all" when unset: accounts, disciplines.
+    Filters are "all" when unset: accounts, disciplines. A webhook takes workouts only while
+    it is subscribed to ``workout.synced`` (as it is by default).
     """
+    if destination.kind == DestinationKind.WEBHOOK and EventType.WORKOUT_SYNCED not in (
+        destination.config.get("events") or DEFAULT_SUBSCRIPTION
+    ):
+        return False
     if destination.account_ids is not None and account_id not in destination.account_ids:
         return False
     return destination.disciplines is None or discipline in destination.disciplines
