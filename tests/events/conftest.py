@@ -30,7 +30,9 @@ class Events:
     async def webhook(
         self, url: str, secret: str, events: Sequence[str], *, name: str = "ops"
     ) -> Destination:
-        config, secrets = WebhookConfig.parse({"url": url, "events": list(events)}, {"secret": secret}).split()
+        config, secrets = WebhookConfig.parse(
+            {"url": url, "events": list(events)}, {"secret": secret}
+        ).split()
         return await self.engine.add(
             Destination(
                 name=name,

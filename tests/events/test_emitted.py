@@ -213,4 +213,3 @@ async def _set_expiry(engine: Engine, destination_id: int, expires: Any) -> None
     await engine.update_destination(
         destination_id, secrets_encrypted=engine.runtime.secrets.encrypt_json(secrets)
     )
-
