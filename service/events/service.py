@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.models import Account
 from service.destinations.models import Destination, DestinationKind
-from service.events.models import DEFAULT_SUBSCRIPTION, Event, EventType
+from service.errors import NotFound
+from service.events.models import DEFAULT_SUBSCRIPTION, Event, EventDelivery, EventType
 from service.events.repository import EventRepository, new_message_id
 from service.workouts.models import Workout
 
@@ -188,3 +189,33 @@ async def delivery_failed(
         delivery_id=delivery.id,
         workout_id=workout.id,
     )
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+EventWithDeliveries = tuple[Event, list[EventDelivery]]
+
+
+async def listing(
+    session: AsyncSession, *, limit: int, before_id: int | None, types: list[str] | None
+) -> list[EventWithDeliveries]:
+    """Up to ``limit`` events, newest first, each with its deliveries to webhooks."""
+    repo = EventRepository(session)
+    events = await repo.page(limit=limit, before_id=before_id, types=types)
+    by_event: dict[int, list[EventDelivery]] = {event.id: [] for event in events}
+    for delivery in await repo.deliveries_of(list(by_event)):
+        by_event[delivery.event_id].append(delivery)
+    return [(event, by_event[event.id]) for event in events]
+
+
+async def one(session: AsyncSession, event_id: int) -> EventWithDeliveries:
+    repo = EventRepository(session)
+    event = await repo.get(event_id)
+    if event is None:
+        raise NotFound(f"event {event_id} not found")
+    return event, await repo.deliveries_of([event_id])
+
+
+async def open_problems(session: AsyncSession) -> list[Event]:
+    """The events whose condition has not cleared (the dashboard's problems), newest first."""
+    return await EventRepository(session).unresolved(limit=50)
