@@ -16,6 +16,7 @@ from service.destinations.kinds_api import FORMATS
 from service.destinations.models import Destination, DestinationKind
 from service.destinations.router import callback_url
 from service.errors import InvalidInput, PelosyncError
+from service.events.models import EventType
 from service.runtime import Runtime
 from service.schemas import IdPath
 from service.web import forms, queries
@@ -31,6 +32,7 @@ from service.web.deps import (
     render,
     safe_next,
 )
+from service.web.events import TITLES as EVENT_TITLES
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -104,6 +106,9 @@ async def _form_page(
         error_field=_input_of(error_field),
         generated_secret=generated_secret,
         formats=FORMATS.get(kind, ()),
+        event_types=[
+            (t.value, EVENT_TITLES.get(t, "Workout synced (its files)")) for t in EventType
+        ],
         accounts=await queries.account_labels(db),
         disciplines=[d.value for d in Discipline],
         connected=destination is not None and _connected(runtime, destination),
@@ -147,6 +152,7 @@ def _form_values(form: Form) -> dict[str, Any]:
         )
     }
     values["formats"] = form.getlist("formats")
+    values["events"] = form.getlist("events")
     values["account_ids"] = [int(a) for a in form.getlist("account_ids") if a.isdigit()]
     values["disciplines"] = form.getlist("disciplines")
     return values

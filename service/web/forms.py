@@ -27,6 +27,7 @@ FIELD_NAMES = {
     "secrets.api_key": "API key",
     "config.athlete_id": "athlete id",
     "config.inline_max_bytes": "largest file sent inline",
+    "config.events": "events",
     "kind": "",  # the kind is the page's: its errors read as they are
 }
 
@@ -161,6 +162,10 @@ def _config(kind: str, form: Form) -> tuple[dict[str, Any], dict[str, Any]]:
             "url": form.get("url"),
             "inline_max_bytes": whole(form, "inline_max_bytes", "inline limit"),
         }
+        if form.get("events_shown"):
+            # None ticked is refused by name (a webhook subscribes to at least one); a form
+            # without the boxes leaves the setting as it is.
+            config["events"] = form.getlist("events")
         secrets = {"secret": form.get("secret")} if form.get("secret") else {}
         return config, secrets
     if kind == "directory":

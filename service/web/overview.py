@@ -7,9 +7,11 @@ from starlette.responses import Response
 
 from service.accounts.repository import AccountRepository
 from service.deps import RuntimeDep, SessionDep
+from service.events import service as events
 from service.web import queries
 from service.web.deps import ViewerDep, WebRoute, render
 from service.web.destinations import KIND_NAMES
+from service.web.events import TITLES as EVENT_TITLES
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -40,4 +42,7 @@ async def overview(
         totals=await queries.state_totals(db),
         kinds=KIND_NAMES,
         budget=await runtime.budget.view(),
+        # Unresolved events: what stopped and still needs the user (see /events).
+        problems=await events.open_problems(db),
+        titles={t.value: text for t, text in EVENT_TITLES.items()},
     )
