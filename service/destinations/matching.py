@@ -15,7 +15,7 @@ def wants(destination: Destination, account_id: int, discipline: str) -> bool:
     it is subscribed to ``workout.synced`` (as it is by default).
     """
     if destination.kind == DestinationKind.WEBHOOK and EventType.WORKOUT_SYNCED not in (
-        destination.config.get("events") or DEFAULT_SUBSCRIPTION
+        (destination.config or {}).get("events") or DEFAULT_SUBSCRIPTION
     ):
         return False
     if destination.account_ids is not None and account_id not in destination.account_ids:

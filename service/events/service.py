@@ -38,7 +38,7 @@ def iso(when: datetime | None) -> str | None:
 
 def subscriptions(destination: Destination) -> list[str]:
     """The event types a webhook destination receives (its ``events`` setting)."""
-    events = destination.config.get("events")
+    events = (destination.config or {}).get("events")
     return list(events) if isinstance(events, list) else [str(t) for t in DEFAULT_SUBSCRIPTION]
 
 

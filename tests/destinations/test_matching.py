@@ -32,3 +32,13 @@ def test_account_and_discipline_filters() -> None:
     assert wants(destination, 1, "running")
     assert not wants(destination, 3, "running")
     assert not wants(destination, 1, "cycling")
+
+
+def test_a_webhook_takes_workouts_only_while_subscribed_to_workout_synced() -> None:
+    assert wants(_destination(config={"url": "https://a.example"}), 7, "cycling")
+    subscribed = _destination(config={"events": ["workout.synced", "delivery.failed"]})
+    assert wants(subscribed, 7, "cycling")
+    assert not wants(_destination(config={"events": ["delivery.failed"]}), 7, "cycling")
+    # Other kinds have no such setting.
+    folder = Destination(name="f", kind="directory", formats=["tcx"], config={"events": []})
+    assert wants(folder, 7, "cycling")
