@@ -14,9 +14,11 @@ from service.deliveries.models import DeliveryState
 from service.deliveries.retry import MAX_ATTEMPTS
 from service.destinations.models import Destination
 from service.events.models import EventDeliveryState
-from tests.deliveries.conftest import Engine
+from tests.deliveries.conftest import Engine, open_engine
+from tests.destinations.fakes import fake_strava
 from tests.destinations.receiver import Answer
 from tests.events.conftest import Events
+from tests.support.servers import serve
 
 OPS = (
     "account.needs_reauth",
@@ -213,3 +215,48 @@ async def _set_expiry(engine: Engine, destination_id: int, expires: Any) -> None
     await engine.update_destination(
         destination_id, secrets_encrypted=engine.runtime.secrets.encrypt_json(secrets)
     )
+
+
+async def test_a_revoked_strava_authorization_is_reported_with_the_disabling(
+    tmp_path: Any, database_url: str, secret: str
+) -> None:
+    with serve("strava") as (url, switch):
+        fake = fake_strava.FakeStrava()
+        switch.app = fake.app()
+        async with open_engine(
+            tmp_path,
+            database_url,
+            workouts=1,
+            strava_client_id=fake_strava.CLIENT_ID,
+            strava_client_secret=fake_strava.CLIENT_SECRET,
+            strava_oauth_url=f"{url}/oauth",
+            strava_api_url=f"{url}/api/v3",
+        ) as engine:
+            events = Events(engine)
+            ops = await engine.receiver(secret)
+            await events.webhook(ops.url(), secret, OPS)
+            strava = await engine.add(
+                Destination(
+                    name="strava",
+                    kind="strava",
+                    config={},
+                    secrets_encrypted=engine.runtime.secrets.encrypt_json(fake.seed_tokens()),
+                    formats=["tcx"],
+                    concurrency=1,
+                    enabled=True,
+                )
+            )
+            # The athlete revoked pelosync's access on Strava: every token is refused.
+            fake.access_tokens.clear()
+            fake.refresh_tokens.clear()
+            await engine.link_and_poll()
+            await engine.run()
+            await events.job.run_until_idle()
+
+            assert not (await engine.destination(strava.id)).enabled
+            types = [body["type"] for body in bodies(ops)]
+            assert types == ["destination.disabled", "destination.credentials_expiring"]
+            revoked = bodies(ops)[1]["data"]
+            assert revoked["destination"]["id"] == strava.id
+            assert revoked["credential"] == "strava_authorization" and revoked["revoked"] is True
+            assert "authorize the destination again" in revoked["reason"]

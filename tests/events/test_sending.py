@@ -103,32 +103,6 @@ async def test_an_event_outlives_the_process_that_was_sending_it(
     assert delivery.state == EventDeliveryState.SUCCEEDED and delivery.lease_owner is None
 
 
-async def test_a_strava_destination_refused_for_its_authorization_is_revoked(
-    engine: Engine, events: Events, secret: str
-) -> None:
-    ops = await engine.receiver(secret)
-    await events.webhook(ops.url(), secret, ["destination.credentials_expiring"])
-    strava = await engine.add(
-        Destination(name="strava", kind="strava", config={}, formats=["tcx"], enabled=True)
-    )
-    async with engine.runtime.sessions() as session, session.begin():
-        row = await session.get(Destination, strava.id)
-        assert row is not None
-        await events_service.destination_disabled(
-            session,
-            row,
-            "needs re-authorization: refused",
-            now=engine.clock.now,
-            needs_reauthorization=True,
-        )
-    await events.job.run_until_idle()
-    (request,) = ops.requests
-    data = request.payload["data"]
-    assert request.payload["type"] == "destination.credentials_expiring"
-    assert data["credential"] == "strava_authorization" and data["revoked"] is True
-    assert await events.types() == ["destination.disabled", "destination.credentials_expiring"]
-
-
 async def test_an_unsubscribed_or_disabled_webhook_gets_nothing(
     engine: Engine, events: Events, secret: str
 ) -> None:
