@@ -216,6 +216,9 @@ async def one(session: AsyncSession, event_id: int) -> EventWithDeliveries:
     return event, await repo.deliveries_of([event_id])
 
 
-async def open_problems(session: AsyncSession) -> list[Event]:
-    """The events whose condition has not cleared (the dashboard's problems), newest first."""
-    return await EventRepository(session).unresolved(limit=50)
+async def open_problems(session: AsyncSession, limit: int = 5) -> tuple[int, list[Event]]:
+    """How many events' conditions have not cleared (the dashboard's problems), and the
+    newest ``limit`` of them."""
+    repo = EventRepository(session)
+    total = sum((await repo.unresolved_counts()).values())
+    return total, (await repo.unresolved(limit=limit) if total else [])

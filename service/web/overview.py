@@ -23,6 +23,8 @@ async def overview(
     repo = AccountRepository(db)
     accounts = await repo.all()
     now = runtime.clock()
+    # Unresolved events: what stopped and still needs the user (see /events).
+    problem_count, problems = await events.open_problems(db)
     return render(
         request,
         runtime,
@@ -42,7 +44,7 @@ async def overview(
         totals=await queries.state_totals(db),
         kinds=KIND_NAMES,
         budget=await runtime.budget.view(),
-        # Unresolved events: what stopped and still needs the user (see /events).
-        problems=await events.open_problems(db),
+        problems=problems,
+        problem_count=problem_count,
         titles={t.value: text for t, text in EVENT_TITLES.items()},
     )
