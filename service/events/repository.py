@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import leases
@@ -48,14 +49,14 @@ class EventRepository:
 
     # --- writing events ---------------------------------------------------------------------
 
-    async def key_taken(self, key: str) -> bool:
-        """Whether an event with this dedupe key was emitted already."""
-        found = await self.session.scalar(select(Event.id).where(Event.dedupe_key == key))
-        return found is not None
-
-    async def add(self, event: Event) -> Event:
-        self.session.add(event)
-        await self.session.flush()
+    async def add(self, event: Event) -> Event | None:
+        """Store ``event``; ``None`` (nothing stored) if its dedupe key is taken already, by
+        an earlier emit or by another replica's at the same moment."""
+        try:
+            async with self.session.begin_nested():
+                self.session.add(event)
+        except IntegrityError:
+            return None
         return event
 
     async def enabled_webhooks(self) -> list[Destination]:

@@ -79,8 +79,6 @@ async def emit(
     """Store an event (``data`` is its payload, ``occurred_at`` added) and queue it for every
     enabled webhook subscribed to it; ``None`` when ``dedupe_key`` was emitted before."""
     repo = EventRepository(session)
-    if dedupe_key is not None and await repo.key_taken(dedupe_key):
-        return None
     event = await repo.add(
         Event(
             type=event_type.value,
@@ -94,6 +92,8 @@ async def emit(
             created_at=now,
         )
     )
+    if event is None:
+        return None  # emitted before: its dedupe key is taken
     webhooks = [
         hook.id
         for hook in await repo.enabled_webhooks()
