@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
@@ -61,6 +61,11 @@ from service.destinations.kinds.http_common import (
     transport_error,
     utcnow,
 )
+from service.destinations.kinds.spec import FormField, KindSpec, decrypted_secrets, stored_config
+
+if TYPE_CHECKING:
+    from service.destinations.models import Destination
+    from service.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -150,6 +155,11 @@ class RunalyzeDestination:
         token = secrets.get("token")
         self._token = token.strip() if isinstance(token, str) and token.strip() else None
         self._redactor = Redactor([self._token])
+
+    @property
+    def api_url(self) -> str:
+        """The Personal API's base URL this destination talks to."""
+        return self._api
 
     async def deliver(self, request: DeliveryRequest) -> Delivered:
         file = request.file
@@ -294,3 +304,48 @@ class RunalyzeDestination:
         return status_error(
             SERVICE, what, response, now=self._clock(), redactor=self._redactor, detail=detail
         )
+
+
+# --- the kind's entry in the registry -----------------------------------------------------------
+
+
+def _handler(runtime: Runtime, destination: Destination) -> RunalyzeDestination:
+    return RunalyzeDestination(
+        runtime.http,
+        stored_config(RunalyzeConfig, destination),
+        decrypted_secrets(runtime, destination),
+        api_url=runtime.settings.runalyze_api_url,
+        clock=runtime.clock,
+        sleep=runtime.sleep,
+    )
+
+
+KIND = "runalyze"
+SPEC = KindSpec(
+    kind=KIND,
+    label="Runalyze",
+    config_model=RunalyzeConfig,
+    factory=_handler,
+    formats=FORMATS,
+    secrets_model=RunalyzeSecrets,
+    config_doc="`import_wait_s` (seconds to wait for Runalyze's import, default 30)",
+    secrets_doc="`token` (the personal API token)",
+    form_fields=(
+        FormField(
+            "token",
+            "Personal API token",
+            input="password",
+            secret=True,
+            required=True,
+            help="From Runalyze: Settings, Personal API (runalyze.com/settings/personal-api).",
+        ),
+        FormField(
+            "import_wait_s",
+            "Wait for Runalyze's import, seconds",
+            input="number",
+            minimum=0,
+            placeholder="30",
+            error_label="import wait",
+        ),
+    ),
+)
