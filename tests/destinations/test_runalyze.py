@@ -261,11 +261,45 @@ async def test_5xx_is_retried_and_the_retry_delivers(make: Any, fake: FakeRunaly
     assert retried.external_id == "90001" and fake.calls[UPLOADS] == 2
 
 
-async def test_a_failing_status_check_is_retryable(make: Any, fake: FakeRunalyze) -> None:
-    fake.fault("GET", "/activities/uploads/501", 502, {"detail": "Bad gateway"})
-    with pytest.raises(DeliveryError) as caught:
-        await make().deliver(delivery(data=render(ride(60), "fit")))
-    assert caught.value.retryable and caught.value.remote_status == 502
+@pytest.mark.parametrize("status", [502, 429, 401, 404])
+async def test_an_unreadable_status_delivers_the_accepted_upload_as_queued(
+    make: Any, fake: FakeRunalyze, status: int
+) -> None:
+    """The file is Runalyze's once the upload is answered: failing the delivery then would
+    only make the engine upload it again."""
+    fake.fault("GET", "/activities/uploads/501", status, {"detail": "Bad gateway"})
+    result = await make().deliver(delivery(data=render(ride(60), "fit")))
+    assert result.external_id == "upload:501" and result.status_code == 201
+    assert fake.calls[UPLOADS] == 1
+
+
+async def test_an_unreachable_status_delivers_the_accepted_upload_as_queued(
+    http: httpx.AsyncClient, fake: FakeRunalyze, runalyze_server: tuple[str, Switch]
+) -> None:
+    class StatusUnreachable(httpx.AsyncBaseTransport):
+        """Loopback for the upload, a refused connection for the status."""
+
+        def __init__(self) -> None:
+            self.inner = httpx.AsyncHTTPTransport()
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.method == "GET":
+                raise httpx.ConnectError("refused", request=request)
+            return await self.inner.handle_async_request(request)
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    async with httpx.AsyncClient(transport=StatusUnreachable()) as client:
+        kind = RunalyzeDestination(
+            client,
+            RunalyzeConfig(),
+            {"token": TOKEN},
+            api_url=f"{runalyze_server[0]}/api/v1",
+            sleep=RecordingSleep(),
+        )
+        result = await kind.deliver(delivery(data=render(ride(60), "fit")))
+    assert result.external_id == "upload:501" and fake.calls[UPLOADS] == 1
 
 
 async def test_an_unreachable_runalyze_is_retryable(http: httpx.AsyncClient) -> None:

@@ -20,9 +20,10 @@ What is not documented, and what pelosync does about it:
 * A refused token: Runalyze's example script only looks for "No valid token" in the body.
   401 and 403, and any other 4xx whose body says "No valid token", are
   :class:`NeedsReauthorization`.
-* Duplicates: Runalyze recognises an activity it already has during the background import.
-  An upload answered 409, or a 4xx saying "duplicate" / "already exists", and an import whose
-  status or message says so, are delivered (with the existing activity's id when given).
+* Duplicates: how Runalyze answers one is not published (its importer is expected to notice
+  an activity it already has). An upload answered 409, or a 4xx saying "duplicate" / "already
+  exists", and an import whose status or message says so, are delivered (with the existing
+  activity's id when given).
 * Rate limits: no numbers are published; a 429 is :class:`Postponed` for its ``Retry-After``
   (5 minutes without one).
 * Runalyze has no external id to look an upload up by, so a retry uploads again and relies on
@@ -30,8 +31,9 @@ What is not documented, and what pelosync does about it:
 
 After the upload the import is polled for up to ``import_wait_s`` (2 s, then every 5 s): an
 ``activity_id`` is delivered as that id; a status naming a failure is :class:`PermanentFailure`;
-still queued when the time is up is delivered as ``upload:<queue_id>`` (Runalyze has the file
-and finishes on its own; uploading again would only make a duplicate).
+still queued when the time is up, or a status Runalyze fails to give, is delivered as
+``upload:<queue_id>`` (Runalyze has the file and finishes on its own; failing the attempt would
+make the engine upload it again, for a duplicate at best).
 """
 
 from __future__ import annotations
@@ -179,7 +181,7 @@ class RunalyzeDestination:
         )
         body = json_object(response)
         if not response.is_success:
-            if self._is_duplicate(response, body):
+            if self._is_duplicate(response):
                 existing = _id((body or {}).get("activity_id"))
                 log.info("runalyze.upload.duplicate", activity=existing)
                 return self._delivered(response, existing, "already on Runalyze")
@@ -207,14 +209,18 @@ class RunalyzeDestination:
             await self._sleep(delay)
             waited += delay
             delay = POLL_EVERY_S
-            response = await self._send(
-                "GET", f"/activities/uploads/{queue_id}", what="the import status"
-            )
-            body = json_object(response)
+            # Runalyze has the file now: a status it fails to give changes nothing, and an
+            # error here would make the engine upload the file again.
+            try:
+                response = await self._send(
+                    "GET", f"/activities/uploads/{queue_id}", what="the import status"
+                )
+            except DeliveryError:
+                break
             if not response.is_success:
-                if response.status_code in (401, 403, 429) or response.status_code >= 500:
-                    raise self._error("the import status", response, body)
-                break  # an unknown upload id or such: the file was accepted all the same
+                log.info("runalyze.status.unread", queue_id=queue_id, status=response.status_code)
+                break
+            body = json_object(response)
             done = self._outcome(queue_id, response, body)
             if done is not None:
                 return done
@@ -268,7 +274,7 @@ class RunalyzeDestination:
             raise transport_error(SERVICE, what, exc) from None
 
     @staticmethod
-    def _is_duplicate(response: httpx.Response, body: dict[str, Any] | None) -> bool:
+    def _is_duplicate(response: httpx.Response) -> bool:
         status = response.status_code
         if status == 409:
             return True
@@ -293,7 +299,8 @@ class RunalyzeDestination:
                 )
             detail = detail or str(body.get("detail") or body.get("message") or "") or None
         status = response.status_code
-        if 400 <= status < 500 and status != 429 and _BAD_TOKEN in response.text[:4096].lower():
+        said = response.text[:4096].lower()
+        if status in (401, 403) or (400 <= status < 500 and status != 429 and _BAD_TOKEN in said):
             return NeedsReauthorization(
                 f"{SERVICE} refused the personal API token for {what} "
                 f"(HTTP {response.status_code}); make a new one at "
