@@ -90,7 +90,7 @@ async def list_destinations(
 async def create_destination(
     body: DestinationCreate, runtime: RuntimeDep, session: SessionDep
 ) -> DestinationWithSecret:
-    """Add a destination of any kind: webhook, directory, strava, intervals, garmin.
+    """Add a destination of any kind: webhook, directory, strava, intervals, runalyze, garmin.
 
     Workouts synced from now on are delivered to it (replay sends older ones). A webhook
     created without a `secret` gets one generated, returned once in `generated_secret`. A
