@@ -8,7 +8,6 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from service.convert.fit import FitDevice
-from service.convert.model import Discipline
 from service.destinations.kinds.base import DestinationKindHandler
 from service.destinations.kinds.directory import DirectoryConfig, DirectoryKind
 from service.destinations.kinds.garmin import GarminConfig, GarminDestination, fit_device_for
@@ -106,7 +105,5 @@ def fit_device(destination: Destination, discipline: str) -> FitDevice | None:
     """The device a destination's FIT files should claim (Garmin needs one per discipline)."""
     if destination.kind != DestinationKind.GARMIN:
         return None
-    try:
-        return fit_device_for(Discipline(discipline))
-    except ValueError:
-        return fit_device_for(Discipline.OTHER)
+    config = _config(GarminConfig, destination.config, destination.kind)
+    return fit_device_for(discipline, config.device)

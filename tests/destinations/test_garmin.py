@@ -105,7 +105,6 @@ def test_discipline_mapping() -> None:
             assert profile_for(discipline) == "fr945"
     tacx = fit_device_for("cycling")
     assert (tacx.manufacturer, tacx.product, tacx.software_version) == ("tacx", 20533, 1.30)
-    assert GarminDestination.fit_device_for(Discipline.YOGA) == PROFILES["fr945"]
     with pytest.raises(InvalidInput, match="unknown discipline 'pilates'"):
         fit_device_for("pilates")
 
@@ -145,7 +144,10 @@ async def test_upload_path_headers_and_activity_id(make: Any, fake: FakeGarmin) 
     assert done.headers["authorization"] == f"Bearer {secrets['access_token']}"
     assert done.headers["nk"] == "NT"
     assert done.headers["origin"] == "https://sso.garmin.com"
-    assert done.headers["user-agent"] == "GCM-iOS-5.7.2.1"
+    # Garmin Connect Mobile for Android, like the Android client id of the token.
+    assert done.headers["user-agent"] == "GCM-Android-5.23"
+    assert done.headers["x-garmin-client-platform"] == "Android"
+    assert done.headers["x-garmin-user-agent"].startswith("com.garmin.android.apps.connectmobile/")
     assert result.external_id == str(done.activity_id) and result.status_code == 201
     assert result.updated_secrets is None
 
@@ -204,23 +206,30 @@ async def test_401_refreshes_once_with_the_di_grant(make: Any, fake: FakeGarmin)
     fake.access_tokens.clear()  # the access token was revoked, the refresh token still works
     result = await make(secrets).deliver(delivery())
     assert fake.calls["token"] == 1 and fake.calls[UPLOAD_FIT] == 2
-    auth, form = fake.token_requests[0]
+    auth, form, headers = fake.token_requests[0]
     assert auth == "Basic " + base64.b64encode(f"{CLIENT_ID}:".encode()).decode()
     assert form == {
         "grant_type": "refresh_token",
         "client_id": CLIENT_ID,  # read from the access token's claims
         "refresh_token": secrets["refresh_token"],
     }
+    # The headers of Garmin Connect Mobile for Android, as python-garminconnect sends them.
+    assert headers["user-agent"] == "GCM-Android-5.23"
+    assert headers["x-garmin-client-platform"] == "Android"
+    assert headers["x-garmin-paired-app-version"] == headers["x-app-ver"] == "10861"
+    assert headers["x-gcexperience"] == "GC5" and headers["x-lang"] == "en"
     new = result.updated_secrets
     assert new is not None and result.external_id is not None
     assert new["refresh_token"] in fake.refresh_tokens
     assert secrets["refresh_token"] not in fake.refresh_tokens
     assert new["access_token"] == fake.imports[0].headers["authorization"].removeprefix("Bearer ")
     assert new["client_id"] == CLIENT_ID and new["expires_at"] > 0
+    # The refresh token's lifetime counts from the sign-in; Garmin says when it ends.
+    assert new["refresh_token_expires_at"] == fake.refresh_tokens[new["refresh_token"]][1]
 
 
 async def test_401_without_refresh_token_needs_reauthorization(make: Any, fake: FakeGarmin) -> None:
-    with pytest.raises(NeedsReauthorization, match="paste new tokens"):
+    with pytest.raises(NeedsReauthorization, match="new service ticket or token file"):
         await make({"access_token": "opaque-token-not-a-jwt"}).deliver(delivery())
     assert fake.calls["token"] == 0
 
