@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from service.destinations.kinds.directory import DirectoryConfig
 from service.destinations.kinds.garmin import GarminConfig
@@ -53,12 +53,32 @@ class _IntervalsSecrets(BaseModel):
 class _GarminSecrets(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    access_token: str = Field(min_length=1, max_length=8192, pattern=r"^[\x21-\x7e]+$")
+    # Traded for tokens before this is checked (destinations.manage): never stored.
+    service_ticket: str | None = Field(default=None, max_length=2000)
+    token_file: str | None = Field(default=None, max_length=64 * 1024)
+    access_token: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=8192,
+        pattern=r"^[\x21-\x7e]+$",
+        validate_default=True,
+    )
     refresh_token: str | None = _TOKEN
     client_id: str | None = Field(
         default=None, min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$"
     )
     expires_at: int | None = Field(default=None, ge=0, le=2**40)
+    refresh_token_expires_at: int | None = Field(default=None, ge=0, le=2**40)
+
+    @field_validator("access_token")
+    @classmethod
+    def _required(cls, value: str | None) -> str | None:
+        if value is None:
+            raise ValueError(
+                "give a service_ticket (from Garmin's sign-in in a browser), a token_file "
+                "(python-garminconnect's garmin_tokens.json) or an access_token"
+            )
+        return value
 
 
 # Secret keys a user may set per kind; other stored keys (rotated secrets, Strava's tokens and
@@ -68,7 +88,7 @@ USER_SECRETS: dict[str, frozenset[str]] = {
     DestinationKind.DIRECTORY: frozenset(),
     DestinationKind.STRAVA: frozenset(),
     DestinationKind.INTERVALS: frozenset({"api_key", "access_token"}),
-    DestinationKind.GARMIN: frozenset({"access_token", "refresh_token", "client_id", "expires_at"}),
+    DestinationKind.GARMIN: frozenset(_GarminSecrets.model_fields),
 }
 
 

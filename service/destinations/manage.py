@@ -21,6 +21,7 @@ from service.db import autocommit_session
 from service.destinations import checks, kinds_api
 from service.destinations.kinds.base import Delivered, DeliveryError, NeedsReauthorization
 from service.destinations.kinds.directory import export_root_of
+from service.destinations.kinds.garmin_auth import DiAuth, brings_tokens, tokens_from_user
 from service.destinations.kinds.strava_oauth import (
     STATE_MAX_AGE_S,
     InvalidOAuthState,
@@ -71,6 +72,15 @@ def masked_secrets(
     return masked
 
 
+async def _traded_secrets(runtime: Runtime, kind: str, given: dict[str, Any]) -> dict[str, Any]:
+    """A Garmin service ticket or token file turned into tokens, before anything is stored.
+    Callers hold no transaction open: trading a ticket is a call to Garmin."""
+    if kind != DestinationKind.GARMIN or not brings_tokens(given):
+        return given
+    auth = DiAuth.from_settings(runtime.http, runtime.settings, clock=runtime.clock)
+    return await tokens_from_user(auth, given)
+
+
 def _store_secrets(runtime: Runtime, destination: Destination, values: dict[str, Any]) -> None:
     destination.secrets_encrypted = runtime.secrets.encrypt_json(values) if values else None
 
@@ -85,6 +95,7 @@ async def create(
     kinds_api.check_user_secrets(kind, given)
     formats = [str(f) for f in values.get("formats") or DEFAULT_FORMATS]
     kinds_api.check_formats(kind, formats)
+    given = await _traded_secrets(runtime, kind, given)  # before the first query
     config, hidden, generated = kinds_api.validate(kind, values.get("config") or {}, given)
     _check_export_root(runtime, kind, config)
     await checks.check_reachable(runtime.settings, kind, config)
@@ -108,6 +119,13 @@ async def update(
     runtime: Runtime, session: AsyncSession, destination_id: int, changes: dict[str, Any]
 ) -> Destination:
     """Apply the fields given; ``config`` and ``secrets`` merge key by key (null removes)."""
+    if brings_tokens(changes.get("secrets") or {}):
+        # Trade a Garmin ticket before the request's session starts its transaction.
+        async with autocommit_session(runtime.sessions) as lookup:
+            kind = (await get(lookup, destination_id)).kind
+        kinds_api.check_user_secrets(kind, changes["secrets"])
+        traded = await _traded_secrets(runtime, kind, changes["secrets"])
+        changes = {**changes, "secrets": traded}
     destination = await get(session, destination_id)
     kind = destination.kind
     for name in ("name", "formats", "concurrency"):

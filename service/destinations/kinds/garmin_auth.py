@@ -35,7 +35,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
@@ -50,7 +50,10 @@ from service.destinations.kinds.http_common import (
     transport_error,
     utcnow,
 )
-from service.errors import InvalidInput
+from service.errors import ExternalServiceError, InvalidInput
+
+if TYPE_CHECKING:
+    from service.config import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -206,6 +209,19 @@ class DiAuth:
         self._user_agent = user_agent
         self._clock = clock
         self.redactor = redactor or Redactor()
+
+    @classmethod
+    def from_settings(
+        cls, http: httpx.AsyncClient, settings: Settings, *, clock: Clock = utcnow
+    ) -> DiAuth:
+        """The token endpoint, client ids and service the operator configured."""
+        return cls(
+            http,
+            token_url=settings.garmin_token_url,
+            client_ids=settings.garmin_client_id_list(),
+            service_url=settings.garmin_service_url,
+            clock=clock,
+        )
 
     async def exchange_ticket(self, ticket: str) -> DiTokens:
         """Trade a service ticket for tokens, trying each DI client id until one is accepted."""
@@ -377,3 +393,73 @@ def parse_token_file(text: str) -> DiTokens:
         expires_at=_claim_int(access, "exp"),
         refresh_token_expires_at=_claim_int(refresh, "exp"),
     )
+
+
+#: The secrets a user gives instead of tokens; they are never stored.
+BRINGS_TOKENS = ("service_ticket", "token_file")
+_TOKEN_KEYS = (
+    "access_token",
+    "refresh_token",
+    "client_id",
+    "expires_at",
+    "refresh_token_expires_at",
+)
+_TICKET_MAX = 2000
+_TOKEN_FILE_MAX = 64 * 1024
+
+
+def brings_tokens(given: Mapping[str, Any]) -> bool:
+    """Whether ``given`` secrets hold a service ticket or a token file to turn into tokens."""
+    return any(given.get(key) is not None for key in BRINGS_TOKENS)
+
+
+async def tokens_from_user(auth: DiAuth, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The secrets to store for what a user gave: a ``service_ticket`` is traded for tokens (a
+    network call: never inside a database transaction), a ``token_file`` read; other secrets are
+    kept as given. None values remove stored ones (an expiry Garmin did not give)."""
+    ticket, text = (given.get(key) for key in BRINGS_TOKENS)
+    rest = {k: v for k, v in given.items() if k not in BRINGS_TOKENS}
+    if ticket is None and text is None:
+        return rest
+    if ticket is not None and text is not None:
+        raise InvalidInput(
+            "secrets: give a service_ticket or a token_file, not both", field="secrets"
+        )
+    for key in _TOKEN_KEYS:
+        if rest.get(key) is not None:
+            raise InvalidInput(
+                f"secrets.{key}: a service_ticket or token_file brings its own tokens; leave "
+                f"{key} out",
+                field=f"secrets.{key}",
+            )
+    if text is not None:
+        if not isinstance(text, str) or len(text) > _TOKEN_FILE_MAX:
+            raise _refuse(
+                f"paste the content of garmin_tokens.json (at most {_TOKEN_FILE_MAX} bytes)"
+            )
+        return {**rest, **parse_token_file(text).as_secrets()}
+    return {**rest, **(await _exchange(auth, ticket)).as_secrets()}
+
+
+async def _exchange(auth: DiAuth, ticket: object) -> DiTokens:
+    field = "secrets.service_ticket"
+    if (
+        not isinstance(ticket, str)
+        or not ticket.strip().startswith("ST-")
+        or len(ticket) > _TICKET_MAX
+        or not ticket.strip().isascii()
+        or any(c.isspace() for c in ticket.strip())
+    ):
+        raise InvalidInput(
+            f"{field}: a service ticket starts with ST- (copy the value of serviceTicketId, "
+            "without the quotes)",
+            field=field,
+        )
+    try:
+        return await auth.exchange_ticket(ticket.strip())
+    except NeedsReauthorization as exc:
+        raise InvalidInput(f"{field}: {exc.message}", field=field) from None
+    except DeliveryError as exc:
+        raise ExternalServiceError(
+            f"Garmin could not trade the service ticket: {exc.message}; try again with a new one"
+        ) from None
