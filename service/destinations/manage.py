@@ -119,7 +119,8 @@ async def update(
     runtime: Runtime, session: AsyncSession, destination_id: int, changes: dict[str, Any]
 ) -> Destination:
     """Apply the fields given; ``config`` and ``secrets`` merge key by key (null removes)."""
-    if brings_tokens(changes.get("secrets") or {}):
+    reauthorized = brings_tokens(changes.get("secrets") or {})
+    if reauthorized:
         # Trade a Garmin ticket before the request's session starts its transaction.
         async with autocommit_session(runtime.sessions) as lookup:
             kind = (await get(lookup, destination_id)).kind
@@ -141,6 +142,8 @@ async def update(
         await checks.check_reachable(runtime.settings, kind, config)
         destination.config = config
         _store_secrets(runtime, destination, hidden)
+        if reauthorized:
+            _lift_reauthorization(destination)
     if "formats" in changes:
         formats = [str(f) for f in changes["formats"]]
         kinds_api.check_formats(kind, formats)
@@ -151,6 +154,17 @@ async def update(
     destination.updated_at = runtime.clock()
     await session.flush()
     return destination
+
+
+def _lift_reauthorization(destination: Destination) -> None:
+    """New credentials enable a destination parked because its old ones were refused (one an
+    admin disabled stays disabled); its waiting deliveries resume."""
+    if not destination.enabled and (destination.disabled_reason or "").startswith(
+        REAUTHORIZATION_REASON
+    ):
+        destination.enabled = True
+        destination.disabled_reason = None
+    destination.failing_since = None
 
 
 async def delete(session: AsyncSession, destination_id: int) -> None:
@@ -317,12 +331,7 @@ async def strava_connect(
     except DeliveryError as exc:
         raise ExternalServiceError(f"Strava could not be reached: {exc.message}") from None
     _store_secrets(runtime, destination, tokens.as_secrets())
-    if not destination.enabled and (destination.disabled_reason or "").startswith(
-        REAUTHORIZATION_REASON
-    ):
-        destination.enabled = True
-        destination.disabled_reason = None
-    destination.failing_since = None
+    _lift_reauthorization(destination)
     destination.updated_at = now
     await session.flush()
     log.info("destinations.strava_connected", destination_id=destination.id, key_id=key_id)

@@ -17,12 +17,16 @@ _CONFIG_DOC = (
     "Settings of the kind (no secrets). webhook: `url`, `inline_max_bytes` (files up to it go "
     "inline, bigger ones as links; lowered by pelosync when the receiver answers 413); "
     "directory: `root` (absolute folder), `template`; strava: upload tuning; intervals: "
-    "`athlete_id`; garmin: `user_agent`."
+    "`athlete_id`; garmin: `device` (the device its FIT files claim: `auto`, "
+    "`tacx_training_app_win`, `epix_gen2`, `fr945` or `none`), `user_agent`."
 )
 _SECRETS_DOC = (
     "Write-only credentials of the kind. webhook: `secret` (whsec_..., generated if absent) and "
     "`headers` (extra request headers); intervals: `api_key` or `access_token`; garmin: "
-    "`access_token`, `refresh_token`, `client_id`; strava: none (use the connect link)."
+    "`service_ticket` (ST-…, traded for tokens when saved) or `token_file` (python-garminconnect's "
+    "garmin_tokens.json), or `access_token`, `refresh_token`, `client_id`; shown back: the "
+    "tokens masked with `expires_at` and `refresh_token_expires_at`; strava: none (use the "
+    "connect link)."
 )
 
 

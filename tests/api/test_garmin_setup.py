@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from service.destinations.models import Destination
 from service.peloton.sandbox import SandboxState
@@ -127,12 +128,20 @@ async def test_a_new_ticket_replaces_the_tokens(
     created = await _create(client, key, {"token_file": fake.token_file()})
     destination_id = created.json()["id"]
     before = await _stored(runtime, destination_id)
+    async with runtime.sessions() as session, session.begin():
+        # Parked as the engine parks it when Garmin refuses the tokens.
+        await session.execute(
+            update(Destination)
+            .where(Destination.id == destination_id)
+            .values(enabled=False, disabled_reason="needs re-authorization: refused")
+        )
     patched = await client.patch(
         f"/v1/destinations/{destination_id}",
         json={"secrets": {"service_ticket": fake.sign_in()}},
         headers=bearer(key),
     )
     assert patched.status_code == 200, patched.text
+    assert patched.json()["enabled"] is True  # new tokens lift the parking
     after = await _stored(runtime, destination_id)
     assert after["access_token"] != before["access_token"]
     assert after["refresh_token_expires_at"] is not None  # Garmin said when, the file did not
