@@ -283,6 +283,7 @@ def test_from_settings(http: httpx.AsyncClient) -> None:
 
 
 async def test_401_refreshes_once_with_the_di_grant(make: Any, fake: FakeGarmin) -> None:
+    fake.revoke_on_refresh = True
     secrets = fake.seed_tokens()
     fake.access_tokens.clear()  # the access token was revoked, the refresh token still works
     result = await make(secrets).deliver(delivery())

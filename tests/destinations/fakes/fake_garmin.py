@@ -15,7 +15,10 @@ What it does, and where each behaviour comes from:
     is why both tools try a list in turn: a client id not in ``active_client_ids`` is refused
     (401 ``invalid_client``, the status RFC 6749 gives a refused client; Garmin's own body for it
     was not observed).
-  - ``grant_type=refresh_token``: rotates the refresh token. The answer carries ``expires_in``
+  - ``grant_type=refresh_token``: a new refresh token every time, while the old one keeps
+    working (a public TypeScript client that reuses one refresh token: "Garmin's DI auth issues a
+    new refresh token on every use, but the old one stays valid"); so two replicas refreshing at
+    once both succeed. ``revoke_on_refresh`` makes it strict. The answer carries ``expires_in``
     (about a day) and ``refresh_token_expires_in`` (peloton-to-garmin ``OAuth2Token``
     ``Refresh_Token_Expires_In``; "~30d" in ``GarminAuthenticationService.cs``). A refresh does
     not extend the sign-in: the ticket's service lets the user go about 30 days, after which
@@ -133,6 +136,7 @@ class FakeGarmin:
     processing: bool = False  # answer 202 without an activity id
     reject_file: str | None = None  # answer 201 with this failure message
     reject_api_tokens: bool = False
+    revoke_on_refresh: bool = False  # a used refresh token stops working
     active_client_ids: set[str] = field(default_factory=lambda: set(CLIENT_IDS))
     access_tokens: set[str] = field(default_factory=set)
     # refresh token -> (client id, when the sign-in's refresh lifetime ends)
@@ -269,7 +273,8 @@ class FakeGarmin:
             held = self.refresh_tokens.get(form.get("refresh_token", ""))
             if held is None or held[0] != client_id or held[1] <= self.now():
                 return JSONResponse({"error": "invalid_grant"}, 400)
-            del self.refresh_tokens[form["refresh_token"]]
+            if self.revoke_on_refresh:
+                del self.refresh_tokens[form["refresh_token"]]
             return JSONResponse(self.issue(client_id=client_id, refresh_until=held[1]))
         return JSONResponse({"error": "unsupported_grant_type"}, 400)
 
