@@ -21,7 +21,8 @@ from service.db import autocommit_session
 from service.destinations import checks, kinds_api
 from service.destinations.kinds.base import Delivered, DeliveryError, NeedsReauthorization
 from service.destinations.kinds.directory import export_root_of
-from service.destinations.kinds.garmin_auth import DiAuth, brings_tokens, tokens_from_user
+from service.destinations.kinds.garmin_auth import DiAuth
+from service.destinations.kinds.garmin_setup import brings_tokens, tokens_from_user
 from service.destinations.kinds.strava_oauth import (
     STATE_MAX_AGE_S,
     InvalidOAuthState,

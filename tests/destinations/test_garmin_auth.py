@@ -7,6 +7,7 @@ import base64
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -18,8 +19,8 @@ from service.destinations.kinds.garmin_auth import (
     DEFAULT_SERVICE_URL,
     SERVICE_TICKET_GRANT,
     DiAuth,
-    parse_token_file,
 )
+from service.destinations.kinds.garmin_setup import parse_token_file, sign_in_expiry
 from service.errors import InvalidInput
 from tests.destinations.fakes.fake_garmin import (
     CLIENT_ID,
@@ -254,3 +255,22 @@ def test_token_file_errors_do_not_show_tokens() -> None:
         parse_token_file(json.dumps({"di_token": secret, "di_client_id": "X"}))
     assert secret not in str(caught.value) and "no di_refresh_token" in caught.value.message
     assert "prompt_mfa" in caught.value.message  # how to get a whole file
+
+
+# --- how long the sign-in lasts -----------------------------------------------------------------
+
+
+def test_sign_in_expiry_warns_from_seven_days(clock: FakeClock) -> None:
+    now = clock()
+    epoch = int(now.timestamp())
+    assert sign_in_expiry({"refresh_token_expires_at": None}, now) is None
+    assert sign_in_expiry({}, now) is None
+    far = sign_in_expiry({"refresh_token_expires_at": epoch + 20 * 86400}, now)
+    assert far is not None and far.days_left == 20 and not far.warning
+    assert far.at == now + timedelta(days=20)
+    near = sign_in_expiry({"refresh_token_expires_at": epoch + 6 * 86400 + 3600}, now)
+    assert near is not None and near.days_left == 6 and near.warning and not near.ended
+    seven = sign_in_expiry({"refresh_token_expires_at": epoch + 7 * 86400 + 60}, now)
+    assert seven is not None and not seven.warning
+    gone = sign_in_expiry({"refresh_token_expires_at": epoch - 60}, now)
+    assert gone is not None and gone.ended and gone.warning

@@ -1,5 +1,4 @@
-"""Garmin's "DI" OAuth2 tokens: trading a service ticket for them, refreshing them, and reading
-the token file python-garminconnect writes.
+"""Garmin's "DI" OAuth2 tokens: trading a service ticket for them and refreshing them.
 
 pelosync never signs in to Garmin (Cloudflare blocks scripted sign-ins since March 2026). The user
 brings one of:
@@ -10,7 +9,7 @@ brings one of:
   ``https://mobile.integration.garmin.com/gcm/android``. pelosync trades it at the DI token URL
   (:meth:`DiAuth.exchange_ticket`) within the minute it lasts;
 * the **token file** python-garminconnect (0.3+) writes, ``garmin_tokens.json``
-  (``di_token``, ``di_refresh_token``, ``di_client_id``): :func:`parse_token_file`.
+  (``di_token``, ``di_refresh_token``, ``di_client_id``): :mod:`.garmin_setup` reads it.
 
 Both become the destination's secrets (:meth:`DiTokens.as_secrets`): ``access_token`` (about a
 day), ``refresh_token`` (about 30 days from the sign-in), ``client_id``, and their expiry times
@@ -50,7 +49,6 @@ from service.destinations.kinds.http_common import (
     transport_error,
     utcnow,
 )
-from service.errors import ExternalServiceError, InvalidInput
 
 if TYPE_CHECKING:
     from service.config import Settings
@@ -116,7 +114,7 @@ def jwt_claims(token: str) -> dict[str, Any]:
     return claims if isinstance(claims, dict) else {}
 
 
-def _claim_int(token: str | None, name: str) -> int | None:
+def claim_int(token: str | None, name: str) -> int | None:
     value = jwt_claims(token).get(name) if token else None
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
@@ -175,11 +173,11 @@ def tokens_from_answer(
         access_token=access,
         refresh_token=refresh,
         client_id=claimed if isinstance(claimed, str) and claimed else client_id,
-        expires_at=int(epoch + expires_in) if expires_in else _claim_int(access, "exp"),
+        expires_at=int(epoch + expires_in) if expires_in else claim_int(access, "exp"),
         refresh_token_expires_at=(
             int(epoch + refresh_in)
             if refresh_in
-            else _claim_int(refresh, "exp") or previous_refresh_expiry
+            else claim_int(refresh, "exp") or previous_refresh_expiry
         ),
     )
 
@@ -333,133 +331,3 @@ class DiAuth:
             now=self._clock(),
             previous_refresh_expiry=previous_refresh_expiry,
         )
-
-
-#: What a token file is named in errors, and where to get a good one.
-_FIELD = "secrets.token_file"
-_LOGIN_AGAIN = (
-    "sign in again with python-garminconnect 0.3 or later (with prompt_mfa if the account has "
-    "two-step verification, see docs/destinations.md), or give a service_ticket instead"
-)
-
-
-def _refuse(message: str) -> InvalidInput:
-    return InvalidInput(f"{_FIELD}: {message}", field=_FIELD)
-
-
-def parse_token_file(text: str) -> DiTokens:
-    """The tokens of a pasted ``garmin_tokens.json`` (python-garminconnect's ``Client.dumps``:
-    ``{"di_token", "di_refresh_token", "di_client_id"}``), or :class:`InvalidInput` naming what
-    is wrong with it. Token values never appear in the messages."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise _refuse(
-            "not JSON; paste the whole content of garmin_tokens.json (it starts with {)"
-        ) from None
-    if isinstance(data, list):
-        # garth (and python-garminconnect before 0.3) saved [oauth1_token, oauth2_token].
-        raise _refuse(
-            "this is a garth token file (python-garminconnect before 0.3), whose tokens Garmin "
-            f"no longer takes; {_LOGIN_AGAIN}"
-        )
-    if not isinstance(data, dict):
-        raise _refuse("not a JSON object; paste the whole content of garmin_tokens.json")
-    access = data.get("di_token")
-    if not isinstance(access, str) or not access.strip():
-        if data.get("jwt_web"):
-            why = "it holds only a jwt_web browser cookie"
-        else:
-            why = "its di_token is empty"
-        raise _refuse(
-            f"no di_token: this file came from the cookie login fallback ({why}), which "
-            f"pelosync cannot upload with; {_LOGIN_AGAIN}"
-        )
-    refresh = data.get("di_refresh_token")
-    if not isinstance(refresh, str) or not refresh.strip():
-        raise _refuse(
-            "no di_refresh_token: without it the access token stops working within a day; "
-            + _LOGIN_AGAIN
-        )
-    client = data.get("di_client_id")
-    claimed = jwt_claims(access).get("client_id")
-    client_id = client if isinstance(client, str) and client.strip() else claimed
-    if not isinstance(client_id, str) or not client_id:
-        raise _refuse("no di_client_id, and the di_token does not name its client; " + _LOGIN_AGAIN)
-    return DiTokens(
-        access_token=access.strip(),
-        refresh_token=refresh.strip(),
-        client_id=client_id.strip(),
-        expires_at=_claim_int(access, "exp"),
-        refresh_token_expires_at=_claim_int(refresh, "exp"),
-    )
-
-
-#: The secrets a user gives instead of tokens; they are never stored.
-BRINGS_TOKENS = ("service_ticket", "token_file")
-_TOKEN_KEYS = (
-    "access_token",
-    "refresh_token",
-    "client_id",
-    "expires_at",
-    "refresh_token_expires_at",
-)
-_TICKET_MAX = 2000
-_TOKEN_FILE_MAX = 64 * 1024
-
-
-def brings_tokens(given: Mapping[str, Any]) -> bool:
-    """Whether ``given`` secrets hold a service ticket or a token file to turn into tokens."""
-    return any(given.get(key) is not None for key in BRINGS_TOKENS)
-
-
-async def tokens_from_user(auth: DiAuth, given: Mapping[str, Any]) -> dict[str, Any]:
-    """The secrets to store for what a user gave: a ``service_ticket`` is traded for tokens (a
-    network call: never inside a database transaction), a ``token_file`` read; other secrets are
-    kept as given. None values remove stored ones (an expiry Garmin did not give)."""
-    ticket, text = (given.get(key) for key in BRINGS_TOKENS)
-    rest = {k: v for k, v in given.items() if k not in BRINGS_TOKENS}
-    if ticket is None and text is None:
-        return rest
-    if ticket is not None and text is not None:
-        raise InvalidInput(
-            "secrets: give a service_ticket or a token_file, not both", field="secrets"
-        )
-    for key in _TOKEN_KEYS:
-        if rest.get(key) is not None:
-            raise InvalidInput(
-                f"secrets.{key}: a service_ticket or token_file brings its own tokens; leave "
-                f"{key} out",
-                field=f"secrets.{key}",
-            )
-    if text is not None:
-        if not isinstance(text, str) or len(text) > _TOKEN_FILE_MAX:
-            raise _refuse(
-                f"paste the content of garmin_tokens.json (at most {_TOKEN_FILE_MAX} bytes)"
-            )
-        return {**rest, **parse_token_file(text).as_secrets()}
-    return {**rest, **(await _exchange(auth, ticket)).as_secrets()}
-
-
-async def _exchange(auth: DiAuth, ticket: object) -> DiTokens:
-    field = "secrets.service_ticket"
-    if (
-        not isinstance(ticket, str)
-        or not ticket.strip().startswith("ST-")
-        or len(ticket) > _TICKET_MAX
-        or not ticket.strip().isascii()
-        or any(c.isspace() for c in ticket.strip())
-    ):
-        raise InvalidInput(
-            f"{field}: a service ticket starts with ST- (copy the value of serviceTicketId, "
-            "without the quotes)",
-            field=field,
-        )
-    try:
-        return await auth.exchange_ticket(ticket.strip())
-    except NeedsReauthorization as exc:
-        raise InvalidInput(f"{field}: {exc.message}", field=field) from None
-    except DeliveryError as exc:
-        raise ExternalServiceError(
-            f"Garmin could not trade the service ticket: {exc.message}; try again with a new one"
-        ) from None
