@@ -8,7 +8,8 @@ from enum import StrEnum
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, JSONDocument, UTCDateTime, utcnow
+from service.db import Base, UTCDateTime, utcnow
+from service.dialect import JSONDocument
 
 
 class AuthMethod(StrEnum):

@@ -35,6 +35,7 @@ from service.db import utcnow
 from service.deliveries.repository import DeliveryRepository
 from service.destinations.matching import formats_for
 from service.destinations.repository import DestinationRepository
+from service.dialect import serialize_writes
 from service.errors import ConversionError, PelosyncError
 from service.peloton.budget import Priority
 from service.peloton.client import PelotonClient
@@ -89,7 +90,6 @@ class AccountPoller:
             minimum=timedelta(seconds=self.settings.poll_min_interval),
             maximum=timedelta(seconds=max(self.settings.poll_max_interval, 300)),
         )
-        self._write_turn = asyncio.Lock()
 
     async def poll(self, account_id: int, *, trigger: str = "schedule") -> PollResult:
         """Poll an account whose lease this worker holds, and record the outcome."""
@@ -368,11 +368,10 @@ class AccountPoller:
 
     def _writing(self) -> contextlib.AbstractAsyncContextManager[object]:
         """SQLite has one writer at a time and its busy handler gives up after busy_timeout:
-        many polls finishing together (a high sync_concurrency) queue here instead, in order
-        and without a time limit. PostgreSQL writes them side by side."""
-        if self.rt.engine.dialect.name == "sqlite":
-            return self._write_turn
-        return contextlib.nullcontext()
+        many polls finishing together (a high sync_concurrency) queue on the engine's one
+        writer lock instead, in order and without a time limit, with the deliveries' writes.
+        PostgreSQL writes them side by side."""
+        return serialize_writes(self.rt.engine)
 
     async def _store(
         self, session: AsyncSession, account: Account, fetched: list[_Fetched], result: PollResult

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import secrets as random
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -19,10 +18,10 @@ from service.auth.models import Role
 from service.auth.repository import ApiKeyRepository
 from service.db import autocommit_session
 from service.destinations import checks, kinds_api
+from service.destinations.kinds import strava, webhook
 from service.destinations.kinds.base import Delivered, DeliveryError, NeedsReauthorization
-from service.destinations.kinds.directory import export_root_of
-from service.destinations.kinds.garmin_auth import DiAuth
-from service.destinations.kinds.garmin_setup import brings_tokens, tokens_from_user
+from service.destinations.kinds.registry import spec_for
+from service.destinations.kinds.strava import strava_app
 from service.destinations.kinds.strava_oauth import (
     STATE_MAX_AGE_S,
     InvalidOAuthState,
@@ -30,9 +29,9 @@ from service.destinations.kinds.strava_oauth import (
     check_granted_scope,
 )
 from service.destinations.kinds.webhook import WebhookConfig, generate_secret, rotate
-from service.destinations.models import Destination, DestinationKind, OAuthState
+from service.destinations.models import Destination, OAuthState
 from service.destinations.repository import DestinationRepository, OAuthStateRepository
-from service.destinations.service import build_handler, decrypted_secrets, strava_app
+from service.destinations.service import build_handler, decrypted_secrets
 from service.errors import ExternalServiceError, InvalidInput, NotFound
 from service.runtime import Runtime
 
@@ -43,12 +42,6 @@ STATE_PURPOSE = "pelosync strava oauth state"
 #: How a destination parked by a refused grant is disabled (``deliveries.service``): the one
 #: disabled state a new Strava authorization lifts.
 REAUTHORIZATION_REASON = "needs re-authorization"
-
-
-def _check_export_root(runtime: Runtime, kind: str, config: dict[str, Any]) -> None:
-    """A folder destination's root must lie in PELOSYNC_EXPORT_ROOTS (422 otherwise)."""
-    if kind == DestinationKind.DIRECTORY:
-        export_root_of(Path(config["root"]), runtime.settings.resolved_export_roots())
 
 
 async def get(session: AsyncSession, destination_id: int) -> Destination:
@@ -73,13 +66,16 @@ def masked_secrets(
     return masked
 
 
-async def _traded_secrets(runtime: Runtime, kind: str, given: dict[str, Any]) -> dict[str, Any]:
-    """A Garmin service ticket or token file turned into tokens, before anything is stored.
-    Callers hold no transaction open: trading a ticket is a call to Garmin."""
-    if kind != DestinationKind.GARMIN or not brings_tokens(given):
-        return given
-    auth = DiAuth.from_settings(runtime.http, runtime.settings, clock=runtime.clock)
-    return await tokens_from_user(auth, given)
+async def _prepared_secrets(
+    runtime: Runtime, kind: str, given: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The kind's ``prepare_secrets`` of what the user gave (a Garmin service ticket traded for
+    tokens), or None when it had nothing to turn. Callers hold no transaction open: it may call
+    the service."""
+    prepare = spec_for(kind).prepare_secrets
+    if prepare is None or not given:
+        return None
+    return await prepare(runtime, given)
 
 
 def _store_secrets(runtime: Runtime, destination: Destination, values: dict[str, Any]) -> None:
@@ -96,10 +92,10 @@ async def create(
     kinds_api.check_user_secrets(kind, given)
     formats = [str(f) for f in values.get("formats") or DEFAULT_FORMATS]
     kinds_api.check_formats(kind, formats)
-    given = await _traded_secrets(runtime, kind, given)  # before the first query
+    prepared = await _prepared_secrets(runtime, kind, given)  # before the first query
+    given = given if prepared is None else prepared
     config, hidden, generated = kinds_api.validate(kind, values.get("config") or {}, given)
-    _check_export_root(runtime, kind, config)
-    await checks.check_reachable(runtime.settings, kind, config)
+    await checks.check_config(runtime.settings, kind, config)
     destination = Destination(
         name=values["name"],
         kind=kind,
@@ -120,14 +116,16 @@ async def update(
     runtime: Runtime, session: AsyncSession, destination_id: int, changes: dict[str, Any]
 ) -> Destination:
     """Apply the fields given; ``config`` and ``secrets`` merge key by key (null removes)."""
-    reauthorized = brings_tokens(changes.get("secrets") or {})
-    if reauthorized:
-        # Trade a Garmin ticket before the request's session starts its transaction.
+    reauthorized = False
+    if changes.get("secrets"):
+        # The kind may call its service to prepare the secrets (Garmin trades a ticket): before
+        # the request's session starts its transaction.
         async with autocommit_session(runtime.sessions) as lookup:
             kind = (await get(lookup, destination_id)).kind
         kinds_api.check_user_secrets(kind, changes["secrets"])
-        traded = await _traded_secrets(runtime, kind, changes["secrets"])
-        changes = {**changes, "secrets": traded}
+        prepared = await _prepared_secrets(runtime, kind, changes["secrets"])
+        if prepared is not None:
+            changes, reauthorized = {**changes, "secrets": prepared}, True
     destination = await get(session, destination_id)
     kind = destination.kind
     for name in ("name", "formats", "concurrency"):
@@ -139,8 +137,7 @@ async def update(
         config = {**destination.config, **(changes.get("config") or {})}
         stored = decrypted_secrets(runtime, destination)
         config, hidden, _ = kinds_api.validate(kind, config, {**stored, **patch})
-        _check_export_root(runtime, kind, config)
-        await checks.check_reachable(runtime.settings, kind, config)
+        await checks.check_config(runtime.settings, kind, config)
         destination.config = config
         _store_secrets(runtime, destination, hidden)
         if reauthorized:
@@ -195,7 +192,7 @@ async def rotate_secret(
 ) -> tuple[Destination, str | None]:
     """A new webhook signing secret; the old one keeps signing for 24 hours alongside it."""
     destination = await get(session, destination_id)
-    if destination.kind != DestinationKind.WEBHOOK:
+    if destination.kind != webhook.KIND:
         raise InvalidInput(f"only webhook secrets rotate; update this {destination.kind}'s secrets")
     current = WebhookConfig.parse(destination.config, decrypted_secrets(runtime, destination))
     generated = None if secret else generate_secret()
@@ -255,7 +252,7 @@ async def strava_authorize_url(
     that ``api_key_id`` is an admin key. The ``state`` is signed, carries a nonce stored
     here (single-use, 10 minutes) and is bound to the key that started it."""
     destination = await get(session, destination_id)
-    if destination.kind != DestinationKind.STRAVA:
+    if destination.kind != strava.KIND:
         raise InvalidInput(f"destination {destination_id} is a {destination.kind}, not strava")
     nonce = random.token_urlsafe(24)
     now = runtime.clock()
@@ -318,7 +315,7 @@ async def strava_connect(
             "active admin key; start the authorization again"
         )
     destination = await get(session, destination_id)
-    if destination.kind != DestinationKind.STRAVA:
+    if destination.kind != strava.KIND:
         raise InvalidInput(f"destination {destination_id} is not a strava destination")
     if error:
         raise InvalidInput(f"Strava authorization was not granted: {error[:100]}")

@@ -9,7 +9,8 @@ from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.convert.formats import file_name
-from service.db import Base, JSONDocument, UTCDateTime, utcnow
+from service.db import Base, UTCDateTime, utcnow
+from service.dialect import JSONDocument
 
 
 class Workout(Base):

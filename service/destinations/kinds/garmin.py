@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.config import Settings
 from service.convert.fit import FitDevice
@@ -53,7 +52,17 @@ from service.destinations.kinds.garmin_auth import (
     jwt_claims,
     native_headers,
 )
-from service.destinations.kinds.garmin_devices import AUTO, check_choice, device_for
+from service.destinations.kinds.garmin_devices import AUTO, device_for
+from service.destinations.kinds.garmin_setup import (
+    CONFIG_DOC,
+    FORM_FIELDS,
+    FORM_NOTE,
+    SECRETS_DOC,
+    GarminConfig,
+    GarminSecrets,
+    credentials_note,
+    prepare_secrets,
+)
 from service.destinations.kinds.http_common import (
     Clock,
     Redactor,
@@ -64,6 +73,12 @@ from service.destinations.kinds.http_common import (
     transport_error,
     utcnow,
 )
+from service.destinations.kinds.spec import KindSpec, decrypted_secrets, stored_config
+from service.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from service.destinations.models import Destination
+    from service.runtime import Runtime
 
 __all__ = ["GarminConfig", "GarminDestination", "fit_device_for", "jwt_claims"]
 
@@ -79,31 +94,6 @@ REFRESH_MARGIN_S = 900  # python-garminconnect refreshes 15 minutes before exp
 RATE_LIMIT_WAIT_S = 900.0
 UPLOAD_TIMEOUT_S = 120.0
 REQUEST_TIMEOUT_S = 30.0
-#: The user agent pelosync stored by default before it sent Android's: an iOS agent with an
-#: Android client id, which no working tool sends. Read as "the default" (None).
-_OLD_DEFAULT_USER_AGENT = "GCM-iOS-5.7.2.1"
-
-
-class GarminConfig(BaseModel):
-    """A Garmin Connect destination's settings (no secrets)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    #: The device the FIT files claim (:data:`.garmin_devices.CHOICES`): ``auto`` picks one per
-    #: discipline so Garmin credits Training Effect and VO2 max; ``none`` claims no device.
-    device: str = Field(default=AUTO, max_length=40)
-    #: Overrides Garmin Connect Mobile's ``User-Agent`` (None: Android's, matching the client id).
-    user_agent: str | None = Field(default=None, min_length=1, max_length=200)
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, value: str) -> str:
-        return check_choice(value)
-
-    @field_validator("user_agent")
-    @classmethod
-    def _user_agent(cls, value: str | None) -> str | None:
-        return None if value == _OLD_DEFAULT_USER_AGENT else value
 
 
 def fit_device_for(discipline: Discipline | str, device: str = AUTO) -> FitDevice | None:
@@ -363,3 +353,49 @@ class GarminDestination:
         # None values stay: the stored secrets are merged with these, and a stale expiry must go.
         self._secrets.update(fresh)
         self._dirty = True
+
+
+# --- the kind's entry in the registry -----------------------------------------------------------
+
+GARMIN_OFF = (
+    "kind: Garmin Connect uploads are experimental and off: set PELOSYNC_GARMIN_ENABLED=true "
+    "and restart pelosync to use them"
+)
+
+
+def _check_available(settings: Settings) -> None:
+    if not settings.garmin_enabled:
+        raise InvalidInput(GARMIN_OFF, field="kind")
+
+
+def _fit_device(destination: Destination, discipline: str) -> FitDevice | None:
+    return fit_device_for(discipline, stored_config(GarminConfig, destination).device)
+
+
+def _handler(runtime: Runtime, destination: Destination) -> GarminDestination:
+    return GarminDestination.from_settings(
+        runtime.http,
+        stored_config(GarminConfig, destination),
+        decrypted_secrets(runtime, destination),
+        runtime.settings,
+        clock=runtime.clock,
+        sleep=runtime.sleep,
+    )
+
+
+KIND = "garmin"
+SPEC = KindSpec(
+    kind=KIND,
+    label="Garmin Connect",
+    config_model=GarminConfig,
+    factory=_handler,
+    secrets_model=GarminSecrets,
+    check_available=_check_available,
+    fit_device=_fit_device,
+    prepare_secrets=prepare_secrets,
+    credentials_note=credentials_note,
+    config_doc=CONFIG_DOC,
+    secrets_doc=SECRETS_DOC,
+    form_fields=FORM_FIELDS,
+    form_note=FORM_NOTE,
+)

@@ -1,5 +1,5 @@
-"""Setting up a Garmin destination: what the user gives instead of tokens, and how long the
-sign-in lasts.
+"""Setting up a Garmin destination: its config and secrets models, what the user gives instead
+of tokens, how long the sign-in lasts, and its dashboard form.
 
 A destination's secrets may be given as a ``service_ticket`` (traded for tokens at the DI token
 URL, :meth:`.garmin_auth.DiAuth.exchange_ticket`) or a ``token_file`` (python-garminconnect's
@@ -14,11 +14,78 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.destinations.kinds.base import DeliveryError, NeedsReauthorization
 from service.destinations.kinds.garmin_auth import DiAuth, DiTokens, claim_int, jwt_claims
+from service.destinations.kinds.garmin_devices import AUTO, CHOICES, check_choice
+from service.destinations.kinds.spec import TOKEN_PATTERN, CredentialsNote, FormField
 from service.errors import ExternalServiceError, InvalidInput
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+
+#: The user agent pelosync stored by default before it sent Android's: an iOS agent with an
+#: Android client id, which no working tool sends. Read as "the default" (None).
+_OLD_DEFAULT_USER_AGENT = "GCM-iOS-5.7.2.1"
+
+
+class GarminConfig(BaseModel):
+    """A Garmin Connect destination's settings (no secrets)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: The device the FIT files claim (:data:`.garmin_devices.CHOICES`): ``auto`` picks one per
+    #: discipline so Garmin credits Training Effect and VO2 max; ``none`` claims no device.
+    device: str = Field(default=AUTO, max_length=40)
+    #: Overrides Garmin Connect Mobile's ``User-Agent`` (None: Android's, matching the client id).
+    user_agent: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        return check_choice(value)
+
+    @field_validator("user_agent")
+    @classmethod
+    def _user_agent(cls, value: str | None) -> str | None:
+        return None if value == _OLD_DEFAULT_USER_AGENT else value
+
+
+class GarminSecrets(BaseModel):
+    """The secrets a user sets. ``service_ticket`` and ``token_file`` are turned into the tokens
+    (:func:`prepare_secrets`) before this is checked, and never stored."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    service_ticket: str | None = Field(default=None, max_length=2000)
+    token_file: str | None = Field(default=None, max_length=64 * 1024)
+    access_token: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=8192,
+        pattern=TOKEN_PATTERN,
+        validate_default=True,
+    )
+    refresh_token: str | None = Field(
+        default=None, min_length=1, max_length=8192, pattern=TOKEN_PATTERN
+    )
+    client_id: str | None = Field(default=None, min_length=1, max_length=200, pattern=TOKEN_PATTERN)
+    expires_at: int | None = Field(default=None, ge=0, le=2**40)
+    refresh_token_expires_at: int | None = Field(default=None, ge=0, le=2**40)
+
+    @field_validator("access_token")
+    @classmethod
+    def _required(cls, value: str | None) -> str | None:
+        if value is None:
+            raise ValueError(
+                "give a service_ticket (from Garmin's sign-in in a browser), a token_file "
+                "(python-garminconnect's garmin_tokens.json) or an access_token"
+            )
+        return value
+
 
 #: What a token file is named in errors, and where to get a good one.
 _FIELD = "secrets.token_file"
@@ -181,3 +248,85 @@ def sign_in_expiry(secrets: Mapping[str, Any], now: datetime) -> SignInExpiry | 
     at = datetime.fromtimestamp(value, UTC)
     seconds = (at - now).total_seconds()
     return SignInExpiry(at, int(seconds // 86400))
+
+
+# --- the registry's hooks and the dashboard form ------------------------------------------------
+
+
+async def prepare_secrets(runtime: Runtime, given: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The spec's ``prepare_secrets``: a service ticket or token file as tokens (None: neither
+    was given, nothing to do)."""
+    if not brings_tokens(given):
+        return None
+    auth = DiAuth.from_settings(runtime.http, runtime.settings, clock=runtime.clock)
+    return await tokens_from_user(auth, given)
+
+
+def credentials_note(secrets: Mapping[str, Any], now: datetime) -> CredentialsNote | None:
+    """The spec's ``credentials_note``: when the Garmin sign-in ends, a warning in its last
+    week."""
+    expiry = sign_in_expiry(secrets, now)
+    if expiry is None:
+        if secrets.get("access_token") is None:
+            return None
+        return CredentialsNote(
+            "Garmin sign-in: its end is not known yet (Garmin says at the first token refresh)",
+            warning=False,
+        )
+    day = expiry.at.strftime("%Y-%m-%d %H:%M UTC")
+    if expiry.ended:
+        text = f"Garmin sign-in ended on {day}: give the destination a new service ticket"
+    elif expiry.warning:
+        days = "less than a day" if expiry.days_left == 0 else f"{expiry.days_left} days"
+        text = f"Garmin sign-in expires in {days} ({day}): give it a new service ticket soon"
+    else:
+        text = f"Garmin sign-in valid until {day}"
+    return CredentialsNote(text, warning=expiry.warning)
+
+
+CONFIG_DOC = (
+    f"`device` (the device its FIT files claim: {', '.join(f'`{c}`' for c in CHOICES)}), "
+    "`user_agent`"
+)
+SECRETS_DOC = (
+    "`service_ticket` (ST-…, traded for tokens when saved) or `token_file` "
+    "(python-garminconnect's garmin_tokens.json), or `access_token`, `refresh_token`, "
+    "`client_id`; shown back: the tokens masked, with `expires_at` and "
+    "`refresh_token_expires_at`"
+)
+FORM_FIELDS = (
+    FormField(
+        "service_ticket",
+        "Service ticket",
+        input="password",
+        secret=True,
+        placeholder="ST-…",
+        help=(
+            "Sign in at Garmin's mobile sign-in page with the browser's developer tools open and "
+            "copy serviceTicketId from the mobile/api/login answer; it lasts about a minute "
+            "(docs/destinations.md shows the way). Or paste a token file below."
+        ),
+    ),
+    FormField(
+        "token_file",
+        "Token file",
+        input="textarea",
+        secret=True,
+        placeholder='{"di_token": "…", "di_refresh_token": "…", "di_client_id": "…"}',
+        help="The content of garmin_tokens.json from python-garminconnect 0.3 or later.",
+    ),
+    FormField(
+        "device",
+        "Device the files claim",
+        input="select",
+        choices=CHOICES,
+        help=(
+            "auto: Tacx Training App for rides, Epix (Gen 2) for rows, Forerunner 945 for the "
+            "rest, so Garmin credits Training Effect and VO2 max; none: pelosync's own."
+        ),
+    ),
+)
+FORM_NOTE = (
+    "Give a service ticket or a token file. Garmin's sign-in lasts about 30 days; this page "
+    "warns a week before, and a new service ticket renews it."
+)
