@@ -113,6 +113,8 @@ async def test_a_token_file_is_read_and_checked(
     stored = await _stored(runtime, created.json()["id"])
     assert stored["access_token"] == json.loads(text)["di_token"]
     assert "token_file" not in stored and fake.calls["token"] == 0  # read, not sent anywhere
+    as_object = await _create(client, key, {"token_file": json.loads(fake.token_file())})
+    assert as_object.status_code == 201, as_object.text
     cookie_only = json.dumps({"di_token": None, "di_refresh_token": None, "di_client_id": None})
     refused = await _create(client, key, {"token_file": cookie_only})
     assert refused.status_code == 422

@@ -185,6 +185,8 @@ async def tokens_from_user(auth: DiAuth, given: Mapping[str, Any]) -> dict[str, 
                 field=f"secrets.{key}",
             )
     if text is not None:
+        if isinstance(text, dict):  # the API may be sent the file's JSON object itself
+            text = json.dumps(text)
         if not isinstance(text, str) or len(text) > _TOKEN_FILE_MAX:
             raise _refuse(
                 f"paste the content of garmin_tokens.json (at most {_TOKEN_FILE_MAX} bytes)"
