@@ -38,7 +38,7 @@ from service import dialect, leases
 from service.accounts.models import Account
 from service.convert.pool import RawBundle
 from service.db import Reader, UTCDateTime, given, utcnow
-from service.deliveries.models import Delivery, DeliveryAttempt, DeliveryState
+from service.deliveries.models import Delivery, DeliveryAttempt, DeliveryState, SentWorkout
 from service.destinations.models import Destination
 from service.workouts.models import Workout
 
@@ -495,3 +495,45 @@ class DeliveryRepository:
             .order_by(DeliveryAttempt.id)
         )
         return list((await self.session.execute(stmt)).scalars())
+
+    async def remember_sent(self, account_id: int) -> int:
+        """Keep, as :class:`SentWorkout` rows, what the account's workouts were delivered to,
+        before the account (and with it its workouts and deliveries) is deleted. Returns how
+        many were written (ones kept already are left alone)."""
+        stmt = (
+            select(
+                Workout.peloton_workout_id,
+                Delivery.destination_id,
+                Delivery.format,
+                Delivery.delivered_at,
+                Delivery.external_id,
+            )
+            .join(Workout, Workout.id == Delivery.workout_id)
+            .where(Workout.account_id == account_id, Delivery.delivered_at.is_not(None))
+        )
+        rows = [
+            {
+                "peloton_workout_id": r.peloton_workout_id,
+                "destination_id": r.destination_id,
+                "format": r.format,
+                "delivered_at": r.delivered_at,
+                "external_id": r.external_id,
+            }
+            for r in await self.session.execute(stmt)
+        ]
+        if rows:
+            key = ("peloton_workout_id", "destination_id", "format")
+            await self.session.execute(
+                dialect.insert_ignoring_duplicates(self.session, SentWorkout, key), rows
+            )
+        return len(rows)
+
+    async def sent_before(self, peloton_workout_ids: Sequence[str]) -> set[tuple[str, int, str]]:
+        """(Peloton workout id, destination id, format) of those delivered before their account
+        was deleted (:meth:`remember_sent`)."""
+        if not peloton_workout_ids:
+            return set()
+        stmt = select(
+            SentWorkout.peloton_workout_id, SentWorkout.destination_id, SentWorkout.format
+        ).where(SentWorkout.peloton_workout_id.in_(list(peloton_workout_ids)))
+        return {(r[0], r[1], r[2]) for r in await self.session.execute(stmt)}

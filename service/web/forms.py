@@ -121,10 +121,12 @@ def poll_interval(form: Form) -> int | None:
 
 
 def account_update(form: Form) -> dict[str, Any]:
-    """The account settings form: label, poll interval (blank: the default), since-date."""
+    """The account settings form: label, poll interval (blank: the default), since-date,
+    whether imported workouts are delivered (a checkbox: absent when unticked)."""
     values: dict[str, Any] = {
         "label": form.get("label") or None,
         "poll_interval_s": poll_interval(form),
+        "include_external": form.get("include_external") == "1",
     }
     since = day(form, "sync_since")
     if since is not None:
