@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +17,8 @@ from service.destinations.service import decrypted_secrets
 from tests.destinations.fakes.fake_garmin import FakeGarmin
 from tests.support.servers import Switch, serve
 from tests.web.conftest import Site, fresh, page, sign_in
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "destinations.md"
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +58,11 @@ async def test_garmin_is_added_with_a_service_ticket(site: Site, fake: FakeGarmi
     assert form.xpath("//textarea[@name='token_file']")
     assert form.xpath("//select[@name='device']/option/@value") == list(CHOICES)
     assert form.xpath("//select[@name='device']/option[@selected]/@value") == ["auto"]
+    guide = form.xpath("//small[@id='service_ticket-help']/a/@href")
+    assert guide == [
+        "https://github.com/pelosync/pelosync/blob/main/docs/destinations.md#garmin-connect-experimental"
+    ]
+    assert "## Garmin Connect (experimental)" in GUIDE.read_text()  # the anchor's heading
 
     ticket = fake.sign_in()
     data = {

@@ -286,6 +286,8 @@ def credentials_note(secrets: Mapping[str, Any], now: datetime) -> CredentialsNo
     return CredentialsNote(text, warning=expiry.warning)
 
 
+#: The set-up guide (docs/destinations.md), linked from the form.
+GUIDE = "https://github.com/pelosync/pelosync/blob/main/docs/destinations.md#garmin-connect-experimental"
 CONFIG_DOC = (
     f"`device` (the device its FIT files claim: {', '.join(f'`{c}`' for c in CHOICES)}), "
     "`user_agent`"
@@ -305,9 +307,10 @@ FORM_FIELDS = (
         placeholder="ST-…",
         help=(
             "Sign in at Garmin's mobile sign-in page with the browser's developer tools open and "
-            "copy serviceTicketId from the mobile/api/login answer; it lasts about a minute "
-            "(docs/destinations.md shows the way). Or paste a token file below."
+            "copy serviceTicketId from the mobile/api/login answer; it lasts about a minute. Or "
+            "paste a token file below."
         ),
+        help_link=GUIDE,
     ),
     FormField(
         "token_file",
@@ -316,6 +319,7 @@ FORM_FIELDS = (
         secret=True,
         placeholder='{"di_token": "…", "di_refresh_token": "…", "di_client_id": "…"}',
         help="The content of garmin_tokens.json from python-garminconnect 0.3 or later.",
+        help_link=GUIDE,
     ),
     FormField(
         "device",

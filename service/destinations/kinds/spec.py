@@ -61,6 +61,7 @@ class FormField:
     error_label: str = ""  # how a bad whole number is named in the error ("inline limit")
     blank_keeps: bool = False
     choices: tuple[str, ...] = ()  # a select's options (its first is the default)
+    help_link: str = ""  # a guide to the value, linked after the help ("how to get one")
 
     def placeholder_for(self, editing: bool) -> str:
         if self.secret and editing:
