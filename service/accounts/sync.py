@@ -37,6 +37,7 @@ from service.destinations.matching import formats_for
 from service.destinations.repository import DestinationRepository
 from service.dialect import serialize_writes
 from service.errors import ConversionError, PelosyncError
+from service.events import service as events
 from service.peloton.budget import Priority
 from service.peloton.client import PelotonClient
 from service.peloton.errors import NeedsReauthentication, RateLimited
@@ -311,6 +312,8 @@ class AccountPoller:
                 log.warning("sync.lease_lost", account_id=account.id, worker=self.rt.worker)
                 result.outcome = "lease_lost"
                 return result
+            if result.outcome == "needs_reauth" and account.status != AccountStatus.NEEDS_REAUTH:
+                await events.account_needs_reauth(session, account, result.error, now=now)
             await accounts.add_run(
                 SyncRun(
                     account_id=account.id,

@@ -45,6 +45,7 @@ from service.destinations.kinds.base import (
 from service.destinations.models import Destination
 from service.destinations.service import build_handler, fit_device
 from service.errors import ConversionError, PelosyncError
+from service.events import service as events
 from service.files.signing import download_link
 from service.metrics import observe_attempt
 from service.runtime import Runtime
@@ -239,6 +240,7 @@ class DeliveryRunner:
         attempt.outcome = outcome.outcome
 
         healthy = result is not None and not secrets_update and learned is None
+        failed = values.get("state") == DeliveryState.FAILED  # given up: delivery.failed
 
         async def upkeep(session: AsyncSession) -> None:
             # Read (and lock) the destination's health now, not as it was when the attempt
@@ -247,6 +249,7 @@ class DeliveryRunner:
             row = await session.get(Destination, destination.id, with_for_update=True)
             if row is None:
                 return
+            was_enabled = row.enabled
             for key, value in dest_values.items():
                 setattr(row, key, value)
             if failing:
@@ -256,6 +259,14 @@ class DeliveryRunner:
                 row.disabled_reason = (
                     f"failing without a success since {row.failing_since:%Y-%m-%d %H:%M} UTC"
                 )
+            # Operational events, in this transaction (service/events).
+            if was_enabled and not row.enabled:
+                reauthorize = isinstance(error, NeedsReauthorization)
+                await events.destination_disabled(
+                    session, row, row.disabled_reason, now=now, needs_reauthorization=reauthorize
+                )
+            if failed:
+                await events.delivery_failed(session, delivery.id, values["last_error"], now=now)
             if secrets_update:
                 merged = {**self.rt.secrets.decrypt_json(row.secrets_encrypted), **secrets_update}
                 row.secrets_encrypted = self.rt.secrets.encrypt_json(merged)
@@ -274,7 +285,8 @@ class DeliveryRunner:
             destination_id=destination.id,
             healthy_at=now if healthy else None,
             then=upkeep
-            if not healthy and (dest_values or failing or secrets_update or learned is not None)
+            if not healthy
+            and (dest_values or failing or failed or secrets_update or learned is not None)
             else None,
         )
         if not await self.recorder.record(recorded):  # nothing written: not ours any more

@@ -325,7 +325,7 @@ FORM_FIELDS = (
         "device",
         "Device the files claim",
         input="select",
-        choices=CHOICES,
+        choices=tuple((choice, choice) for choice in CHOICES),
         help=(
             "auto: Tacx Training App for rides, Epix (Gen 2) for rows, Forerunner 945 for the "
             "rest, so Garmin credits Training Effect and VO2 max; none: pelosync's own."

@@ -52,7 +52,7 @@ class FormField:
 
     name: str  # the config or secret key, and the input's name
     label: str
-    input: Literal["text", "url", "number", "password", "textarea", "select"] = "text"
+    input: Literal["text", "url", "number", "password", "textarea", "select", "choices"] = "text"
     secret: bool = False  # goes in ``secrets``; never shown back
     required: bool = False  # for secrets: on the add form only
     placeholder: str = ""  # a secret's placeholder on the edit form is about keeping it
@@ -60,7 +60,11 @@ class FormField:
     minimum: int | None = None  # number inputs
     error_label: str = ""  # how a bad whole number is named in the error ("inline limit")
     blank_keeps: bool = False
-    choices: tuple[str, ...] = ()  # a select's options (its first is the default)
+    #: ``choices`` inputs (a list setting, one box per value) and ``select`` inputs (one value):
+    #: ``(value, title)`` pairs, and the values ticked (selected) when the setting is unset (a
+    #: select without one selects its first).
+    choices: tuple[tuple[str, str], ...] = ()
+    default: tuple[str, ...] = ()
     help_link: str = ""  # a guide to the value, linked after the help ("how to get one")
 
     def placeholder_for(self, editing: bool) -> str:
