@@ -137,6 +137,13 @@ class Settings(BaseSettings):
     garmin_upload_url: str = "https://connectapi.garmin.com/upload-service/upload"
     garmin_token_url: str = "https://diauth.garmin.com/di-oauth2-service/oauth/token"
     garmin_profile_url: str = "https://connectapi.garmin.com/userprofile-service/socialProfile"
+    # Garmin's DI client ids, tried in turn when trading a service ticket (Garmin retires them).
+    garmin_client_ids: str = (
+        "GARMIN_CONNECT_MOBILE_ANDROID_DI_2025Q2,GARMIN_CONNECT_MOBILE_ANDROID_DI_2024Q4,"
+        "GARMIN_CONNECT_MOBILE_ANDROID_DI,GARMIN_CONNECT_MOBILE_IOS_DI"
+    )
+    # The service the browser sign-in issues tickets for; the exchange must name the same one.
+    garmin_service_url: str = "https://mobile.integration.garmin.com/gcm/android"
 
     @field_validator("export_roots")
     @classmethod
@@ -145,6 +152,17 @@ class Settings(BaseSettings):
             if entry and not Path(entry).is_absolute():
                 raise ValueError(f"{entry!r} is not an absolute path")
         return value
+
+    @field_validator("garmin_client_ids")
+    @classmethod
+    def _client_ids(cls, value: str) -> str:
+        if not [e for e in value.split(",") if e.strip()]:
+            raise ValueError("give at least one DI client id")
+        return value
+
+    def garmin_client_id_list(self) -> tuple[str, ...]:
+        """PELOSYNC_GARMIN_CLIENT_IDS as a tuple, in order."""
+        return tuple(e.strip() for e in self.garmin_client_ids.split(",") if e.strip())
 
     def resolved_export_roots(self) -> tuple[Path, ...]:
         """Where folder destinations may write: PELOSYNC_EXPORT_ROOTS, else

@@ -21,6 +21,7 @@ from service.db import autocommit_session
 from service.destinations import checks, kinds_api
 from service.destinations.kinds import strava, webhook
 from service.destinations.kinds.base import Delivered, DeliveryError, NeedsReauthorization
+from service.destinations.kinds.registry import spec_for
 from service.destinations.kinds.strava_app import StravaApp, revoke_access, strava_app
 from service.destinations.kinds.strava_oauth import (
     ATHLETE_LIMIT,
@@ -69,6 +70,18 @@ def masked_secrets(
     return masked
 
 
+async def _prepared_secrets(
+    runtime: Runtime, kind: str, given: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The kind's ``prepare_secrets`` of what the user gave (a Garmin service ticket traded for
+    tokens), or None when it had nothing to turn. Callers hold no transaction open: it may call
+    the service."""
+    prepare = spec_for(kind).prepare_secrets
+    if prepare is None or not given:
+        return None
+    return await prepare(runtime, given)
+
+
 def _store_secrets(runtime: Runtime, destination: Destination, values: dict[str, Any]) -> None:
     destination.secrets_encrypted = runtime.secrets.encrypt_json(values) if values else None
 
@@ -83,6 +96,8 @@ async def create(
     kinds_api.check_user_secrets(kind, given)
     formats = [str(f) for f in values.get("formats") or DEFAULT_FORMATS]
     kinds_api.check_formats(kind, formats)
+    prepared = await _prepared_secrets(runtime, kind, given)  # before the first query
+    given = given if prepared is None else prepared
     config, hidden, generated = kinds_api.validate(kind, values.get("config") or {}, given)
     await checks.check_config(runtime.settings, kind, config)
     destination = Destination(
@@ -105,6 +120,16 @@ async def update(
     runtime: Runtime, session: AsyncSession, destination_id: int, changes: dict[str, Any]
 ) -> Destination:
     """Apply the fields given; ``config`` and ``secrets`` merge key by key (null removes)."""
+    reauthorized = False
+    if changes.get("secrets"):
+        # The kind may call its service to prepare the secrets (Garmin trades a ticket): before
+        # the request's session starts its transaction.
+        async with autocommit_session(runtime.sessions) as lookup:
+            kind = (await get(lookup, destination_id)).kind
+        kinds_api.check_user_secrets(kind, changes["secrets"])
+        prepared = await _prepared_secrets(runtime, kind, changes["secrets"])
+        if prepared is not None:
+            changes, reauthorized = {**changes, "secrets": prepared}, True
     destination = await get(session, destination_id)
     kind = destination.kind
     for name in ("name", "formats", "concurrency"):
@@ -119,6 +144,8 @@ async def update(
         await checks.check_config(runtime.settings, kind, config)
         destination.config = config
         _store_secrets(runtime, destination, hidden)
+        if reauthorized:
+            _lift_reauthorization(destination)
     if "formats" in changes:
         formats = [str(f) for f in changes["formats"]]
         kinds_api.check_formats(kind, formats)
@@ -129,6 +156,17 @@ async def update(
     destination.updated_at = runtime.clock()
     await session.flush()
     return destination
+
+
+def _lift_reauthorization(destination: Destination) -> None:
+    """New credentials enable a destination parked because its old ones were refused (one an
+    admin disabled stays disabled); its waiting deliveries resume."""
+    if not destination.enabled and (destination.disabled_reason or "").startswith(
+        REAUTHORIZATION_REASON
+    ):
+        destination.enabled = True
+        destination.disabled_reason = None
+    destination.failing_since = None
 
 
 @dataclass(frozen=True)
@@ -350,12 +388,7 @@ async def strava_connect(
         k: v for k, v in decrypted_secrets(runtime, destination).items() if k == "client_secret"
     }
     _store_secrets(runtime, destination, {**own_app, **tokens.as_secrets()})
-    if not destination.enabled and (destination.disabled_reason or "").startswith(
-        REAUTHORIZATION_REASON
-    ):
-        destination.enabled = True
-        destination.disabled_reason = None
-    destination.failing_since = None
+    _lift_reauthorization(destination)
     destination.updated_at = now
     await session.flush()
     log.info("destinations.strava_connected", destination_id=destination.id, key_id=key_id)

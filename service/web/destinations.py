@@ -14,7 +14,7 @@ from service.deps import RuntimeDep, SessionDep
 from service.destinations import manage
 from service.destinations.kinds import strava
 from service.destinations.kinds.registry import KINDS
-from service.destinations.kinds.spec import KindSpec
+from service.destinations.kinds.spec import CredentialsNote, KindSpec
 from service.destinations.models import Destination
 from service.destinations.router import callback_url
 from service.errors import InvalidInput, PelosyncError
@@ -119,8 +119,18 @@ async def _form_page(
         accounts=await queries.account_labels(db),
         disciplines=[d.value for d in Discipline],
         connected=destination is not None and _connected(runtime, destination),
+        credentials_note=_credentials_note(runtime, spec, destination),
         counts=(await queries.delivery_counts(db)).get(destination.id, {}) if destination else {},
     )
+
+
+def _credentials_note(
+    runtime: Runtime, spec: KindSpec | None, destination: Destination | None
+) -> CredentialsNote | None:
+    """The kind's line about the credentials (Garmin: when the sign-in ends), if it has one."""
+    if spec is None or spec.credentials_note is None or destination is None:
+        return None
+    return spec.credentials_note(manage.masked_secrets(runtime, destination), runtime.clock())
 
 
 def _input_of(field: str | None, spec: KindSpec | None) -> str | None:

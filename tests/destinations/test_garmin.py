@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -13,7 +14,7 @@ import structlog
 from garmin_fit_sdk import Decoder, Profile, Stream
 
 from service.config import Settings
-from service.convert.fit import dump_fit
+from service.convert.fit import PELOTON_MANUFACTURER, dump_fit
 from service.convert.model import Discipline
 from service.destinations.kinds.base import (
     DeliveryError,
@@ -27,6 +28,7 @@ from service.destinations.kinds.garmin import (
     jwt_claims,
 )
 from service.destinations.kinds.garmin_devices import (
+    CHOICES,
     PROFILE_BY_DISCIPLINE,
     PROFILES,
     fit_device_for,
@@ -70,10 +72,12 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 def make(http: httpx.AsyncClient, garmin_server: tuple[str, Switch], clock: FakeClock) -> Any:
     base = garmin_server[0]
 
-    def make(secrets: dict[str, Any], *, enabled: bool = True) -> GarminDestination:
+    def make(
+        secrets: dict[str, Any], *, enabled: bool = True, device: str = "auto"
+    ) -> GarminDestination:
         return GarminDestination(
             http,
-            GarminConfig(),
+            GarminConfig(device=device),
             secrets,
             enabled=enabled,
             upload_url=f"{base}/upload-service/upload",
@@ -105,7 +109,6 @@ def test_discipline_mapping() -> None:
             assert profile_for(discipline) == "fr945"
     tacx = fit_device_for("cycling")
     assert (tacx.manufacturer, tacx.product, tacx.software_version) == ("tacx", 20533, 1.30)
-    assert GarminDestination.fit_device_for(Discipline.YOGA) == PROFILES["fr945"]
     with pytest.raises(InvalidInput, match="unknown discipline 'pilates'"):
         fit_device_for("pilates")
 
@@ -132,6 +135,50 @@ def test_rendered_fit_claims_the_device(
     assert file_id["serial_number"] == fit_device_for(discipline).serial_number
 
 
+def _decoded_device(data: bytes) -> tuple[tuple[str, Any], tuple[str, Any]]:
+    """(manufacturer, product) of the FIT's file_id and of its creator's device_info."""
+    messages, errors = Decoder(Stream.from_byte_array(bytearray(data))).read()
+    assert errors == []
+    (file_id,) = messages["file_id_mesgs"]
+    (creator,) = messages["device_info_mesgs"]
+    return (
+        (file_id["manufacturer"], file_id.get("garmin_product", file_id.get("product"))),
+        (creator["manufacturer"], creator.get("garmin_product", creator.get("product"))),
+    )
+
+
+@pytest.mark.parametrize(
+    ("choice", "discipline", "expected"),
+    [
+        ("auto", Discipline.CYCLING, ("tacx", "tacx_training_app_win")),
+        ("auto", Discipline.RUNNING, ("garmin", "fr945")),
+        ("epix_gen2", Discipline.CYCLING, ("garmin", "epix_gen2")),  # one device for all
+        ("fr945", Discipline.ROWING, ("garmin", "fr945")),
+    ],
+)
+async def test_the_destinations_device_choice_is_in_the_fit(
+    make: Any, choice: str, discipline: Discipline, expected: tuple[str, str]
+) -> None:
+    handler = make({}, device=choice)
+    data = dump_fit(build(discipline=discipline), device=handler.fit_device_for(discipline))
+    assert _decoded_device(data) == (expected, expected)
+
+
+async def test_device_none_keeps_the_honest_device(make: Any) -> None:
+    assert make({}, device="none").fit_device_for(Discipline.CYCLING) is None
+    data = dump_fit(build(discipline=Discipline.CYCLING), device=None)
+    (file_id, _creator) = _decoded_device(data)
+    assert file_id[0] == PELOTON_MANUFACTURER
+
+
+def test_device_choices_are_checked() -> None:
+    assert CHOICES[0] == "auto" and CHOICES[-1] == "none" and set(PROFILES) < set(CHOICES)
+    with pytest.raises(ValueError, match="choose one of auto, tacx_training_app_win"):
+        GarminConfig(device="fenix99")
+    # The user agent stored by default before (iOS with an Android client id) reads as default.
+    assert GarminConfig.model_validate({"user_agent": "GCM-iOS-5.7.2.1"}).user_agent is None
+
+
 # --- uploads ----------------------------------------------------------------------------------
 
 
@@ -145,7 +192,10 @@ async def test_upload_path_headers_and_activity_id(make: Any, fake: FakeGarmin) 
     assert done.headers["authorization"] == f"Bearer {secrets['access_token']}"
     assert done.headers["nk"] == "NT"
     assert done.headers["origin"] == "https://sso.garmin.com"
-    assert done.headers["user-agent"] == "GCM-iOS-5.7.2.1"
+    # Garmin Connect Mobile for Android, like the Android client id of the token.
+    assert done.headers["user-agent"] == "GCM-Android-5.23"
+    assert done.headers["x-garmin-client-platform"] == "Android"
+    assert done.headers["x-garmin-user-agent"].startswith("com.garmin.android.apps.connectmobile/")
     assert result.external_id == str(done.activity_id) and result.status_code == 201
     assert result.updated_secrets is None
 
@@ -159,6 +209,39 @@ async def test_409_duplicate_is_delivered_with_the_existing_activity(
     assert again.status_code == 409
     assert again.external_id == first.external_id
     assert again.response_excerpt is not None and "Duplicate Activity" in again.response_excerpt
+
+
+async def test_same_start_as_a_watch_recording_is_a_duplicate_of_it(
+    make: Any, fake: FakeGarmin
+) -> None:
+    activity = build(discipline=Discipline.CYCLING)
+    watch = fake.record_on_watch(activity.start.replace(microsecond=0))
+    data = dump_fit(activity, device=fit_device_for(Discipline.CYCLING))
+    result = await make(fake.seed_tokens()).deliver(delivery(data=data))
+    assert result.status_code == 409 and result.external_id == str(watch)
+    excerpt = result.response_excerpt or ""
+    assert excerpt.startswith(f"duplicate of activity {watch} (")
+    assert "Duplicate Activity." in excerpt
+    assert len(fake.imports) == 1  # nothing new in Garmin Connect
+
+
+async def test_other_bytes_same_start_is_a_duplicate_of_the_first_upload(
+    make: Any, fake: FakeGarmin
+) -> None:
+    activity = build(discipline=Discipline.ROWING)
+    secrets = fake.seed_tokens()
+    first = await make(secrets).deliver(
+        delivery(data=dump_fit(activity, device=fit_device_for(Discipline.ROWING)))
+    )
+    honest = dump_fit(activity)  # the same workout, written for another device
+    again = await make(secrets, device="none").deliver(delivery(data=honest, delivery_id=2))
+    assert again.status_code == 409 and again.external_id == first.external_id
+    shift = timedelta(hours=2)  # the next day's row
+    later = activity.model_copy(
+        update={"start": activity.start + shift, "end": activity.end + shift}
+    )
+    third = await make(secrets).deliver(delivery(data=dump_fit(later), delivery_id=3))
+    assert third.status_code == 201 and third.external_id != first.external_id
 
 
 async def test_still_processing_records_the_upload_id(make: Any, fake: FakeGarmin) -> None:
@@ -200,27 +283,35 @@ def test_from_settings(http: httpx.AsyncClient) -> None:
 
 
 async def test_401_refreshes_once_with_the_di_grant(make: Any, fake: FakeGarmin) -> None:
+    fake.revoke_on_refresh = True
     secrets = fake.seed_tokens()
     fake.access_tokens.clear()  # the access token was revoked, the refresh token still works
     result = await make(secrets).deliver(delivery())
     assert fake.calls["token"] == 1 and fake.calls[UPLOAD_FIT] == 2
-    auth, form = fake.token_requests[0]
+    auth, form, headers = fake.token_requests[0]
     assert auth == "Basic " + base64.b64encode(f"{CLIENT_ID}:".encode()).decode()
     assert form == {
         "grant_type": "refresh_token",
         "client_id": CLIENT_ID,  # read from the access token's claims
         "refresh_token": secrets["refresh_token"],
     }
+    # The headers of Garmin Connect Mobile for Android, as python-garminconnect sends them.
+    assert headers["user-agent"] == "GCM-Android-5.23"
+    assert headers["x-garmin-client-platform"] == "Android"
+    assert headers["x-garmin-paired-app-version"] == headers["x-app-ver"] == "10861"
+    assert headers["x-gcexperience"] == "GC5" and headers["x-lang"] == "en"
     new = result.updated_secrets
     assert new is not None and result.external_id is not None
     assert new["refresh_token"] in fake.refresh_tokens
     assert secrets["refresh_token"] not in fake.refresh_tokens
     assert new["access_token"] == fake.imports[0].headers["authorization"].removeprefix("Bearer ")
     assert new["client_id"] == CLIENT_ID and new["expires_at"] > 0
+    # The refresh token's lifetime counts from the sign-in; Garmin says when it ends.
+    assert new["refresh_token_expires_at"] == fake.refresh_tokens[new["refresh_token"]][1]
 
 
 async def test_401_without_refresh_token_needs_reauthorization(make: Any, fake: FakeGarmin) -> None:
-    with pytest.raises(NeedsReauthorization, match="paste new tokens"):
+    with pytest.raises(NeedsReauthorization, match="new service ticket or token file"):
         await make({"access_token": "opaque-token-not-a-jwt"}).deliver(delivery())
     assert fake.calls["token"] == 0
 

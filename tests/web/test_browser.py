@@ -389,7 +389,8 @@ async def test_pages_fit_a_phone_and_charts_read_well(live_site: LiveSite, brows
     workouts = {w.discipline: w.id for w in await stored(site)}
     pages = ["/", "/workouts", "/deliveries", "/events", "/destinations", "/destinations/1"]
     pages += ["/accounts"]
-    pages += ["/accounts/1", "/destinations/new?kind=webhook", "/workouts/999"]
+    pages += ["/accounts/1", "/destinations/new?kind=webhook", "/destinations/new?kind=garmin"]
+    pages += ["/workouts/999"]
     pages += [f"/workouts/{workout_id}" for workout_id in workouts.values()]
     for width in (390, 1280):
         context = await browser.new_context(viewport={"width": width, "height": 900})

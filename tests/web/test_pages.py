@@ -148,7 +148,7 @@ async def test_errors_are_pages(site: Site, seeded: dict[str, Any]) -> None:
         ("/destinations/999999", 404),
         ("/workouts/abc", 404),
         ("/workouts/99999999999", 404),
-        ("/destinations/new?kind=garmin", 422),
+        ("/destinations/new?kind=ftp", 422),
         ("/deliveries?state=bogus", 422),
         ("/workouts?cursor=!!", 422),
     ):

@@ -2,56 +2,36 @@
 
 Garmin has no public upload API for individuals; this uses the endpoint Garmin's own apps use,
 ``POST https://connectapi.garmin.com/upload-service/upload/.fit`` (multipart ``file``, Bearer
-token, and the headers the apps send: ``NK: NT``, ``Origin: https://sso.garmin.com`` and a
-Garmin Connect mobile ``User-Agent``). It can break whenever Garmin changes things.
+token, Garmin Connect Mobile's headers (:func:`.garmin_auth.native_headers`) and the import
+headers peloton-to-garmin sends, ``NK: NT`` and ``Origin: https://sso.garmin.com``). It can break
+whenever Garmin changes things.
 
-Credentials. Since March 2026 Cloudflare blocks scripted logins to Garmin SSO, so pelosync
-never logs in: the destination's secrets hold tokens the user obtained themselves:
-
-* ``access_token`` (required): a Garmin "DI" OAuth2 access token (a JWT, valid about a day).
-* ``refresh_token`` and ``client_id`` (optional, recommended): the DI refresh token (valid about
-  30 days) and the DI client id it was issued to (e.g. ``GARMIN_CONNECT_MOBILE_ANDROID_DI``;
-  read from the token's ``client_id`` claim when not given). With them pelosync refreshes the
-  access token itself, at ``PELOSYNC_GARMIN_TOKEN_URL``
-  (``https://diauth.garmin.com/di-oauth2-service/oauth/token``, ``grant_type=refresh_token``,
-  HTTP Basic with the client id and an empty password) and returns the rotated tokens to be
-  stored. The token URL comes from the settings, never from a destination, so tokens are only
-  ever sent to the operator's configured host.
-* ``expires_at`` (optional, epoch seconds): read from the token's ``exp`` claim when absent.
-
-How a user gets them, on their own computer:
-
-1. With python-garminconnect (0.3+), which logs in like the mobile app, MFA included:
-   ``Garmin(email, password).login("~/.garminconnect")`` writes ``garmin_tokens.json`` with
-   ``di_token``, ``di_refresh_token`` and ``di_client_id``: paste them as ``access_token``,
-   ``refresh_token`` and ``client_id``.
-2. The "service ticket" way (peloton-to-garmin's docs, ``garmin-service-ticket.md``): sign in
-   at Garmin Connect in a browser with the developer tools open, copy the ``serviceTicketId``
-   (``ST-...``) from the SSO response, and exchange it at the DI token URL (form
-   ``grant_type=https://connectapi.garmin.com/di-oauth2-service/oauth/grant/service_ticket``,
-   ``client_id``, ``service_ticket``, ``service_url``; HTTP Basic with the client id). The
-   answer's ``access_token``/``refresh_token`` go into the secrets as above.
-
-When the refresh token finally expires (about a month) the destination is parked with
-:class:`NeedsReauthorization` until new tokens are pasted.
+Credentials (:mod:`.garmin_auth`). pelosync never signs in to Garmin; the destination is given a
+service ticket (``ST-…``) from the user's browser sign-in, which pelosync trades for DI tokens
+when the destination is saved, or the token file python-garminconnect writes. The secrets then
+hold ``access_token`` (about a day), ``refresh_token`` (about 30 days from the sign-in),
+``client_id``, ``expires_at`` and ``refresh_token_expires_at``. The access token is refreshed at
+``PELOSYNC_GARMIN_TOKEN_URL`` (from the settings, never from a destination, so tokens only ever
+go to the operator's configured host) and the rotated tokens are returned to be stored. When the
+refresh token expires the destination is parked with :class:`NeedsReauthorization` until it is
+given a new ticket or token file.
 
 Answers: 2xx delivered, with the new activity's id (``detailedImportResult.successes[0].
 internalId``) or, while Garmin is still processing, ``upload:<uploadId>``; 409, or a failure
-with message code 202, is a duplicate: delivered with the existing activity's id; 401 refreshes
-once (when possible), else :class:`NeedsReauthorization`; 429 :class:`Postponed`.
+with message code 202 ("Duplicate Activity."), is a duplicate: Garmin already has an activity
+starting at the same time (a watch's recording of the same ride, or an earlier upload), so it is
+delivered with that activity's id and an excerpt starting "duplicate of activity <id>"; 401
+refreshes once (when possible), else :class:`NeedsReauthorization`; 429 :class:`Postponed`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
 
 from service.config import Settings
 from service.convert.fit import FitDevice
@@ -64,7 +44,25 @@ from service.destinations.kinds.base import (
     PermanentFailure,
     Postponed,
 )
-from service.destinations.kinds.garmin_devices import fit_device_for as _fit_device_for
+from service.destinations.kinds.garmin_auth import (
+    DEFAULT_CLIENT_IDS,
+    DEFAULT_SERVICE_URL,
+    DEFAULT_TOKEN_URL,
+    DiAuth,
+    jwt_claims,
+    native_headers,
+)
+from service.destinations.kinds.garmin_devices import AUTO, device_for
+from service.destinations.kinds.garmin_setup import (
+    CONFIG_DOC,
+    FORM_FIELDS,
+    FORM_NOTE,
+    SECRETS_DOC,
+    GarminConfig,
+    GarminSecrets,
+    credentials_note,
+    prepare_secrets,
+)
 from service.destinations.kinds.http_common import (
     Clock,
     Redactor,
@@ -75,57 +73,32 @@ from service.destinations.kinds.http_common import (
     transport_error,
     utcnow,
 )
-from service.destinations.kinds.spec import (
-    TOKEN_PATTERN,
-    KindSpec,
-    decrypted_secrets,
-    stored_config,
-)
+from service.destinations.kinds.spec import KindSpec, decrypted_secrets, stored_config
 from service.errors import InvalidInput
 
 if TYPE_CHECKING:
     from service.destinations.models import Destination
     from service.runtime import Runtime
 
+__all__ = ["GarminConfig", "GarminDestination", "fit_device_for", "jwt_claims"]
+
 log = structlog.get_logger(__name__)
 
 SERVICE = "Garmin Connect"
 DEFAULT_UPLOAD_URL = "https://connectapi.garmin.com/upload-service/upload"
-DEFAULT_TOKEN_URL = "https://diauth.garmin.com/di-oauth2-service/oauth/token"
 DEFAULT_PROFILE_URL = "https://connectapi.garmin.com/userprofile-service/socialProfile"
 ORIGIN = "https://sso.garmin.com"
 FORMATS = ("fit", "tcx", "gpx")
 DUPLICATE_CODE = 202  # detailedImportResult failure message: "Duplicate Activity."
-REFRESH_MARGIN_S = 600
+REFRESH_MARGIN_S = 900  # python-garminconnect refreshes 15 minutes before exp
 RATE_LIMIT_WAIT_S = 900.0
 UPLOAD_TIMEOUT_S = 120.0
 REQUEST_TIMEOUT_S = 30.0
 
 
-class GarminConfig(BaseModel):
-    """A Garmin Connect destination's settings (no secrets)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    user_agent: str = Field(default="GCM-iOS-5.7.2.1", min_length=1, max_length=200)
-
-
-def fit_device_for(discipline: Discipline | str) -> FitDevice:
+def fit_device_for(discipline: Discipline | str, device: str = AUTO) -> FitDevice | None:
     """The device Garmin's FIT should claim (see :mod:`.garmin_devices`)."""
-    return _fit_device_for(discipline)
-
-
-def jwt_claims(token: str) -> dict[str, Any]:
-    """The payload of a JWT, unverified (only to read ``exp`` and ``client_id``); {} if the
-    token is not a JWT."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return {}
-    return claims if isinstance(claims, dict) else {}
+    return device_for(device, discipline)
 
 
 def _import_result(body: Mapping[str, Any] | None) -> tuple[str | None, str | None, list[str]]:
@@ -154,8 +127,6 @@ def _import_result(body: Mapping[str, Any] | None) -> tuple[str | None, str | No
 class GarminDestination:
     """One Garmin Connect account as a destination (implements ``DestinationKindHandler``)."""
 
-    fit_device_for = staticmethod(fit_device_for)
-
     def __init__(
         self,
         http: httpx.AsyncClient,
@@ -166,6 +137,8 @@ class GarminDestination:
         upload_url: str = DEFAULT_UPLOAD_URL,
         token_url: str = DEFAULT_TOKEN_URL,
         profile_url: str = DEFAULT_PROFILE_URL,
+        client_ids: tuple[str, ...] = DEFAULT_CLIENT_IDS,
+        service_url: str = DEFAULT_SERVICE_URL,
         clock: Clock = utcnow,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -174,13 +147,21 @@ class GarminDestination:
         self._secrets = dict(secrets)
         self._enabled = enabled
         self._upload_url = upload_url.rstrip("/")
-        self._token_url = token_url
         self._profile_url = profile_url
         self._clock = clock
         self._sleep = sleep
         self._dirty = False
         self._refreshed = False
         self._redactor = Redactor([secrets.get("access_token"), secrets.get("refresh_token")])
+        self.auth = DiAuth(
+            http,
+            token_url=token_url,
+            client_ids=client_ids,
+            service_url=service_url,
+            user_agent=config.user_agent,
+            clock=clock,
+            redactor=self._redactor,
+        )
 
     @classmethod
     def from_settings(
@@ -199,12 +180,18 @@ class GarminDestination:
             upload_url=settings.garmin_upload_url,
             token_url=settings.garmin_token_url,
             profile_url=settings.garmin_profile_url,
+            client_ids=settings.garmin_client_id_list(),
+            service_url=settings.garmin_service_url,
             **kwargs,
         )
 
     @property
     def secrets(self) -> dict[str, Any]:
         return dict(self._secrets)
+
+    def fit_device_for(self, discipline: Discipline | str) -> FitDevice | None:
+        """The device this destination's FIT files claim for ``discipline``."""
+        return fit_device_for(discipline, self.config.device)
 
     async def deliver(self, request: DeliveryRequest) -> Delivered:
         file = request.file
@@ -227,7 +214,13 @@ class GarminDestination:
         excerpt = self._redactor.excerpt(response)
         if response.status_code == 409 or (response.is_success and duplicate is not None):
             log.info("garmin.upload.duplicate", activity=duplicate)
-            return Delivered(response.status_code, duplicate or None, excerpt)
+            # Garmin keeps one activity per start time: a watch's recording of the same ride,
+            # or an earlier upload of this one. Say which, in the attempt log.
+            note = f"duplicate of activity {duplicate}" if duplicate else "duplicate of an activity"
+            text = f"{note} (Garmin Connect already has an activity starting at this time)"
+            return Delivered(
+                response.status_code, duplicate or None, f"{text}\n{excerpt or ''}".rstrip()
+            )
         if not response.is_success:
             raise status_error(
                 SERVICE, "the upload", response, now=self._clock(), redactor=self._redactor
@@ -286,10 +279,10 @@ class GarminDestination:
         while True:
             token = await self._access_token()
             headers = {
+                **native_headers(self.config.user_agent),
                 "Authorization": f"Bearer {token}",
                 "NK": "NT",
                 "Origin": ORIGIN,
-                "User-Agent": self.config.user_agent,
                 "Accept": "application/json",
             }
             timeout = UPLOAD_TIMEOUT_S if method == "POST" else REQUEST_TIMEOUT_S
@@ -310,8 +303,8 @@ class GarminDestination:
                 return response
             if self._refreshed or not self._can_refresh():
                 raise NeedsReauthorization(
-                    f"Garmin Connect refused the access token for {what}; paste new tokens "
-                    "into the destination",
+                    f"Garmin Connect refused the access token for {what}; give the destination "
+                    "a new service ticket or token file",
                     remote_status=401,
                     response_excerpt=self._redactor.excerpt(response),
                 )
@@ -334,8 +327,10 @@ class GarminDestination:
             if self._can_refresh() and not self._refreshed:
                 await self._refresh()
                 return str(self._secrets["access_token"])
-            raise NeedsReauthorization("the Garmin destination has no access_token; add one")
-        expires = self._secrets.get("expires_at", jwt_claims(token).get("exp"))
+            raise NeedsReauthorization(
+                "the Garmin destination has no access token; give it a service ticket or token file"
+            )
+        expires = self._secrets.get("expires_at") or jwt_claims(token).get("exp")
         soon = isinstance(expires, int | float) and expires - self._clock().timestamp() < (
             REFRESH_MARGIN_S
         )
@@ -346,54 +341,18 @@ class GarminDestination:
 
     async def _refresh(self) -> None:
         self._refreshed = True
-        client_id = self._client_id() or ""
-        refresh = str(self._secrets["refresh_token"])
-        try:
-            response = await self._http.post(
-                self._token_url,
-                data={
-                    "grant_type": "refresh_token",
-                    "client_id": client_id,
-                    "refresh_token": refresh,
-                },
-                headers={
-                    "Authorization": "Basic " + base64.b64encode(f"{client_id}:".encode()).decode(),
-                    "Accept": "application/json",
-                    "User-Agent": self.config.user_agent,
-                },
-                timeout=REQUEST_TIMEOUT_S,
-            )
-        except httpx.HTTPError as exc:
-            raise transport_error(SERVICE, "the token refresh", exc) from None
-        body = json_object(response)
-        if response.status_code in (400, 401, 403):
-            raise NeedsReauthorization(
-                f"Garmin refused the refresh token (HTTP {response.status_code}); paste new "
-                "tokens into the destination",
-                remote_status=response.status_code,
-                response_excerpt=self._redactor.excerpt(response),
-            )
-        if not response.is_success:
-            raise status_error(
-                SERVICE, "the token refresh", response, now=self._clock(), redactor=self._redactor
-            )
-        if body is None or not isinstance(body.get("access_token"), str):
-            raise DeliveryError(
-                "Garmin's token answer has no access_token", remote_status=response.status_code
-            )
-        access = str(body["access_token"])
-        self._redactor.add(access, body.get("refresh_token"))
-        self._secrets["access_token"] = access
-        if isinstance(body.get("refresh_token"), str):
-            self._secrets["refresh_token"] = body["refresh_token"]
-        expires_in = body.get("expires_in")
-        if isinstance(expires_in, int | float):
-            self._secrets["expires_at"] = int(self._clock().timestamp() + expires_in)
-        else:
-            self._secrets.pop("expires_at", None)  # fall back to the new token's exp claim
-        self._secrets.setdefault("client_id", client_id)
+        stored_expiry = self._secrets.get("refresh_token_expires_at")
+        tokens = await self.auth.refresh(
+            self._client_id() or "",
+            str(self._secrets["refresh_token"]),
+            refresh_expiry=stored_expiry if isinstance(stored_expiry, int) else None,
+        )
+        fresh = tokens.as_secrets()
+        if fresh["refresh_token"] is None:  # not rotated this time: keep the one we have
+            fresh["refresh_token"] = self._secrets["refresh_token"]
+        # None values stay: the stored secrets are merged with these, and a stale expiry must go.
+        self._secrets.update(fresh)
         self._dirty = True
-        log.info("garmin.token.refreshed")
 
 
 # --- the kind's entry in the registry -----------------------------------------------------------
@@ -404,29 +363,13 @@ GARMIN_OFF = (
 )
 
 
-class GarminSecrets(BaseModel):
-    """The secrets a user sets: the tokens of Garmin's login (from a login script)."""
-
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
-
-    access_token: str = Field(min_length=1, max_length=8192, pattern=TOKEN_PATTERN)
-    refresh_token: str | None = Field(
-        default=None, min_length=1, max_length=8192, pattern=TOKEN_PATTERN
-    )
-    client_id: str | None = Field(default=None, min_length=1, max_length=200, pattern=TOKEN_PATTERN)
-    expires_at: int | None = Field(default=None, ge=0, le=2**40)
-
-
 def _check_available(settings: Settings) -> None:
     if not settings.garmin_enabled:
         raise InvalidInput(GARMIN_OFF, field="kind")
 
 
-def _fit_device(destination: Destination, discipline: str) -> FitDevice:
-    try:
-        return fit_device_for(Discipline(discipline))
-    except ValueError:
-        return fit_device_for(Discipline.OTHER)
+def _fit_device(destination: Destination, discipline: str) -> FitDevice | None:
+    return fit_device_for(discipline, stored_config(GarminConfig, destination).device)
 
 
 def _handler(runtime: Runtime, destination: Destination) -> GarminDestination:
@@ -449,8 +392,10 @@ SPEC = KindSpec(
     secrets_model=GarminSecrets,
     check_available=_check_available,
     fit_device=_fit_device,
-    config_doc="`user_agent`",
-    secrets_doc="`access_token`, `refresh_token`, `client_id`",
-    # Its tokens come from a login script: the API adds it.
-    addable=False,
+    prepare_secrets=prepare_secrets,
+    credentials_note=credentials_note,
+    config_doc=CONFIG_DOC,
+    secrets_doc=SECRETS_DOC,
+    form_fields=FORM_FIELDS,
+    form_note=FORM_NOTE,
 )

@@ -10,7 +10,10 @@ that Garmin does compute them for:
 * rowing: Epix Gen 2 (``garmin``, 3943, software 10.43);
 * everything else: Forerunner 945 (``garmin``, 3113, software 19.2).
 
-The engine renders Garmin's FIT with ``dump_fit(activity, device=fit_device_for(discipline))``;
+Each Garmin destination chooses (its config's ``device``, :data:`CHOICES`): ``auto`` (the
+default) takes the per-discipline profile above; a profile's name claims that device for every
+discipline; ``none`` keeps pelosync's honest device (Garmin then computes none of the above). The
+engine renders Garmin's FIT with ``dump_fit(activity, device=device_for(choice, discipline))``;
 the other destinations keep the honest default device. Each profile has a fixed serial number
 (derived from its name, not copied from anyone's watch) so Garmin Connect sees one device per
 profile rather than a new one per workout.
@@ -76,3 +79,29 @@ def profile_for(discipline: Discipline | str) -> str:
 def fit_device_for(discipline: Discipline | str) -> FitDevice:
     """The :class:`FitDevice` Garmin's FIT file should claim for ``discipline``."""
     return PROFILES[profile_for(discipline)]
+
+
+AUTO = "auto"
+NONE = "none"
+#: What a destination's ``device`` may be, in the order the docs and the form list them.
+CHOICES: tuple[str, ...] = (AUTO, *PROFILES, NONE)
+
+
+def check_choice(choice: str) -> str:
+    """``choice`` if it is one of :data:`CHOICES`, else :class:`ValueError` listing them."""
+    if choice not in CHOICES:
+        raise ValueError(f"{choice!r} is not a device; choose one of {', '.join(CHOICES)}")
+    return choice
+
+
+def device_for(choice: str, discipline: Discipline | str) -> FitDevice | None:
+    """The device a destination with ``device: choice`` claims for ``discipline`` (None: the
+    writer's honest default). A discipline pelosync does not know gets the default profile."""
+    if choice == NONE:
+        return None
+    if choice != AUTO:
+        return PROFILES[check_choice(choice)]
+    try:
+        return fit_device_for(discipline)
+    except InvalidInput:
+        return PROFILES[DEFAULT_PROFILE]

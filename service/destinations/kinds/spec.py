@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -51,7 +52,7 @@ class FormField:
 
     name: str  # the config or secret key, and the input's name
     label: str
-    input: Literal["text", "url", "number", "password", "choices"] = "text"
+    input: Literal["text", "url", "number", "password", "textarea", "select", "choices"] = "text"
     secret: bool = False  # goes in ``secrets``; never shown back
     required: bool = False  # for secrets: on the add form only
     placeholder: str = ""  # a secret's placeholder on the edit form is about keeping it
@@ -59,15 +60,25 @@ class FormField:
     minimum: int | None = None  # number inputs
     error_label: str = ""  # how a bad whole number is named in the error ("inline limit")
     blank_keeps: bool = False
-    #: ``choices`` inputs (a list setting, one box per value): ``(value, title)`` pairs, and
-    #: the values ticked when the setting is unset.
+    #: ``choices`` inputs (a list setting, one box per value) and ``select`` inputs (one value):
+    #: ``(value, title)`` pairs, and the values ticked (selected) when the setting is unset (a
+    #: select without one selects its first).
     choices: tuple[tuple[str, str], ...] = ()
     default: tuple[str, ...] = ()
+    help_link: str = ""  # a guide to the value, linked after the help ("how to get one")
 
     def placeholder_for(self, editing: bool) -> str:
         if self.secret and editing:
             return "leave blank to keep the current one"
         return self.placeholder
+
+
+@dataclass(frozen=True)
+class CredentialsNote:
+    """A line about a destination's credentials on its page ("sign-in valid until ...")."""
+
+    text: str
+    warning: bool = False  # shown as a warning (they end soon, or have ended)
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,15 @@ class KindSpec:
     check_config: Callable[[Settings, Mapping[str, Any]], Awaitable[None]] | None = None
     #: The FIT device a destination's files should claim for a discipline (None: the default).
     fit_device: Callable[[Destination, str], FitDevice | None] | None = None
+    #: Turns what a user gave into the secrets to store before they are checked (Garmin: a
+    #: service ticket traded for tokens); None when there is nothing to turn. It may call the
+    #: service, so it runs before the request's transaction begins. Credentials it made lift a
+    #: parking for re-authorization.
+    prepare_secrets: (
+        Callable[[Runtime, Mapping[str, Any]], Awaitable[dict[str, Any] | None]] | None
+    ) = None
+    #: A line about the credentials for the destination's page, from its masked secrets.
+    credentials_note: Callable[[Mapping[str, Any], datetime], CredentialsNote | None] | None = None
 
     @property
     def user_secrets(self) -> frozenset[str]:
