@@ -417,8 +417,15 @@ async def test_the_account_page_turns_imported_workouts_on_and_off(site: Site) -
 
     # The ledger marks the imported workout, in the list and on its page.
     listing = page(await client.get("/workouts"))
-    assert "imported from garmin" in listing.xpath(f"string(//tr[@data-workout='{imported_id}'])")
+    assert "imported from Garmin" in listing.xpath(f"string(//tr[@data-workout='{imported_id}'])")
     assert "imported" not in listing.xpath(f"string(//tr[@data-workout='{own_id}'])")
     detail = page(await client.get(f"/workouts/{imported_id}"))
-    assert detail.xpath("string(//*[@id='origin'])") == "imported from garmin"
-    assert page(await client.get(f"/workouts/{own_id}")).xpath("//*[@id='origin']") == []
+    assert detail.xpath("string(//*[@id='origin'])") == "imported from Garmin"
+    # Not delivered: the page says why (not "no destination wanted it") and where to change it.
+    why = detail.xpath("//*[@id='not-delivered-imported']")
+    assert len(why) == 1 and "imported this workout from Garmin" in why[0].text_content()
+    assert why[0].xpath(".//a/@href") == [f"/accounts/{account_id}#settings"]
+    own_page = page(await client.get(f"/workouts/{own_id}"))
+    assert own_page.xpath("//*[@id='origin']") == []
+    assert own_page.xpath("//*[@id='not-delivered-imported']") == []
+    assert "No destination wanted this workout." in own_page.xpath("string(//*[@id='deliveries'])")
