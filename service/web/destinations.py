@@ -11,7 +11,7 @@ from starlette.responses import Response
 from service.auth.service import Forbidden
 from service.convert.model import Discipline
 from service.deps import RuntimeDep, SessionDep
-from service.destinations import manage
+from service.destinations import checks, manage
 from service.destinations.kinds import strava
 from service.destinations.kinds.registry import KINDS
 from service.destinations.kinds.spec import CredentialsNote, KindSpec
@@ -36,7 +36,7 @@ from service.web.deps import (
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
-KindQuery = Annotated[str, Query(pattern=r"^[a-z]{1,20}$")]
+KindQuery = Annotated[str | None, Query(pattern=r"^[a-z]{1,20}$")]
 
 
 def kind_labels() -> dict[str, str]:
@@ -172,11 +172,19 @@ def _form_values(kind: str, form: Form) -> dict[str, Any]:
 
 @router.get("/destinations/new")
 async def new_destination(
-    request: Request, runtime: RuntimeDep, db: SessionDep, viewer: ViewerDep, kind: KindQuery
+    request: Request, runtime: RuntimeDep, db: SessionDep, viewer: ViewerDep, kind: KindQuery = None
 ) -> Response:
     if not viewer.can_write:
         raise Forbidden("this API key is read-only; sign in with an admin key to add one")
+    if kind is None:  # a hand-typed or bookmarked address: the list offers every kind
+        return redirect(request, runtime, "/destinations")
     _addable_spec(kind)
+    try:
+        # Said before the form is filled in, not after (Garmin while it is switched off).
+        checks.check_kind_available(runtime.settings, kind)
+    except InvalidInput as exc:
+        error = forms.field_message(exc)
+        return await _form_page(request, runtime, db, viewer, kind, None, error=error)
     return await _form_page(request, runtime, db, viewer, kind, None)
 
 

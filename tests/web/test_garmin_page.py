@@ -145,3 +145,25 @@ async def test_the_page_warns_a_week_before_the_sign_in_ends(site: Site, fake: F
     shown = page(await client.get(f"/destinations/{destination.id}"))
     note = shown.xpath("string(//p[@id='credentials-note'])")
     assert "renew soon" in note and "Garmin sign-in expires in 5 days" in note
+
+
+async def test_the_form_says_garmin_is_off_before_it_is_filled_in(site: Site) -> None:
+    """With Garmin switched off (the default), the form says so when it opens, not only after
+    the rider has pasted a token file and pressed Add."""
+    client = site.client
+    await sign_in(client, site.keys.admin)
+    assert not site.runtime.settings.garmin_enabled
+    form = page(await client.get("/destinations/new?kind=garmin"))
+    notice = form.xpath("string(//*[@id='form-error'])")
+    assert notice.startswith("Garmin Connect uploads are experimental and off")
+    assert "PELOSYNC_GARMIN_ENABLED=true" in notice
+    webhook = page(await client.get("/destinations/new?kind=webhook"))
+    assert webhook.xpath("//*[@id='form-error']") == []  # other kinds: no notice
+
+
+async def test_the_new_destination_address_without_a_kind_leads_to_the_list(site: Site) -> None:
+    client = site.client
+    await sign_in(client, site.keys.admin)
+    response = await client.get("/destinations/new")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/destinations"
