@@ -57,9 +57,19 @@ async def test_link_list_sync_pause_delete(base_env: dict[str, str]) -> None:
         assert code == 2
         assert "already linked" in err
 
+        code, out, err = await pelosync(env, "account", "link")
+        assert code == 2
+        assert err.strip() == (
+            "pelosync: error: give --refresh-token (recommended), --access-token, or "
+            "--username (the password is then asked for)"
+        )
+
         code, out, err = await pelosync(env, "sync", "--once", "--account", "1")
         assert code == 0, err
         assert "account 1: ok, 3 new" in out
+        code, out, err = await pelosync(env, "sync", "--once", "--account", "99")
+        assert code == 2  # not "nothing was due"
+        assert err.strip() == "pelosync: error: account 99 not found"
         code, out, err = await pelosync(env, "account", "list")
         header, row = out.splitlines()
         assert header.split() == [
@@ -71,19 +81,37 @@ async def test_link_list_sync_pause_delete(base_env: dict[str, str]) -> None:
         code, out, _ = await pelosync(env, "account", "pause", "1")
         assert code == 0
         code, out, _ = await pelosync(env, "account", "list")
-        assert out.splitlines()[1].split()[:5] == ["1", "Me", "active", "paused", "3"]
+        assert out.splitlines()[1].split()[:7] == [
+            "1", "Me", "active", "paused", "3", "when", "resumed"
+        ]  # fmt: skip
         code, out, err = await pelosync(env, "account", "pause", "99")
         assert code == 2
         assert "account 99 not found" in err
         code, out, err = await pelosync(env, "account", "update", "1", "--include-external")
         assert code == 0, err
-        assert "account 1 delivers imported workouts" in out
+        assert "account 1 delivers imported workouts fetched from now on" in out
         code, out, err = await pelosync(env, "account", "update", "1")
         assert code == 2
         assert "nothing to change" in err
         code, out, err = await pelosync(env, "account", "update", "99", "--exclude-external")
         assert code == 2
         assert "account 99 not found" in err
+        # Peloton refuses the account's tokens: the next sync parks it, the one after says so.
+        state.tokens.revoke_user(info["user_id"])
+        code, out, err = await pelosync(env, "sync", "--once", "--account", "1")
+        assert code == 0, err
+        assert "account 1: needs_reauth" in out
+        code, out, err = await pelosync(env, "sync", "--once", "--account", "1")
+        assert code == 2
+        assert "account 1 needs re-authentication (Peloton refused its credentials)" in err
+        code, out, _ = await pelosync(env, "account", "list")
+        assert out.splitlines()[1].split()[2:7] == [
+            "needs_reauth",
+            "paused",
+            "3",
+            "after",
+            "reauth",
+        ]
         code, out, err = await pelosync(env, "account", "delete", "1", "--yes")
         assert code == 0, err
         code, out, _ = await pelosync(env, "account", "list")

@@ -8,7 +8,7 @@ import typer
 
 from service.accounts import manage
 from service.accounts import service as accounts_service
-from service.accounts.models import AuthMethod
+from service.accounts.models import Account, AccountStatus, AuthMethod
 from service.accounts.repository import AccountRepository
 from service.commands.common import run, setup
 from service.errors import InvalidInput, NotFound
@@ -34,6 +34,11 @@ def link(
 ) -> None:
     """Link an account with tokens (recommended) or a username and password."""
     settings = setup("ERROR")
+    if not (refresh_token or access_token or username):
+        raise InvalidInput(
+            "give --refresh-token (recommended), --access-token, or --username (the password "
+            "is then asked for)"
+        )
     password: str | None = None
     if username and not (refresh_token or access_token):
         password = typer.prompt("Peloton password", hide_input=True)
@@ -62,6 +67,15 @@ def link(
 _ACCOUNT_ROW = "{:>4}  {:24}  {:12}  {:7}  {:>8}  {:17}  {}"
 
 
+def _next_poll(account: Account) -> str:
+    """When the scheduler polls the account next; a paused or parked account waits for you."""
+    if account.status == AccountStatus.NEEDS_REAUTH:  # resuming alone would not help
+        return "after reauth"
+    if account.paused:
+        return "when resumed"
+    return f"{account.next_poll_at:%Y-%m-%d %H:%M}Z"
+
+
 @app.command("list")
 def list_accounts() -> None:
     """List linked accounts with their status (never their secrets)."""
@@ -81,7 +95,7 @@ def list_accounts() -> None:
                 a.status,
                 "paused" if a.paused else "polling",
                 counts.get(a.id, 0),
-                f"{a.next_poll_at:%Y-%m-%d %H:%M}Z",
+                _next_poll(a),
                 (a.last_error or "")[:60],
             ).rstrip()
             for a in rows
@@ -152,7 +166,7 @@ def update(
 
     run(go())
     verb = "delivers" if include_external else "does not deliver"
-    typer.echo(f"account {account_id} {verb} imported workouts")
+    typer.echo(f"account {account_id} {verb} imported workouts fetched from now on")
 
 
 @app.command("delete")

@@ -16,6 +16,8 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 from service.accounts.jobs import PollJob
+from service.accounts.models import AccountStatus
+from service.accounts.repository import AccountRepository
 from service.app import create_app
 from service.commands.apikeys import announce_first_key, first_key_setup
 from service.commands.common import run, setup
@@ -24,12 +26,12 @@ from service.config import Settings
 from service.db import create_engine, create_session_factory, utcnow
 from service.deliveries.jobs import DeliveryJob
 from service.deliveries.retry import next_attempt_delay
-from service.errors import PelosyncError
+from service.errors import Conflict, NotFound, PelosyncError
 from service.events.jobs import EventJob
 from service.migrate import check_current, upgrade
 from service.peloton.sandbox import run_sandbox
 from service.peloton.sandbox.server import ForegroundServer, bind
-from service.runtime import open_runtime
+from service.runtime import Runtime, open_runtime
 
 _BACKLOG = 2048  # uvicorn's default
 # uvicorn's settings for ``serve``: the service logs requests itself (JSON, without query
@@ -180,6 +182,20 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int, *, mig
         raise PelosyncError("a worker could not start (see the log above)")
 
 
+async def _why_not_polled(rt: Runtime, account_id: int) -> None:
+    """Raise what kept ``sync --account`` from polling the account (not "nothing was due")."""
+    async with rt.sessions() as session:
+        account = await AccountRepository(session).get(account_id)
+    if account is None:
+        raise NotFound(f"account {account_id} not found")
+    if account.status == AccountStatus.NEEDS_REAUTH:
+        raise Conflict(
+            f"account {account_id} needs re-authentication (Peloton refused its credentials): "
+            "give it new ones on its dashboard page (Re-authenticate) or through the API"
+        )
+    raise Conflict(f"account {account_id} is being polled by another process right now")
+
+
 def sync(
     once: Annotated[
         bool,
@@ -200,6 +216,8 @@ def sync(
         async with open_runtime(settings) as rt:
             await check_current(rt.engine)
             results = await PollJob(rt).run_once(account)
+            if account is not None and not results:
+                await _why_not_polled(rt, account)
             await DeliveryJob(rt).run_until_idle()
             # What went wrong meanwhile reaches the subscribed webhooks too.
             await EventJob(rt, next_attempt_delay).run_until_idle()
