@@ -85,8 +85,9 @@ def convert(
 ) -> None:
     """Convert a Peloton workout bundle into TCX, GPX, FIT or JSON.
 
-    A bundle is {"workout": ..., "performance_graph": ..., "ride_details": ...} as returned by
-    Peloton's API. Text formats go to stdout unless -o is given; FIT needs -o.
+    A bundle is {"workout": ..., "performance_graph": ..., "ride_details": ...} from Peloton.
+
+    Text formats go to stdout unless -o is given; FIT needs -o.
     """
     if schema:
         typer.echo(json.dumps(activity_json_schema(), indent=2, sort_keys=True))

@@ -22,14 +22,15 @@ DEMO_SEED = 2024
 DEMO_DESTINATION = "Demo folder export"
 DEMO_WORKOUTS = 6
 # Besides the generated history: the kinds every page of the dashboard should be seen with
-# (a GPS route and its GPX; a rower's strokes), and how many days ago each was done.
-DEMO_EXTRA = (("outdoor_run", 2.5), ("rowing", 1.0))
+# (a GPS route and its GPX; a rower's strokes; a run Peloton imported from Garmin, kept in the
+# ledger but not delivered), and how many days ago each was done.
+DEMO_EXTRA = (("outdoor_run", 2.5), ("rowing", 1.0), ("outdoor_just_run_garmin", 0.5))
 DAY = 86_400
 
 
 def demo_sandbox(now: int) -> SandboxState:
     """The demo's sandbox Peloton: one rider with a generated history ending three days
-    ago, then an outdoor run (GPS) and a rowing class in the days since."""
+    ago, then an outdoor run (GPS), a rowing class and a run imported from Garmin since."""
     state = SandboxState(
         SandboxConfig(seed=DEMO_SEED, users=1, workouts=DEMO_WORKOUTS, anchor=now - 3 * DAY)
     )

@@ -87,8 +87,10 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Run the admin API and the scheduler (polling and deliveries): in one process, or in
-    several processes sharing the port (--workers), each a replica of the others."""
+    """Run the admin API and the scheduler (polling and deliveries).
+
+    In one process, or in several sharing the port (--workers), each a replica of the others.
+    """
     settings = setup()
     host = host or settings.host
     port = port or settings.port

@@ -1,5 +1,6 @@
 """``serve --demo``'s data: once synced, the dashboard has an outdoor GPS workout (its route
-and GPX) and a rowing class, besides the generated history."""
+and GPX), a rowing class and a run Peloton imported from Garmin (marked, not delivered),
+besides the generated history."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from service.accounts.jobs import PollJob
 from service.accounts.models import Account
 from service.app import create_app
 from service.commands.demo import demo_sandbox, demo_setup
+from service.deliveries.models import Delivery
 from service.peloton.sandbox import run_sandbox
 from service.runtime import open_runtime
 from service.workouts.models import Workout
@@ -28,7 +30,7 @@ def test_the_demo_rider_has_an_outdoor_run_and_a_rowing_class() -> None:
     rider = next(iter(state.accounts.values()))
     done = state.workouts(rider)
     kinds = [w.kind for w in done]
-    assert {"outdoor_run", "rowing"} <= set(kinds) and len(kinds) == 8
+    assert {"outdoor_run", "rowing", "outdoor_just_run_garmin"} <= set(kinds) and len(kinds) == 9
     # All done in the past, none overlapping the next; the sandbox clock is the wall clock.
     assert all(not w.in_progress and w.created_at + w.duration < now for w in done)
     ends = [
@@ -58,7 +60,14 @@ async def test_demo_shows_a_route_a_gpx_and_a_rowing_class(
                 async with rt.sessions() as session:
                     stored = (await session.execute(select(Workout))).scalars().all()
                 by_discipline = {w.discipline: w for w in stored}
-                assert len(stored) == 8
+                assert len(stored) == 9
+                (imported,) = [w for w in stored if w.origin is not None]
+                assert imported.origin == "garmin"
+                async with rt.sessions() as session:
+                    wanted = await session.scalar(
+                        select(func.count()).where(Delivery.workout_id == imported.id)
+                    )
+                assert wanted == 0  # the demo account leaves imported workouts out
                 outdoor = next(w for w in stored if w.has_gps)
                 assert "rowing" in by_discipline or "caesar" in by_discipline
 
@@ -70,3 +79,6 @@ async def test_demo_shows_a_route_a_gpx_and_a_rowing_class(
                 rowed = await client.get(f"/workouts/{rowing.id}")
                 assert rowed.status_code == 200
                 assert page(rowed).xpath("//figure[contains(@class, 'chart-card')]")
+                kept = page(await client.get(f"/workouts/{imported.id}"))
+                assert kept.xpath("string(//*[@id='origin'])") == "imported from Garmin"
+                assert kept.xpath("//*[@id='not-delivered-imported']")

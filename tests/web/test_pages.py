@@ -158,3 +158,10 @@ async def test_errors_are_pages(site: Site, seeded: dict[str, Any]) -> None:
         assert page(response).xpath("string(//h1)"), path
     response = await client.get("/workouts/999999")
     assert page(response).xpath("string(//p[@id='error-message'])") == "Workout 999999 not found"
+
+
+async def test_the_intervals_form_says_where_its_api_key_is(site: Site) -> None:
+    await sign_in(site.client, site.keys.admin)
+    form = page(await site.client.get("/destinations/new?kind=intervals"))
+    hint = form.xpath("string(//small[@id='api_key-help'])")
+    assert "Settings, Developer Settings" in hint

@@ -311,6 +311,13 @@ SPEC = KindSpec(
         FormField(
             "athlete_id", "Athlete id", placeholder="0: the key's own athlete", blank_keeps=True
         ),
-        FormField("api_key", "API key", input="password", secret=True, required=True),
+        FormField(
+            "api_key",
+            "API key",
+            input="password",
+            secret=True,
+            required=True,
+            help="From intervals.icu: Settings, Developer Settings (with the Athlete ID).",
+        ),
     ),
 )
