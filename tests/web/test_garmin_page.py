@@ -58,6 +58,11 @@ async def test_garmin_is_added_with_a_service_ticket(site: Site, fake: FakeGarmi
     assert form.xpath("//textarea[@name='token_file']")
     assert form.xpath("//select[@name='device']/option/@value") == list(CHOICES)
     assert form.xpath("//select[@name='device']/option[@selected]/@value") == ["auto"]
+    titles = form.xpath("//select[@name='device']/option/text()")
+    assert titles == [
+        "auto (one per discipline)", "Tacx Training App", "Epix (Gen 2)", "Forerunner 945",
+        "none (pelosync's own)",
+    ]  # fmt: skip
     guide = form.xpath("//small[@id='service_ticket-help']/a/@href")
     assert guide == [
         "https://github.com/pelosync/pelosync/blob/main/docs/destinations.md#garmin-connect-experimental"

@@ -298,6 +298,14 @@ SECRETS_DOC = (
     "`client_id`; shown back: the tokens masked, with `expires_at` and "
     "`refresh_token_expires_at`"
 )
+#: The device choices as the form names them (the stored value is the key).
+DEVICE_TITLES = {
+    "auto": "auto (one per discipline)",
+    "tacx_training_app_win": "Tacx Training App",
+    "epix_gen2": "Epix (Gen 2)",
+    "fr945": "Forerunner 945",
+    "none": "none (pelosync's own)",
+}
 FORM_FIELDS = (
     FormField(
         "service_ticket",
@@ -325,7 +333,7 @@ FORM_FIELDS = (
         "device",
         "Device the files claim",
         input="select",
-        choices=tuple((choice, choice) for choice in CHOICES),
+        choices=tuple((choice, DEVICE_TITLES.get(choice, choice)) for choice in CHOICES),
         help=(
             "auto: Tacx Training App for rides, Epix (Gen 2) for rows, Forerunner 945 for the "
             "rest, so Garmin credits Training Effect and VO2 max; none: pelosync's own."
