@@ -57,6 +57,8 @@ async def test_events_page_and_overview_problems(site: Site, receiver: Receiver)
     assert problems and "nas folder" in problems[0].text_content()
     assert "gone: the folder went away" in problems[0].text_content()
     assert "1 problem needs you" in " ".join(problems[0].text_content().split())
+    # The problem's subject links to the page that fixes it.
+    assert problems[0].xpath(".//li//a/@href") == [f"/destinations/{folder.id}"]
 
     # Re-enabled: the check resolves it, and the overview is clear again.
     async with site.runtime.sessions() as session, session.begin():
