@@ -43,7 +43,7 @@ from service.destinations.kinds.base import (
     excerpt,
 )
 from service.destinations.models import Destination
-from service.destinations.service import build_handler, fit_device
+from service.destinations.kinds.registry import build_handler, fit_device
 from service.errors import ConversionError, PelosyncError
 from service.events import service as events
 from service.files.signing import download_link

@@ -21,7 +21,7 @@ from service.db import autocommit_session
 from service.destinations import checks, kinds_api
 from service.destinations.kinds import strava, webhook
 from service.destinations.kinds.base import Delivered, DeliveryError, NeedsReauthorization
-from service.destinations.kinds.registry import spec_for
+from service.destinations.kinds.registry import build_handler, spec_for
 from service.destinations.kinds.strava_app import StravaApp, revoke_access, strava_app
 from service.destinations.kinds.strava_oauth import (
     ATHLETE_LIMIT,
@@ -33,7 +33,7 @@ from service.destinations.kinds.strava_oauth import (
 from service.destinations.kinds.webhook import WebhookConfig, generate_secret, rotate
 from service.destinations.models import Destination, OAuthState
 from service.destinations.repository import DestinationRepository, OAuthStateRepository
-from service.destinations.service import build_handler, decrypted_secrets
+from service.destinations.kinds.spec import decrypted_secrets
 from service.errors import ExternalServiceError, InvalidInput, NotFound
 from service.runtime import Runtime
 

@@ -24,7 +24,7 @@ from service.destinations.kinds.spec import (
     stored_config,
 )
 from service.destinations.models import Destination
-from service.destinations.service import build_handler, fit_device
+from service.destinations.kinds.registry import build_handler, fit_device
 from service.errors import InvalidInput
 from service.runtime import Runtime
 from tests.api.conftest import bearer

@@ -1,7 +1,7 @@
 """What a destination kind is to the rest of the service: one :class:`KindSpec` per kind.
 
 Each kind module (``webhook.py``, ``strava.py``...) defines its ``SPEC``; :mod:`.registry` lists
-them. The admin API (``kinds_api``, ``manage``), the engine (``service.build_handler``,
+them. The admin API (``kinds_api``, ``manage``), the engine (``registry.build_handler``,
 ``fit_device``) and the dashboard (the destination form) read the spec and nothing else, so a
 new kind is its module plus one line in the registry.
 """
