@@ -42,8 +42,8 @@ from service.destinations.kinds.base import (
     WorkoutInfo,
     excerpt,
 )
-from service.destinations.models import Destination
 from service.destinations.kinds.registry import build_handler, fit_device
+from service.destinations.models import Destination
 from service.errors import ConversionError, PelosyncError
 from service.events import service as events
 from service.files.signing import download_link

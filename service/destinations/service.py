@@ -1,4 +1,5 @@
-"""Destinations for the admin API: create, change, delete, test, rotate, connect Strava.
+"""Destinations: the operations the admin API and the dashboard call (create, change, delete,
+test, rotate, connect Strava).
 
 Secrets are validated here, encrypted with the service's key, and never returned: responses
 show :func:`~service.destinations.kinds_api.mask` of them.
@@ -22,6 +23,7 @@ from service.destinations import checks, kinds_api
 from service.destinations.kinds import strava, webhook
 from service.destinations.kinds.base import Delivered, DeliveryError, NeedsReauthorization
 from service.destinations.kinds.registry import build_handler, spec_for
+from service.destinations.kinds.spec import decrypted_secrets
 from service.destinations.kinds.strava_app import StravaApp, revoke_access, strava_app
 from service.destinations.kinds.strava_oauth import (
     ATHLETE_LIMIT,
@@ -33,7 +35,6 @@ from service.destinations.kinds.strava_oauth import (
 from service.destinations.kinds.webhook import WebhookConfig, generate_secret, rotate
 from service.destinations.models import Destination, OAuthState
 from service.destinations.repository import DestinationRepository, OAuthStateRepository
-from service.destinations.kinds.spec import decrypted_secrets
 from service.errors import ExternalServiceError, InvalidInput, NotFound
 from service.runtime import Runtime
 

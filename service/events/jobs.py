@@ -28,8 +28,8 @@ from service.destinations.kinds.base import (
     PermanentFailure,
     excerpt,
 )
-from service.destinations.kinds.webhook import WebhookKind
 from service.destinations.kinds.registry import build_handler
+from service.destinations.kinds.webhook import WebhookKind
 from service.errors import PelosyncError
 from service.events.conditions import check_credentials, resolve_cleared
 from service.events.models import EventAttempt, EventDeliveryState

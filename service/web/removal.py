@@ -11,7 +11,7 @@ from starlette.responses import Response
 from service.accounts import manage as accounts
 from service.accounts.repository import AccountRepository
 from service.deps import RuntimeDep, SessionDep
-from service.destinations import manage as destinations
+from service.destinations import service as destinations
 from service.destinations.kinds import strava
 from service.schemas import IdPath
 from service.web import queries

@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from service.deliveries import bulk
 from service.deps import RuntimeDep, SessionDep
-from service.destinations import manage as destinations
+from service.destinations import service as destinations
 from service.errors import InvalidInput, PelosyncError
 from service.schemas import MAX_ID, IdPath, IdQuery
 from service.web import forms, queries

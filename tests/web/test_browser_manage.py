@@ -16,7 +16,7 @@ from service.accounts import service as accounts
 from service.accounts.models import Account
 from service.auth.models import ApiKey
 from service.deliveries.models import Delivery
-from service.destinations import manage as destinations
+from service.destinations import service as destinations
 from service.workouts.models import Workout
 from tests.destinations.receiver import Receiver, refuse_the_first_message
 from tests.web.conftest import LiveSite
