@@ -25,12 +25,11 @@ from service.destinations.kinds.base import Delivered, DeliveryError, NeedsReaut
 from service.destinations.kinds.registry import build_handler, spec_for
 from service.destinations.kinds.spec import decrypted_secrets
 from service.destinations.kinds.strava_app import StravaApp, revoke_access, strava_app
-from service.destinations.kinds.strava_oauth import (
-    ATHLETE_LIMIT,
+from service.destinations.kinds.strava_oauth import ATHLETE_LIMIT, check_granted_scope
+from service.destinations.kinds.strava_state import (
     STATE_MAX_AGE_S,
     InvalidOAuthState,
     OAuthStateSigner,
-    check_granted_scope,
 )
 from service.destinations.kinds.webhook import WebhookConfig, generate_secret, rotate
 from service.destinations.models import Destination, OAuthState
