@@ -1,4 +1,5 @@
-"""The import direction between service/'s packages (docs/architecture.md, "Layers").
+"""The import direction between service/'s packages (docs/architecture.md, "Layers"), the
+database seam, and the length of service/'s modules.
 
 Nothing is imported: the source is parsed with :mod:`ast`. Every import that runs is counted,
 including imports inside functions; only imports under ``if TYPE_CHECKING:`` are left out, since
@@ -295,3 +296,29 @@ def test_the_seam_check_finds_each_kind_of_read() -> None:
         "3: dialect.name",
         "6: dialect.driver",
     ]
+
+
+#: The style guide's hard limit (docs/architecture.md): a module past it is split by use case.
+MAX_MODULE_LINES = 800
+
+
+def long_modules(root: Path, limit: int = MAX_MODULE_LINES) -> dict[str, int]:
+    """The modules under ``root`` longer than ``limit`` lines, with their lengths."""
+    lengths = {
+        str(path.relative_to(root.parent)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in sorted(root.rglob("*.py"))
+    }
+    return {name: lines for name, lines in lengths.items() if lines > limit}
+
+
+def test_no_module_of_service_is_over_the_hard_length_limit() -> None:
+    too_long = long_modules(SERVICE)
+    assert too_long == {}, f"split these by use case (at most {MAX_MODULE_LINES} lines): {too_long}"
+
+
+def test_the_length_check_finds_a_long_module(tmp_path: Path) -> None:
+    package = tmp_path / "service"
+    (package / "big").mkdir(parents=True)
+    (package / "big" / "module.py").write_text("x = 1\n" * 801, encoding="utf-8")
+    (package / "small.py").write_text("x = 1\n" * 800, encoding="utf-8")
+    assert long_modules(package) == {"service/big/module.py": 801}
