@@ -93,7 +93,7 @@ class AccountOut(BaseModel):
     peloton_user_id: str
     peloton_username: str | None
     auth_method: str
-    status: str = Field(description="active, needs_reauth or error.")
+    status: str = Field(description="active, needs_reauth or error.")  # AccountStatus
     paused: bool
     poll_interval_s: int | None
     sync_since: datetime
@@ -124,11 +124,13 @@ class SyncRunOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    trigger: str
+    trigger: str = Field(description="schedule or manual.")  # SyncTrigger
     worker: str
     started_at: datetime
     finished_at: datetime | None
-    outcome: str | None
+    outcome: str | None = Field(
+        description="ok, rate_limited, needs_reauth or error; null while the poll runs."
+    )  # PollOutcome
     found: int
     new: int
     in_progress: int

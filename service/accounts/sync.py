@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.accounts.models import Account, AccountStatus, SyncRun
+from service.accounts.models import Account, AccountStatus, PollOutcome, SyncRun, SyncTrigger
 from service.accounts.repository import AccountRepository
 from service.accounts.schedule import (
     HABIT_WINDOW,
@@ -54,7 +54,7 @@ FAILURE_BACKOFF_MAX = timedelta(hours=6)
 
 @dataclass
 class PollResult:
-    outcome: str = "ok"  # ok | rate_limited | needs_reauth | error | lease_lost
+    outcome: PollOutcome = PollOutcome.OK
     found: int = 0
     new: int = 0
     in_progress: int = 0
@@ -91,15 +91,17 @@ class AccountPoller:
         )
         self._write_turn = asyncio.Lock()
 
-    async def poll(self, account_id: int, *, trigger: str = "schedule") -> PollResult:
+    async def poll(
+        self, account_id: int, *, trigger: SyncTrigger = SyncTrigger.SCHEDULE
+    ) -> PollResult:
         """Poll an account whose lease this worker holds, and record the outcome."""
         started = self.rt.clock()
         async with self.rt.sessions() as session:
             account = await AccountRepository(session).get(account_id)
         if account is None:
-            return PollResult(outcome="gone")
+            return PollResult(outcome=PollOutcome.GONE)
         # A person asked (sync now): ahead of the schedule's polls in the request budget.
-        priority = Priority.INTERACTIVE if trigger == "manual" else Priority.BACKGROUND
+        priority = Priority.INTERACTIVE if trigger == SyncTrigger.MANUAL else Priority.BACKGROUND
         client = client_for(self.rt, account, priority)
         result = PollResult()
         fetched: list[_Fetched] = []
@@ -108,16 +110,17 @@ class AccountPoller:
         except RateLimited as exc:
             # The budget has paused the whole address (this request's throttling, or an
             # earlier one): come back after the pause, on the account's grid.
-            result.outcome, result.error = "rate_limited", str(exc)
+            result.outcome, result.error = PollOutcome.RATE_LIMITED, str(exc)
             result.more = False
             until = await self.rt.budget.paused_until() or self.rt.clock()
             return await self._finish(account, started, trigger, result, [], paused_until=until)
         except NeedsReauthentication as exc:
-            result.outcome, result.error = "needs_reauth", exc.message
+            result.outcome, result.error = PollOutcome.NEEDS_REAUTH, exc.message
         except PelosyncError as exc:
-            result.outcome, result.error = "error", f"{type(exc).__name__}: {exc.message}"
+            result.outcome = PollOutcome.ERROR
+            result.error = f"{type(exc).__name__}: {exc.message}"
         except (OSError, TimeoutError) as exc:  # defensive: the client wraps its own
-            result.outcome, result.error = "error", f"{type(exc).__name__}: {exc}"
+            result.outcome, result.error = PollOutcome.ERROR, f"{type(exc).__name__}: {exc}"
         finally:
             await client.aclose()
         return await self._finish(account, started, trigger, result, fetched)
@@ -265,7 +268,7 @@ class AccountPoller:
         self,
         account: Account,
         started: datetime,
-        trigger: str,
+        trigger: SyncTrigger,
         result: PollResult,
         fetched: list[_Fetched],
         *,
@@ -273,7 +276,7 @@ class AccountPoller:
     ) -> PollResult:
         now = self.rt.clock()
         values: dict[str, Any] = {"last_poll_at": now}
-        if result.outcome == "ok":
+        if result.outcome == PollOutcome.OK:
             values.update(
                 last_success_at=now,
                 consecutive_failures=0,
@@ -282,9 +285,9 @@ class AccountPoller:
                 backfill_complete=account.backfill_complete or not result.more,
                 pending_workout_ids=sorted(set(result.pending_ids)),
             )
-        elif result.outcome in ("rate_limited", "needs_reauth"):
+        elif result.outcome in (PollOutcome.RATE_LIMITED, PollOutcome.NEEDS_REAUTH):
             values.update(last_error=result.error)
-            if result.outcome == "needs_reauth":
+            if result.outcome == PollOutcome.NEEDS_REAUTH:
                 values.update(status=AccountStatus.NEEDS_REAUTH)
         else:
             values.update(
@@ -295,7 +298,7 @@ class AccountPoller:
         async with self._writing(), self.rt.sessions() as session, session.begin():
             accounts = AccountRepository(session)
             await self._store(session, account, fetched, result)
-            if result.outcome != "needs_reauth":
+            if result.outcome != PollOutcome.NEEDS_REAUTH:
                 # After storing: the workouts just found count among the rider's habits.
                 times = await accounts.workout_times(account.id, now - HABIT_WINDOW)
                 intervals = hourly_intervals(
@@ -308,7 +311,7 @@ class AccountPoller:
                 # Our lease lapsed and another worker took the account: write nothing.
                 await session.rollback()
                 log.warning("sync.lease_lost", account_id=account.id, worker=self.rt.worker)
-                result.outcome = "lease_lost"
+                result.outcome = PollOutcome.LEASE_LOST
                 return result
             await accounts.add_run(
                 SyncRun(
@@ -346,9 +349,9 @@ class AccountPoller:
         """The next poll after this one (see :mod:`service.accounts.schedule`)."""
         override = timedelta(seconds=account.poll_interval_s) if account.poll_interval_s else None
         interval = override or intervals[now.hour]
-        if result.outcome == "rate_limited":
+        if result.outcome == PollOutcome.RATE_LIMITED:
             return after_pause(max(paused_until or now, now), key=account.id, policy=self.policy)
-        if result.outcome != "ok":
+        if result.outcome != PollOutcome.OK:
             failures = account.consecutive_failures + 1
             return now + min(failure_backoff(failures), interval)
         if result.more and result.errors:

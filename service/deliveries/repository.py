@@ -284,7 +284,7 @@ class DeliveryRepository:
                     destination_id=destination_id,
                     format=fmt,
                     message_id=new_message_id(),
-                    state="pending",
+                    state=DeliveryState.PENDING,
                     attempts=0,
                     next_attempt_at=now,
                     created_at=now,
