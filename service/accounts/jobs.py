@@ -10,7 +10,8 @@ import structlog
 
 from service.accounts.models import SyncTrigger
 from service.accounts.repository import AccountRepository
-from service.accounts.sync import AccountPoller, PollResult, failure_backoff
+from service.accounts.schedule import failure_backoff
+from service.accounts.sync import AccountPoller, PollResult
 from service.runtime import Runtime
 
 log = structlog.get_logger(__name__)

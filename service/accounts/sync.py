@@ -18,16 +18,15 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.accounts.models import Account, AccountStatus, PollOutcome, SyncRun, SyncTrigger
+from service.accounts.models import Account, PollOutcome, SyncRun, SyncTrigger
 from service.accounts.repository import AccountRepository
 from service.accounts.schedule import (
     HABIT_WINDOW,
-    Interval,
     PollPolicy,
-    after_pause,
+    after_poll,
     hourly_intervals,
     needs_listing,
-    next_poll,
+    next_poll_after,
 )
 from service.accounts.tokens import client_for
 from service.convert.pool import BundleSummary
@@ -48,8 +47,6 @@ log = structlog.get_logger(__name__)
 BACKFILL_PAGE_SIZE = 100
 INCREMENTAL_PAGE_SIZE = 20
 PENDING_MAX_AGE = timedelta(days=2)  # give up re-checking a workout stuck IN_PROGRESS
-FAILURE_BACKOFF_BASE = timedelta(minutes=1)
-FAILURE_BACKOFF_MAX = timedelta(hours=6)
 
 
 @dataclass
@@ -71,11 +68,6 @@ class _Fetched:
     bundle: dict[str, Any]
     summary: BundleSummary | None
     conversion_error: str | None
-
-
-def failure_backoff(failures: int) -> timedelta:
-    delay: timedelta = FAILURE_BACKOFF_BASE * (2 ** min(max(failures - 1, 0), 16))
-    return min(delay, FAILURE_BACKOFF_MAX)
 
 
 class AccountPoller:
@@ -274,38 +266,43 @@ class AccountPoller:
         *,
         paused_until: datetime | None = None,
     ) -> PollResult:
+        """Decide what the poll changes on the account (``schedule.after_poll``, then
+        ``schedule.next_poll_after``), and write it with what the poll found."""
         now = self.rt.clock()
-        values: dict[str, Any] = {"last_poll_at": now}
-        if result.outcome == PollOutcome.OK:
+        decision = after_poll(result.outcome, failures=account.consecutive_failures)
+        values: dict[str, Any] = {"last_poll_at": now, "last_error": result.error}
+        if decision.status is not None:
+            values["status"] = decision.status
+        if decision.consecutive_failures is not None:
+            values["consecutive_failures"] = decision.consecutive_failures
+        if decision.succeeded:
             values.update(
                 last_success_at=now,
-                consecutive_failures=0,
-                last_error=result.error,
-                status=AccountStatus.ACTIVE,
                 backfill_complete=account.backfill_complete or not result.more,
                 pending_workout_ids=sorted(set(result.pending_ids)),
-            )
-        elif result.outcome in (PollOutcome.RATE_LIMITED, PollOutcome.NEEDS_REAUTH):
-            values.update(last_error=result.error)
-            if result.outcome == PollOutcome.NEEDS_REAUTH:
-                values.update(status=AccountStatus.NEEDS_REAUTH)
-        else:
-            values.update(
-                consecutive_failures=account.consecutive_failures + 1,
-                status=AccountStatus.ERROR,
-                last_error=result.error,
             )
         async with self._writing(), self.rt.sessions() as session, session.begin():
             accounts = AccountRepository(session)
             await self._store(session, account, fetched, result)
-            if result.outcome != PollOutcome.NEEDS_REAUTH:
+            if decision.scheduled:
                 # After storing: the workouts just found count among the rider's habits.
                 times = await accounts.workout_times(account.id, now - HABIT_WINDOW)
-                intervals = hourly_intervals(
-                    times, now, self.policy, active_since=account.created_at
-                )
-                values["next_poll_at"] = self._next_poll(
-                    account, now, result, intervals, paused_until
+                values["next_poll_at"] = next_poll_after(
+                    result.outcome,
+                    now,
+                    key=account.id,
+                    policy=self.policy,
+                    intervals=hourly_intervals(
+                        times, now, self.policy, active_since=account.created_at
+                    ),
+                    override=timedelta(seconds=account.poll_interval_s)
+                    if account.poll_interval_s
+                    else None,
+                    failures=decision.consecutive_failures or 0,
+                    more=result.more,
+                    fetch_failed=result.errors > 0,
+                    expected_ends=result.expected_ends,
+                    paused_until=paused_until,
                 )
             if not await accounts.finish(account.id, self.rt.worker, **values):
                 # Our lease lapsed and another worker took the account: write nothing.
@@ -337,37 +334,6 @@ class AccountPoller:
             in_progress=result.in_progress,
         )
         return result
-
-    def _next_poll(
-        self,
-        account: Account,
-        now: datetime,
-        result: PollResult,
-        intervals: Interval,
-        paused_until: datetime | None,
-    ) -> datetime:
-        """The next poll after this one (see :mod:`service.accounts.schedule`)."""
-        override = timedelta(seconds=account.poll_interval_s) if account.poll_interval_s else None
-        interval = override or intervals[now.hour]
-        if result.outcome == PollOutcome.RATE_LIMITED:
-            return after_pause(max(paused_until or now, now), key=account.id, policy=self.policy)
-        if result.outcome != PollOutcome.OK:
-            failures = account.consecutive_failures + 1
-            return now + min(failure_backoff(failures), interval)
-        if result.more and result.errors:
-            # Stopped at a workout that failed (after the client's own retries): not again
-            # at once, or a workout Peloton keeps refusing is asked for every second.
-            return now + min(failure_backoff(1), interval)
-        if result.more:
-            return now + timedelta(seconds=1)  # behind every account already due
-        return next_poll(
-            now,
-            key=account.id,
-            policy=self.policy,
-            intervals=intervals,
-            override=override,
-            expected_ends=result.expected_ends,
-        )
 
     def _writing(self) -> contextlib.AbstractAsyncContextManager[object]:
         """SQLite has one writer at a time and its busy handler gives up after busy_timeout:

@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -25,20 +25,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.models import Account
 from service.convert.formats import FORMATS, Format
-from service.deliveries.models import AttemptResult, Delivery, DeliveryAttempt, DeliveryState
+from service.deliveries.models import AttemptResult, Delivery, DeliveryAttempt
 from service.deliveries.recorder import Outcome, Recorder
 from service.deliveries.repository import DeliveryRepository, Loaded, attempt_values
-from service.deliveries.retry import next_attempt_delay, should_disable
+from service.deliveries.retry import auto_disable_reason, decide_attempt, should_disable
 from service.destinations.kinds.base import (
     AccountInfo,
     Delivered,
     DeliveryError,
     DeliveryRequest,
-    DestinationGone,
-    NeedsReauthorization,
     OutgoingFile,
     PermanentFailure,
-    Postponed,
     WorkoutInfo,
     excerpt,
 )
@@ -171,74 +168,55 @@ class DeliveryRunner:
         result: Delivered | None,
         error: BaseException | None,
     ) -> AttemptOutcome:
+        """Decide what follows the attempt (``retry.decide_attempt``), then write it."""
         now = self.rt.clock()
         number = delivery.attempts + 1
-        values: dict[str, Any]
-        dest_values: dict[str, Any] = {}
-        failing = gave_up = False  # a retryable failure; one that ran out of retries
+        failure = None if result is not None else error
+        assert failure is None or isinstance(failure, DeliveryError)
+        decision = decide_attempt(
+            failure, number=number, budget_start=delivery.budget_start, now=now, rng=self.rng
+        )
+        outcome = AttemptOutcome(decision.result, failure.message if failure else None)
         attempt = DeliveryAttempt(
             delivery_id=delivery.id,
             number=number,
             worker=self.rt.worker,
             started_at=started,
             duration_ms=duration_ms,
-            outcome=AttemptResult.SUCCEEDED,
+            outcome=decision.result,
         )
+        values: dict[str, Any] = {"next_attempt_at": decision.next_attempt_at}
+        if decision.state is not None:
+            values["state"] = decision.state
+        if decision.counted:
+            values["attempts"] = number
+        dest_values: dict[str, Any] = {}
+        if decision.postpone_destination_until is not None:
+            dest_values["postponed_until"] = decision.postpone_destination_until
+        if decision.disable_reason is not None:
+            dest_values.update(enabled=False, disabled_reason=decision.disable_reason)
+        failing, gave_up = decision.failing, decision.gave_up
         if result is not None:
-            outcome = AttemptOutcome(AttemptResult.SUCCEEDED)
             attempt.status_code = result.status_code
             attempt.response_excerpt = excerpt(result.response_excerpt)
-            values = {
-                "state": DeliveryState.SUCCEEDED,
-                "attempts": number,
-                "next_attempt_at": None,
-                "last_status_code": result.status_code,
-                "last_error": None,
-                "external_id": result.external_id,
-                "delivered_at": now,
-            }
-            dest_values = {"last_success_at": now, "failing_since": None}
+            values.update(
+                last_status_code=result.status_code,
+                last_error=None,
+                external_id=result.external_id,
+                delivered_at=now,
+            )
+            dest_values.update(last_success_at=now, failing_since=None)
             secrets_update = result.updated_secrets
             learned = result.learned_inline_max
         else:
-            assert isinstance(error, DeliveryError)
-            message = error.message
-            attempt.status_code = error.remote_status
-            attempt.error_class = type(error).__name__
-            attempt.error = message
-            attempt.response_excerpt = excerpt(error.response_excerpt)
-            secrets_update = error.updated_secrets
-            learned = error.learned_inline_max
-            values = {"last_status_code": error.remote_status, "last_error": message}
-            if isinstance(error, Postponed):
-                outcome = AttemptOutcome(AttemptResult.POSTPONED, message)
-                wait = timedelta(seconds=max(error.retry_after or 60.0, 1.0))
-                values["next_attempt_at"] = now + wait
-                dest_values["postponed_until"] = now + wait
-            elif isinstance(error, NeedsReauthorization | DestinationGone):
-                outcome = AttemptOutcome(AttemptResult.PARKED, message)
-                values["next_attempt_at"] = now
-                reason = (
-                    "needs re-authorization" if isinstance(error, NeedsReauthorization) else "gone"
-                )
-                dest_values.update(enabled=False, disabled_reason=f"{reason}: {message}")
-            elif not error.retryable:
-                outcome = AttemptOutcome(AttemptResult.FAILED, message)
-                values.update(state=DeliveryState.FAILED, attempts=number, next_attempt_at=None)
-            else:
-                # The schedule counts this budget's attempts (a manual retry starts a new one).
-                in_budget = max(1, number - delivery.budget_start)
-                delay = next_attempt_delay(in_budget, error.retry_after, rng=self.rng)
-                failing = True
-                values["attempts"] = number
-                if delay is None:
-                    outcome = AttemptOutcome(AttemptResult.FAILED, message)
-                    values.update(state=DeliveryState.FAILED, next_attempt_at=None)
-                    gave_up = True
-                else:
-                    outcome = AttemptOutcome(AttemptResult.RETRY, message)
-                    values["next_attempt_at"] = now + timedelta(seconds=delay)
-        attempt.outcome = outcome.outcome
+            assert failure is not None
+            attempt.status_code = failure.remote_status
+            attempt.error_class = type(failure).__name__
+            attempt.error = failure.message
+            attempt.response_excerpt = excerpt(failure.response_excerpt)
+            values.update(last_status_code=failure.remote_status, last_error=failure.message)
+            secrets_update = failure.updated_secrets
+            learned = failure.learned_inline_max
 
         healthy = result is not None and not secrets_update and learned is None
 
@@ -254,10 +232,9 @@ class DeliveryRunner:
             if failing:
                 row.failing_since = row.failing_since or now
             if gave_up and should_disable(row.failing_since, row.last_success_at, now):
+                assert row.failing_since is not None
                 row.enabled = False
-                row.disabled_reason = (
-                    f"failing without a success since {row.failing_since:%Y-%m-%d %H:%M} UTC"
-                )
+                row.disabled_reason = auto_disable_reason(row.failing_since)
             if secrets_update:
                 merged = {**self.rt.secrets.decrypt_json(row.secrets_encrypted), **secrets_update}
                 row.secrets_encrypted = self.rt.secrets.encrypt_json(merged)
