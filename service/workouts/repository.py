@@ -85,6 +85,7 @@ def status_condition(status: str) -> ColumnElement[bool]:
     return and_(convertible, not_(exists().where(_DELIVERIES.workout_id == _WORKOUTS.id)))
 
 
+# Performance machinery (benchmarks/api.py, the workouts list): a statement cache.
 @functools.cache
 def page_statement(
     after_cursor: bool,
