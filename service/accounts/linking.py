@@ -1,4 +1,6 @@
-"""Linking, changing and removing Peloton accounts."""
+"""Linking Peloton accounts: verify credentials with Peloton, store them encrypted, replace
+them (re-authentication). The admin API and the dashboard reach these through
+:mod:`service.accounts.service`; the CLI (``pelosync account link``, the demo) calls them."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from service.accounts.service import MIN_POLL_INTERVAL_S
+from service.accounts.linking import MIN_POLL_INTERVAL_S
 from service.schemas import Instant, Name
 
 MAX_POLL_INTERVAL_S = 7 * 86400

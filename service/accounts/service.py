@@ -1,7 +1,9 @@
-"""Accounts for the admin API: link, read, change, delete, sync now, sync history.
+"""Accounts for the admin API and the dashboard: link, read, change, delete, sync now, sync
+history.
 
-Linking and re-authenticating are :mod:`service.accounts.service`'s; this module adds what the
-API needs around them. Every function takes the request's session and only flushes.
+Verifying credentials and storing them are :mod:`service.accounts.linking`'s (the CLI uses it
+directly); this module adds what the API needs around them (a 404 before talking to Peloton,
+refused credentials as a 422). Every function takes the request's session and only flushes.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.accounts import service as accounts_service
+from service.accounts import linking
 from service.accounts.jobs import PollJob
 from service.accounts.models import Account, AccountStatus, AuthMethod, SyncRun
 from service.accounts.repository import AccountRepository
@@ -33,13 +35,13 @@ def link_request(
     label: str | None = None,
     sync_since: datetime | None = None,
     poll_interval_s: int | None = None,
-) -> accounts_service.LinkRequest:
+) -> linking.LinkRequest:
     def reveal(value: Any) -> str | None:
         return value.get_secret_value() if value is not None else None
 
     if credentials.method is not None and credentials.username is None:
         raise InvalidInput("credentials.method: only applies with a username and password")
-    return accounts_service.LinkRequest(
+    return linking.LinkRequest(
         label=label,
         refresh_token=reveal(credentials.refresh_token),
         access_token=reveal(credentials.access_token),
@@ -51,12 +53,10 @@ def link_request(
     )
 
 
-async def link(
-    runtime: Runtime, session: AsyncSession, request: accounts_service.LinkRequest
-) -> Account:
+async def link(runtime: Runtime, session: AsyncSession, request: linking.LinkRequest) -> Account:
     """Verify with Peloton and store; refused credentials are a 422 naming Peloton's reason."""
     try:
-        return await accounts_service.link(runtime, session, request)
+        return await linking.link(runtime, session, request)
     except Unauthorized as exc:
         raise CredentialsRefused(f"credentials: {exc.message}") from None
 
@@ -65,11 +65,11 @@ async def reauthenticate(
     runtime: Runtime,
     session: AsyncSession,
     account_id: int,
-    request: accounts_service.LinkRequest,
+    request: linking.LinkRequest,
 ) -> Account:
     await get(session, account_id)  # 404 before talking to Peloton
     try:
-        return await accounts_service.reauthenticate(runtime, session, account_id, request)
+        return await linking.reauthenticate(runtime, session, account_id, request)
     except Unauthorized as exc:
         raise CredentialsRefused(f"credentials: {exc.message}") from None
 
@@ -109,7 +109,7 @@ async def update(
     if "label" in changes:
         account.label = changes["label"]
     if "poll_interval_s" in changes:
-        accounts_service.check_interval(changes["poll_interval_s"])
+        linking.check_interval(changes["poll_interval_s"])
         account.poll_interval_s = changes["poll_interval_s"]
     if "sync_since" in changes and changes["sync_since"] != account.sync_since:
         if changes["sync_since"] < account.sync_since:

@@ -186,7 +186,7 @@ class AccountPoller:
         """Show how far the backfill has walked (newest first: the last one is the oldest).
 
         Every backfill poll walks the list again, so the figures only ever grow (a later
-        since-date starts them over: see ``manage.update``)."""
+        since-date starts them over: see ``service.update``)."""
         found = max(account.backfill_found or 0, len(listed))
         reached = account.backfill_reached
         oldest = (listed[-1].created_at or listed[-1].start_time) if listed else None

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from service.accounts import service as accounts_service
+from service.accounts import linking
 from service.accounts.models import AuthMethod
 from service.accounts.repository import AccountRepository
 from service.commands.common import run, setup
@@ -36,7 +36,7 @@ def link(
     password: str | None = None
     if username and not (refresh_token or access_token):
         password = typer.prompt("Peloton password", hide_input=True)
-    request = accounts_service.LinkRequest(
+    request = linking.LinkRequest(
         label=label,
         refresh_token=refresh_token,
         access_token=access_token,
@@ -49,7 +49,7 @@ def link(
         async with open_runtime(settings) as rt:
             await check_current(rt.engine)
             async with rt.sessions() as session, session.begin():
-                account = await accounts_service.link(rt, session, request)
+                account = await linking.link(rt, session, request)
                 return account.id, account.peloton_user_id, account.peloton_username
 
     account_id, user_id, name = run(go())

@@ -1,14 +1,49 @@
-"""Steering deliveries by hand: retry one, replay a destination over a date range."""
+"""Deliveries for the admin API and the dashboard: read them (filtered pages, one with its
+attempts), retry one by hand, replay a destination over a date range. Every function takes the
+request's session and only flushes. (The delivery engine is :mod:`service.deliveries.engine`.)"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.deliveries import bulk
-from service.deliveries.models import Delivery, DeliveryState
+from service.db import Reader
+from service.deliveries import bulk, repository
+from service.deliveries.models import Delivery, DeliveryAttempt, DeliveryState
+from service.deliveries.repository import DeliveryRepository
 from service.errors import Conflict, NotFound
+
+
+async def page(
+    reader: Reader,
+    *,
+    limit: int,
+    before_id: int | None,
+    state: str | None,
+    destination_id: int | None,
+    workout_id: int | None,
+) -> list[Row[Any]]:
+    """Up to ``limit + 1`` deliveries, newest first."""
+    return await repository.page(
+        reader,
+        limit=limit + 1,
+        before_id=before_id,
+        state=state,
+        destination_id=destination_id,
+        workout_id=workout_id,
+    )
+
+
+async def get(session: AsyncSession, delivery_id: int) -> tuple[Delivery, list[DeliveryAttempt]]:
+    """One delivery and its attempts, oldest first."""
+    repo = DeliveryRepository(session)
+    delivery = await repo.get(delivery_id)
+    if delivery is None:
+        raise NotFound(f"delivery {delivery_id} not found")
+    return delivery, await repo.attempts(delivery_id)
 
 
 async def retry_delivery(session: AsyncSession, delivery_id: int, now: datetime) -> Delivery:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from service.accounts import manage as accounts
+from service.accounts import service as accounts
 from service.accounts.repository import AccountRepository
 from service.deliveries.models import DeliveryState
 from service.deps import RuntimeDep, SessionDep
