@@ -12,9 +12,12 @@ transport, and the engine's rate is given against both.
 
     python -m benchmarks.deliver [--count 5000] [--concurrency 16 32] [--formats json tcx]
         [--postgres postgresql://postgres@127.0.0.1:5432/postgres] [--profile]
+        [--databases sqlite postgres postgres-generic]
 
 PostgreSQL runs when ``--postgres`` (or ``PELOSYNC_TEST_DATABASE_URL``) names a server: a
-scratch database is created there and dropped afterwards.
+scratch database is created there and dropped afterwards. ``postgres-generic`` runs PostgreSQL
+with its fast paths off (``service/dialect.py``: the claims' SKIP LOCKED, the one-statement
+results, autocommit), to measure what they buy.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from service.deliveries.models import Delivery, DeliveryState
 from service.deliveries.repository import new_message_id
 from service.destinations.kinds.webhook import WebhookConfig, generate_secret
 from service.destinations.models import Destination
+from service.dialect import use_generic_paths
 from service.logging import configure_logging
 from service.peloton.sandbox import generate_bundle
 from service.runtime import open_runtime
@@ -255,7 +259,7 @@ async def engine_run(
 ) -> Figures:
     with tempfile.TemporaryDirectory() as folder:
         async with migrated_database(
-            pg_dsn if kind == "postgres" else None, Path(folder)
+            pg_dsn if kind.startswith("postgres") else None, Path(folder)
         ) as db_url:
             settings = Settings(
                 _env_file=None,
@@ -268,6 +272,8 @@ async def engine_run(
                 webhook_timeout_s=30,
             )
             async with open_runtime(settings) as rt:
+                if kind == "postgres-generic":
+                    use_generic_paths(rt.engine)  # what the PostgreSQL fast paths buy
                 await seed(
                     rt.sessions,
                     url,
@@ -371,7 +377,7 @@ def run(args: argparse.Namespace, coro: Coroutine[Any, Any, Figures]) -> Figures
 
 def measure(args: argparse.Namespace, url: str, fmt: str, concurrency: int) -> None:
     """Interleaved rounds of every run for one format and concurrency; prints the medians."""
-    databases = [d for d in args.databases if d != "postgres" or args.postgres]
+    databases = [d for d in args.databases if not d.startswith("postgres") or args.postgres]
     runs: dict[str, list[Figures]] = {}
     for _ in range(args.repeat):
         for transport in TRANSPORTS:
@@ -417,7 +423,13 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 32])
     parser.add_argument("--formats", nargs="+", default=["json", "tcx"])
-    parser.add_argument("--databases", nargs="+", default=["sqlite", "postgres"])
+    parser.add_argument(
+        "--databases",
+        nargs="+",
+        default=["sqlite", "postgres"],
+        choices=["sqlite", "postgres", "postgres-generic"],
+        help="postgres-generic: PostgreSQL with its fast paths off (service/dialect.py)",
+    )
     parser.add_argument("--convert-workers", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds; medians")
     parser.add_argument("--postgres", default=os.environ.get("PELOSYNC_TEST_DATABASE_URL"))

@@ -2,7 +2,8 @@
 
 SQLite (the embedded default) runs in WAL mode with foreign keys on and a busy timeout, so the
 API and the scheduler can share one file; PostgreSQL is used as is. The schema is created only
-by the Alembic migrations in ``migrations/``.
+by the Alembic migrations in ``migrations/``. What differs between the two databases is asked of
+:mod:`service.dialect` (the database seam).
 
 PostgreSQL connections are pooled (up to :data:`POOL_SIZE`, all kept once opened) and a pooled
 connection is pinged before use only when it has sat unused for
@@ -15,16 +16,13 @@ connection opened before it.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, event, exc, make_url
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import DateTime, MetaData, event, exc, make_url
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -35,6 +33,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+from service import dialect as db_dialect
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -63,7 +63,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
         value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.replace(tzinfo=None) if db_dialect.stores_naive_datetimes(dialect) else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -71,7 +71,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Any:
-        if dialect.driver == "asyncpg":
+        if db_dialect.reads_utc_datetimes(dialect):
             # asyncpg reads ``timestamptz`` as aware datetimes in UTC already: nothing to do
             # (a page of 50 rows has some 200 of them).
             return None
@@ -89,28 +89,8 @@ def given(**values: Any) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
 
-# JSON documents (raw Peloton responses, destination config): JSONB on PostgreSQL.
-JSONDocument = JSON().with_variant(JSONB(), "postgresql")
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def insert_ignoring_duplicates(session: AsyncSession, table: Any, key: Sequence[str]) -> Any:
-    """``INSERT … ON CONFLICT (key) DO NOTHING`` for the session's dialect (both have it)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return pg_insert(table).on_conflict_do_nothing(index_elements=list(key))
-    return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(key))
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
 
 
 # Connections per process, for the API's concurrent requests (a list request holds one for
@@ -151,7 +131,7 @@ def _ping_if_idle(dialect: Dialect) -> Any:
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine; SQLite gets its pragmas on every connection, PostgreSQL a pool sized
     for the API's concurrency whose idle connections are pinged before use."""
-    if url.startswith("sqlite"):
+    if db_dialect.single_writer(url):
         kwargs.setdefault("connect_args", {"timeout": 10})
         database = make_url(url).database
         if database and database != ":memory:":
@@ -160,8 +140,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_size", POOL_SIZE)
         kwargs.setdefault("max_overflow", 0)
     engine = create_async_engine(url, **kwargs)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    if db_dialect.single_writer(engine):
+        event.listen(engine.sync_engine, "connect", db_dialect.sqlite_pragmas)
     elif not kwargs.get("pool_pre_ping"):
         event.listen(engine.sync_engine, "checkin", _note_checkin)
         event.listen(engine.sync_engine, "checkout", _ping_if_idle(engine.dialect))
@@ -188,8 +168,7 @@ async def autocommit_session(
     write, if any, is committed on exit.
     """
     async with sessions() as session:
-        if session.get_bind().dialect.name == "postgresql":
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        await db_dialect.autocommit(session)
         yield session
         await session.commit()
 
@@ -200,6 +179,5 @@ async def read_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]
     """A pooled connection for reads only, without a transaction on PostgreSQL (as in
     :func:`autocommit_session`) and without an ORM session: the admin API's lists."""
     async with engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await db_dialect.autocommit(connection)
         yield connection

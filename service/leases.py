@@ -1,13 +1,15 @@
 """Leases: how replicas share work through the database, and nothing else.
 
 A row (an account to poll, a delivery to send) is *due* when its time has come and nobody holds
-a live lease on it. Claiming sets ``lease_owner`` and ``lease_expires_at`` in one statement:
+a live lease on it. Claiming sets ``lease_owner`` and ``lease_expires_at`` conditionally:
 
-- PostgreSQL: ``WITH picked AS (SELECT id … FOR UPDATE SKIP LOCKED LIMIT n) UPDATE … FROM
-  picked RETURNING id``, so concurrent replicas skip each other's rows instead of waiting on
-  them;
-- SQLite: the same conditional ``UPDATE … RETURNING`` without the locking clause; SQLite runs
-  one writer at a time, so the statement is atomic on its own.
+- PostgreSQL (:func:`service.dialect.skip_locked_claims`): ``WITH picked AS (SELECT id …
+  FOR UPDATE SKIP LOCKED LIMIT n) UPDATE … FROM picked RETURNING id``, so concurrent replicas
+  skip each other's rows instead of waiting on them;
+- otherwise (SQLite, or PostgreSQL with the fast paths off): a pick, then a conditional
+  ``UPDATE … RETURNING`` of the candidates; SQLite runs one writer at a time, so the
+  statement is atomic on its own, and on PostgreSQL the UPDATE re-checks the condition on
+  rows another transaction changed meanwhile.
 
 A crashed worker's lease simply expires and the row becomes due again (a *reclaim*). Every
 finishing write is guarded by the owner (:func:`owner_guard`), so a worker whose lease lapsed
@@ -24,6 +26,8 @@ from sqlalchemy import ColumnElement, Integer, and_, bindparam, or_, select, upd
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from service import dialect
+
 
 def lease_free(model: Any, now: datetime | ColumnElement[Any]) -> ColumnElement[bool]:
     """Nobody holds a live lease on the row."""
@@ -38,8 +42,8 @@ def owner_guard(model: Any, owner: str) -> ColumnElement[bool]:
 class ClaimStatements:
     """A claim's statement(s), built once with bind parameters (see :func:`claim_statements`)."""
 
-    pick: Any  # PostgreSQL: the whole claim; SQLite: the pick of candidates
-    take: Any | None = None  # SQLite: the conditional UPDATE of the candidates
+    pick: Any  # skip_locked: the whole claim; else the pick of candidates
+    take: Any | None = None  # not skip_locked: the conditional UPDATE of the candidates
 
 
 def claim_statements(
@@ -47,7 +51,7 @@ def claim_statements(
     *,
     due: ColumnElement[bool],
     order_by: InstrumentedAttribute[Any],
-    postgresql: bool,
+    skip_locked: bool,
 ) -> ClaimStatements:
     """The statements of a claim on ``model``, with bind parameters ``now``, ``until`` (the
     new lease's expiry), ``owner`` and ``limit``, plus any in ``due``. A caller claiming often
@@ -65,7 +69,7 @@ def claim_statements(
         "lease_owner": bindparam("owner"),
         "lease_expires_at": bindparam("until"),
     }
-    if postgresql:
+    if skip_locked:
         # One statement: the rows picked are locked by it, so nobody can take them between
         # the pick and the update; the old owner comes back from the pick (a reclaim).
         picked = pick.with_for_update(skip_locked=True).cte("picked")
@@ -133,7 +137,7 @@ async def claim(
         model,
         due=due,
         order_by=order_by,
-        postgresql=session.get_bind().dialect.name == "postgresql",
+        skip_locked=dialect.skip_locked_claims(session),
     )
     return await run_claim(session, statements, owner=owner, now=now, lease=lease, limit=limit)
 

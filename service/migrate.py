@@ -8,10 +8,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.dialect import MIGRATIONS_TURN, take_turns
 from service.errors import PelosyncError
 
 _HERE = Path(__file__).resolve().parent
@@ -61,9 +61,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
     async with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            # Replicas starting together take turns; the later ones find nothing to do.
-            await connection.execute(text("SELECT pg_advisory_xact_lock(74230617)"))
+        # Replicas starting together take turns; the later ones find nothing to do.
+        await take_turns(connection, MIGRATIONS_TURN)
         await connection.run_sync(run)
 
 

@@ -2,7 +2,8 @@
 
 The app's lifespan, ``pelosync sync --once`` and the tests all open a :class:`Runtime`: the
 database engine and session factory, one ``httpx.AsyncClient`` for every outgoing call, the
-secret box, the conversion pool, and this worker's identity for leases.
+secret box, the conversion pool, and this worker's identity for leases; and :class:`Singletons`,
+the objects of higher layers made once per process (the Strava application, the webhook handlers).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -28,6 +30,28 @@ from service.crypto import SecretBox, load_secret_box
 from service.db import create_engine, create_session_factory, utcnow
 from service.throttle import FailureThrottle
 from service.webhook_http import build_client as build_webhook_client
+
+T = TypeVar("T")
+
+
+class Singletons:
+    """One object per type, made on first use and kept for the process.
+
+    For what a higher layer shares process-wide (Strava's rate limits are shared by every
+    account on the app; webhook handlers are reused while their row is unchanged) without this
+    layer knowing their types: ``runtime.singletons.get(StravaApp, make)`` is a ``StravaApp``.
+    """
+
+    def __init__(self) -> None:
+        self._made: dict[type, object] = {}
+
+    def get(self, kind: type[T], make: Callable[[], T]) -> T:
+        """The process's ``kind``, made by ``make()`` the first time."""
+        made = self._made.get(kind)
+        if not isinstance(made, kind):
+            made = make()
+            self._made[kind] = made
+        return made
 
 
 def default_worker_name() -> str:
@@ -59,7 +83,9 @@ class Runtime:
     heartbeat: datetime | None = None
     # Failed sign-ins and wrong API keys by client address (this process's count).
     auth_failures: FailureThrottle = field(default_factory=FailureThrottle)
-    extras: dict[str, object] = field(default_factory=dict)
+    # The last scheduler tick that failed ("job: error"), for diagnosis.
+    last_tick_error: str | None = None
+    singletons: Singletons = field(default_factory=Singletons)
 
 
 @asynccontextmanager

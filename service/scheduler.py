@@ -59,7 +59,7 @@ class Scheduler:
                 self.rt.heartbeat = self.rt.clock()
             except Exception as exc:
                 # The database may be down: readiness reports it; the next tick retries.
-                self.rt.extras["last_tick_error"] = f"{name}: {type(exc).__name__}: {exc}"
+                self.rt.last_tick_error = f"{name}: {type(exc).__name__}: {exc}"
                 log.warning("scheduler.tick.failed", job=name, error=type(exc).__name__)
 
         return run

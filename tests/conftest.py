@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,16 +100,20 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database_url(
-    request: pytest.FixtureRequest,
+@asynccontextmanager
+async def fresh_database(
+    kind: str,
     tmp_path: Path,
     sqlite_template: Path,
     pg_template: str | None,
+    *,
+    file_name: str = "pelosync.db",
 ) -> AsyncIterator[str]:
-    """A fresh, migrated database: a SQLite file, or a PostgreSQL database of its own."""
-    if request.param == "sqlite":
-        path = tmp_path / "pelosync.db"
+    """The URL of a fresh, migrated database of ``kind`` ("sqlite" or "postgres", dropped
+    after); a PostgreSQL one skips the test without :data:`PG_ENV`. ``file_name``: SQLite's
+    file in ``tmp_path``."""
+    if kind == "sqlite":
+        path = tmp_path / file_name
         shutil.copyfile(sqlite_template, path)
         yield f"sqlite+aiosqlite:///{path}"
         return
@@ -121,12 +126,26 @@ async def database_url(
         await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
     finally:
         await conn.close()
-    yield _async_url(_with_db(dsn, name))
-    conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield _async_url(_with_db(dsn, name))
     finally:
-        await conn.close()
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sqlite_template: Path,
+    pg_template: str | None,
+) -> AsyncIterator[str]:
+    """A fresh, migrated database: a SQLite file, or a PostgreSQL database of its own."""
+    async with fresh_database(request.param, tmp_path, sqlite_template, pg_template) as url:
+        yield url
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:

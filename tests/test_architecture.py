@@ -26,6 +26,7 @@ LAYERS: list[set[str]] = [
         "config",
         "crypto",
         "db",
+        "dialect",
         "http_headers",
         "leases",
         "logging",
@@ -269,3 +270,63 @@ def test_every_performance_machinery_place_says_what_it_buys() -> None:
         assert "Performance machinery" in around or "performance machinery" in around, (
             f"{path} {name}: no 'Performance machinery' comment naming its benchmark"
         )
+
+
+#: The database seam (docs/architecture.md, "The database seam"): the one module of service/
+#: that tells SQLite and PostgreSQL apart.
+SEAM = SERVICE / "dialect.py"
+
+
+def dialect_reads(source: str) -> list[str]:
+    """Where ``source`` tells databases apart by itself: reads a dialect's ``name`` or
+    ``driver`` (``engine.dialect.name``, ``dialect.driver``), or imports
+    ``sqlalchemy.dialects``. As ``line: what``."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in ("name", "driver")
+            and (
+                (isinstance(node.value, ast.Attribute) and node.value.attr == "dialect")
+                or (isinstance(node.value, ast.Name) and node.value.id == "dialect")
+            )
+        ):
+            found.append(f"{node.lineno}: dialect.{node.attr}")
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "sqlalchemy.dialects"
+        ):
+            found.append(f"{node.lineno}: from {node.module} import")
+        elif isinstance(node, ast.Import):
+            found.extend(
+                f"{node.lineno}: import {alias.name}"
+                for alias in node.names
+                if alias.name.startswith("sqlalchemy.dialects")
+            )
+    return found
+
+
+def test_only_the_database_seam_tells_databases_apart() -> None:
+    wrong = [
+        f"{path.relative_to(SERVICE.parent)}:{where}"
+        for path in sorted(SERVICE.rglob("*.py"))
+        if path != SEAM
+        for where in dialect_reads(path.read_text(encoding="utf-8"))
+    ]
+    assert wrong == [], "ask service/dialect.py (the database seam) instead:\n" + "\n".join(wrong)
+    assert dialect_reads(SEAM.read_text(encoding="utf-8")), "the seam moved: update SEAM"
+
+
+def test_the_seam_check_finds_each_kind_of_read() -> None:
+    source = (
+        "from sqlalchemy.dialects.postgresql import insert\n"
+        "import sqlalchemy.dialects.sqlite\n"
+        "if session.get_bind().dialect.name == 'postgresql':\n    pass\n"
+        "def f(dialect):\n    return dialect.driver\n"
+        "engine.dialect.do_ping(connection)\n"
+    )
+    assert dialect_reads(source) == [
+        "1: from sqlalchemy.dialects.postgresql import",
+        "2: import sqlalchemy.dialects.sqlite",
+        "3: dialect.name",
+        "6: dialect.driver",
+    ]

@@ -75,6 +75,15 @@ async def test_link_list_sync_pause_delete(base_env: dict[str, str]) -> None:
         code, out, err = await pelosync(env, "account", "pause", "99")
         assert code == 2
         assert "account 99 not found" in err
+        code, out, err = await pelosync(env, "account", "update", "1", "--include-external")
+        assert code == 0, err
+        assert "account 1 delivers imported workouts" in out
+        code, out, err = await pelosync(env, "account", "update", "1")
+        assert code == 2
+        assert "nothing to change" in err
+        code, out, err = await pelosync(env, "account", "update", "99", "--exclude-external")
+        assert code == 2
+        assert "account 99 not found" in err
         code, out, err = await pelosync(env, "account", "delete", "1", "--yes")
         assert code == 0, err
         code, out, _ = await pelosync(env, "account", "list")

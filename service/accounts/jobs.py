@@ -12,6 +12,7 @@ from service.accounts.models import SyncTrigger
 from service.accounts.repository import AccountRepository
 from service.accounts.schedule import failure_backoff
 from service.accounts.sync import AccountPoller, PollResult
+from service.dialect import serialize_writes
 from service.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -50,7 +51,11 @@ class PollJob:
                 # Peloton throttles this address: every poll would only meet the pause. The
                 # accounts stay due and are polled, in order and within the budget, after it.
                 return []
-            async with self.rt.sessions() as session, session.begin():
+            async with (
+                serialize_writes(self.rt.engine),  # SQLite: the engine's writers take turns
+                self.rt.sessions() as session,
+                session.begin(),
+            ):
                 ids, reclaimed = await AccountRepository(session).claim_due(
                     owner=self.rt.worker, now=self.rt.clock(), lease=self.lease, limit=free
                 )

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.accounts.models import Account, AccountStatus, AuthMethod
 from service.accounts.repository import AccountRepository
 from service.accounts.tokens import (
+    auth_method_of,
     encrypt_credentials,
     encrypt_tokens,
     peloton_config,
@@ -98,6 +99,9 @@ async def verify(
     ) as client:
         me = await client.me()
         final = client.tokens
+        if credentials is not None:
+            # The method that worked: the web login when the password grant was refused.
+            credentials = client.session.credentials
     if not me.id:
         raise InvalidInput("Peloton did not say which user these credentials belong to")
     final_tokens = latest[-1] if latest else final
@@ -109,8 +113,8 @@ async def verify(
 async def link(runtime: Runtime, session: AsyncSession, request: LinkRequest) -> Account:
     """Verify the credentials with Peloton and store the account (secrets encrypted)."""
     check_interval(request.poll_interval_s)
-    method = request.auth_method()
     user_id, username, tokens, credentials = await verify(runtime, request)
+    method = auth_method_of(credentials)
     accounts = AccountRepository(session)
     if await accounts.by_peloton_user(user_id) is not None:
         raise Conflict(f"Peloton user {username or user_id} is already linked")
@@ -148,8 +152,8 @@ async def reauthenticate(
     account = await accounts.get(account_id)
     if account is None:
         raise NotFound(f"account {account_id} not found")
-    method = request.auth_method()
     user_id, username, tokens, credentials = await verify(runtime, request)
+    method = auth_method_of(credentials)
     if user_id != account.peloton_user_id:
         raise Conflict("these credentials belong to a different Peloton user")
     box = runtime.secrets

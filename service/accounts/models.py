@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, JSONDocument, UTCDateTime, utcnow
+from service.db import Base, UTCDateTime, utcnow
+from service.dialect import JSONDocument
 
 
 class AuthMethod(StrEnum):
@@ -63,6 +64,9 @@ class Account(Base):
     token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     poll_interval_s: Mapped[int | None] = mapped_column(Integer)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Deliver the workouts Peloton imported from other services (Garmin...) too. Off: they are
+    # stored and shown, but sending them back where they came from would duplicate them.
+    include_external: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     status: Mapped[str] = mapped_column(String(20), default=AccountStatus.ACTIVE)  # AccountStatus
     next_poll_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     lease_owner: Mapped[str | None] = mapped_column(String(100))

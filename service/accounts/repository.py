@@ -103,6 +103,17 @@ class AccountRepository:
             .execution_options(synchronize_session=False)
         )
 
+    async def save_login_method(
+        self, account_id: int, auth_method: str, credentials_encrypted: str
+    ) -> None:
+        """Remember which login method works (and the credentials that name it)."""
+        await self.session.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(auth_method=auth_method, credentials_encrypted=credentials_encrypted)
+            .execution_options(synchronize_session=False)
+        )
+
     async def workout_counts(self, account_ids: list[int]) -> dict[int, int]:
         if not account_ids:
             return {}

@@ -72,6 +72,12 @@ class AccountUpdate(BaseModel):
         default=None, ge=MIN_POLL_INTERVAL_S, le=MAX_POLL_INTERVAL_S
     )
     paused: bool | None = None
+    include_external: bool | None = Field(
+        default=None,
+        description="Deliver the workouts Peloton imported from other services (Garmin...) "
+        "too. Off by default: sending them back where they came from duplicates them. Applies "
+        "to workouts fetched from now on.",
+    )
     sync_since: Instant | None = Field(
         default=None,
         description="Moving it earlier fetches the older workouts on the next poll.",
@@ -95,6 +101,9 @@ class AccountOut(BaseModel):
     auth_method: str
     status: str = Field(description="active, needs_reauth or error.")  # AccountStatus
     paused: bool
+    include_external: bool = Field(
+        description="Whether workouts Peloton imported from other services are delivered."
+    )
     poll_interval_s: int | None
     sync_since: datetime
     backfill_complete: bool

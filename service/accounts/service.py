@@ -18,6 +18,7 @@ from service.accounts.jobs import PollJob
 from service.accounts.models import Account, AccountStatus, AuthMethod, SyncRun
 from service.accounts.repository import AccountRepository
 from service.accounts.schemas import PelotonCredentials
+from service.deliveries.repository import DeliveryRepository
 from service.errors import Conflict, InvalidInput, NotFound
 from service.peloton.errors import Unauthorized
 from service.runtime import Runtime
@@ -106,8 +107,14 @@ async def update(
         if name in changes and changes[name] is None:
             raise InvalidInput(f"{name}: may not be null")
     now = runtime.clock()
+    if "include_external" in changes and changes["include_external"] is None:
+        raise InvalidInput("include_external: may not be null")
     if "label" in changes:
         account.label = changes["label"]
+    if "include_external" in changes:
+        # From now on: workouts already stored keep the deliveries they have (send or replay
+        # them by hand).
+        account.include_external = changes["include_external"]
     if "poll_interval_s" in changes:
         linking.check_interval(changes["poll_interval_s"])
         account.poll_interval_s = changes["poll_interval_s"]
@@ -128,9 +135,11 @@ async def update(
 
 async def delete(session: AsyncSession, account_id: int) -> None:
     """Delete the account; the database cascades to its workouts, their deliveries and
-    attempts, and its sync runs."""
+    attempts, and its sync runs. What was delivered is kept (Peloton workout, destination,
+    format), so linking the account again never sends those workouts again on its own."""
     repo = AccountRepository(session)
     account = await get(session, account_id)
+    await DeliveryRepository(session).remember_sent(account.id)
     await repo.delete(account)
 
 

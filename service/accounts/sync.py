@@ -34,11 +34,13 @@ from service.db import utcnow
 from service.deliveries.repository import DeliveryRepository
 from service.destinations.matching import formats_for
 from service.destinations.repository import DestinationRepository
+from service.dialect import serialize_writes
 from service.errors import ConversionError, PelosyncError
 from service.peloton.budget import Priority
 from service.peloton.client import PelotonClient
 from service.peloton.errors import NeedsReauthentication, RateLimited
 from service.peloton.models import Workout as PelotonWorkout
+from service.peloton.origin import workout_origin
 from service.runtime import Runtime
 from service.workouts.repository import WorkoutRepository
 
@@ -81,7 +83,6 @@ class AccountPoller:
             minimum=timedelta(seconds=self.settings.poll_min_interval),
             maximum=timedelta(seconds=max(self.settings.poll_max_interval, 300)),
         )
-        self._write_turn = asyncio.Lock()
 
     async def poll(
         self, account_id: int, *, trigger: SyncTrigger = SyncTrigger.SCHEDULE
@@ -337,11 +338,10 @@ class AccountPoller:
 
     def _writing(self) -> contextlib.AbstractAsyncContextManager[object]:
         """SQLite has one writer at a time and its busy handler gives up after busy_timeout:
-        many polls finishing together (a high sync_concurrency) queue here instead, in order
-        and without a time limit. PostgreSQL writes them side by side."""
-        if self.rt.engine.dialect.name == "sqlite":
-            return self._write_turn
-        return contextlib.nullcontext()
+        many polls finishing together (a high sync_concurrency) queue on the engine's one
+        writer lock instead, in order and without a time limit, with the deliveries' writes.
+        PostgreSQL writes them side by side."""
+        return serialize_writes(self.rt.engine)
 
     async def _store(
         self, session: AsyncSession, account: Account, fetched: list[_Fetched], result: PollResult
@@ -349,6 +349,9 @@ class AccountPoller:
         workouts = WorkoutRepository(session)
         deliveries = DeliveryRepository(session)
         destinations = await DestinationRepository(session).enabled()
+        # Delivered before the account was deleted and linked again: never sent again on its
+        # own, even if the destination has lost it since (a replay or send by hand still does).
+        sent = await deliveries.sent_before([item.workout.id or "" for item in fetched])
         for item in fetched:
             values = workout_values(account.id, item)
             workout_id = await workouts.add_new(values)
@@ -357,8 +360,25 @@ class AccountPoller:
             result.new += 1
             if item.summary is None:
                 continue
+            if values["origin"] is not None and not account.include_external:
+                log.info(
+                    "sync.workout.external",
+                    account_id=account.id,
+                    workout_id=item.workout.id,
+                    origin=values["origin"],
+                )
             for destination in destinations:
-                formats = formats_for(destination, account.id, item.summary)
+                formats = [
+                    f
+                    for f in formats_for(
+                        destination,
+                        account.id,
+                        item.summary,
+                        origin=values["origin"],
+                        include_external=account.include_external,
+                    )
+                    if (item.workout.id, destination.id, f) not in sent
+                ]
                 if formats:
                     await deliveries.create_pending(
                         workout_id, destination.id, formats, now=self.rt.clock()
@@ -380,6 +400,7 @@ def workout_values(account_id: int, item: _Fetched) -> dict[str, Any]:
         "started_at": start,
         "ended_at": s.end if s else w.end_time,
         "peloton_status": raw.get("status") or "COMPLETE",
+        "origin": workout_origin(raw),
         "timezone": s.timezone if s else w.timezone,
         "is_outdoor": s.is_outdoor if s else bool(w.is_outdoor),
         "has_gps": s.has_gps if s else False,

@@ -54,6 +54,13 @@ def login_method(auth_method: str) -> LoginMethod | None:
     )
 
 
+def auth_method_of(credentials: Credentials | None) -> AuthMethod:
+    """The account's auth method for these credentials (none: tokens only)."""
+    if credentials is None or credentials.method is None:
+        return AuthMethod.TOKEN
+    return AuthMethod.PKCE if credentials.method is LoginMethod.PKCE else AuthMethod.PASSWORD
+
+
 def peloton_config(runtime: Runtime) -> PelotonConfig:
     return PelotonConfig.from_settings(runtime.settings)
 
@@ -77,12 +84,26 @@ def client_for(
             )
         log.info("accounts.tokens.saved", account_id=account_id)
 
+    credentials = decrypt_credentials(box, account.credentials_encrypted)
+
+    async def remember_method(method: LoginMethod) -> None:
+        # The password grant was refused as a grant and the web login worked: log in that way
+        # from now on (the next poll, a restart) instead of asking for the refused grant again.
+        assert credentials is not None  # a login happened, so there were credentials
+        kept = Credentials(credentials.username, credentials.password, method)
+        async with runtime.sessions() as session, session.begin():
+            await AccountRepository(session).save_login_method(
+                account_id, auth_method_of(kept), encrypt_credentials(box, kept)
+            )
+        log.info("accounts.login_method.saved", account_id=account_id, method=method.value)
+
     return PelotonClient(
         http=runtime.http,
         config=peloton_config(runtime),
-        credentials=decrypt_credentials(box, account.credentials_encrypted),
+        credentials=credentials,
         tokens=decrypt_tokens(box, account.tokens_encrypted),
         on_tokens=save,
+        on_method=remember_method,
         semaphore=runtime.peloton_slots,
         clock=runtime.clock,
         sleep=runtime.sleep,

@@ -21,12 +21,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.auth.models import ApiKey, Role
 from service.auth.repository import ApiKeyRepository
 from service.db import autocommit_session
+from service.dialect import FIRST_KEY_TURN, take_turns
 from service.errors import Conflict, NotFound, PelosyncError
 
 log = structlog.get_logger(__name__)
@@ -255,9 +256,8 @@ def _forget_after_commit(key_id: int) -> Any:
 
 async def ensure_first_key(session: AsyncSession, now: datetime) -> str | None:
     """Create an admin key if there is no active one; the key (to print once), or None."""
-    if session.get_bind().dialect.name == "postgresql":
-        # Replicas starting together: one creates the key, the others then find it.
-        await session.execute(text("SELECT pg_advisory_xact_lock(74230618)"))
+    # Replicas starting together: one creates the key, the others then find it.
+    await take_turns(session, FIRST_KEY_TURN)
     if await ApiKeyRepository(session).active_admin_count() > 0:
         return None
     _, key = await create_key(session, name=FIRST_KEY_NAME, role=Role.ADMIN, now=now)

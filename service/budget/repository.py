@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.budget.models import PelotonBudget
-from service.db import insert_ignoring_duplicates
+from service.dialect import insert_ignoring_duplicates
 
 
 class BudgetRepository:

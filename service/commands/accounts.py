@@ -1,4 +1,4 @@
-"""``pelosync account``: link, list, pause, resume, delete Peloton accounts."""
+"""``pelosync account``: link, list, pause, resume, update, delete Peloton accounts."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from service.accounts import linking
+from service.accounts import service as accounts_service
 from service.accounts.models import AuthMethod
 from service.accounts.repository import AccountRepository
 from service.commands.common import run, setup
@@ -126,6 +127,36 @@ def resume(account_id: int) -> None:
     _set_paused(account_id, False)
 
 
+@app.command("update")
+def update(
+    account_id: int,
+    include_external: Annotated[
+        bool | None,
+        typer.Option(
+            "--include-external/--exclude-external",
+            help="Deliver (or not: the default) the workouts Peloton imported from other "
+            "services such as Garmin; sending them back duplicates them there.",
+        ),
+    ] = None,
+) -> None:
+    """Change an account's settings."""
+    settings = setup("ERROR")
+    if include_external is None:
+        raise InvalidInput("nothing to change: give --include-external or --exclude-external")
+
+    async def go() -> None:
+        async with open_runtime(settings) as rt:
+            await check_current(rt.engine)
+            async with rt.sessions() as session, session.begin():
+                await accounts_service.update(
+                    rt, session, account_id, {"include_external": include_external}
+                )
+
+    run(go())
+    verb = "delivers" if include_external else "does not deliver"
+    typer.echo(f"account {account_id} {verb} imported workouts")
+
+
 @app.command("delete")
 def delete(
     account_id: int,
@@ -142,11 +173,8 @@ def delete(
         async with open_runtime(settings) as rt:
             await check_current(rt.engine)
             async with rt.sessions() as session, session.begin():
-                repo = AccountRepository(session)
-                account = await repo.get(account_id)
-                if account is None:
-                    raise NotFound(f"account {account_id} not found")
-                await repo.delete(account)
+                # What was delivered is remembered, so a re-link does not send it again.
+                await accounts_service.delete(session, account_id)
 
     run(go())
     typer.echo(f"account {account_id} deleted")

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import load_only
 
+from service.accounts.models import Account
 from service.deliveries.models import Delivery, DeliveryState
 from service.deliveries.repository import DeliveryRepository, new_message_id
 from service.destinations.matching import wants, writable_formats
@@ -34,6 +35,7 @@ PLANNED_COLUMNS = (
     Workout.timezone,
     Workout.has_gps,
     Workout.conversion_error,
+    Workout.origin,
 )
 
 
@@ -78,6 +80,11 @@ class BulkRepository:
             Delivery.lease_owner.is_(None),
         )
         return list((await self.session.execute(stmt)).scalars())
+
+    async def including_external(self) -> set[int]:
+        """The accounts that have workouts imported from other services delivered."""
+        stmt = select(Account.id).where(Account.include_external.is_(True))
+        return set((await self.session.execute(stmt)).scalars())
 
     async def count_failed(self, destination_id: int) -> int:
         stmt = select(func.count()).where(
@@ -132,10 +139,19 @@ async def plan_replay(
 ) -> list[Planned]:
     """What :func:`replay` would queue: the destination's workouts started in [start, end)."""
     destination = await _destination(session, destination_id)
+    bulk = BulkRepository(session)
+    including = await bulk.including_external()
     plans = []
-    for workout in await BulkRepository(session).workouts_started(start, end):
+    for workout in await bulk.workouts_started(start, end):
         formats = writable_formats(destination, workout.has_gps)
-        if wants(destination, workout.account_id, workout.discipline) and formats:
+        wanted = wants(
+            destination,
+            workout.account_id,
+            workout.discipline,
+            origin=workout.origin,
+            include_external=workout.account_id in including,
+        )
+        if wanted and formats:
             plans.append(Planned(workout, formats))
     return plans
 

@@ -90,9 +90,7 @@ class DeliveryRunner:
         self.rt = runtime
         self.rng = rng or random.Random()
         # Finished attempts are written in shared transactions (see recorder.py).
-        self.recorder = Recorder(
-            runtime.sessions, single_writer=runtime.engine.dialect.name == "sqlite"
-        )
+        self.recorder = Recorder(runtime.sessions)
 
     async def attempt(
         self,

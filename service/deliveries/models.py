@@ -81,3 +81,19 @@ class DeliveryAttempt(Base):
     error_class: Mapped[str | None] = mapped_column(String(100))
     error: Mapped[str | None] = mapped_column(Text)
     response_excerpt: Mapped[str | None] = mapped_column(Text)  # at most 4 KB
+
+
+class SentWorkout(Base):
+    """A Peloton workout once delivered to a destination in a format, kept when its account is
+    deleted (which deletes its workouts and deliveries): linking the account again fetches the
+    workout again, and it must not be sent again on its own (only a replay or send by hand)."""
+
+    __tablename__ = "sent_workouts"
+
+    peloton_workout_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    destination_id: Mapped[int] = mapped_column(
+        ForeignKey("destinations.id", ondelete="CASCADE"), primary_key=True
+    )
+    format: Mapped[str] = mapped_column(String(10), primary_key=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    external_id: Mapped[str | None] = mapped_column(String(200))

@@ -8,8 +8,9 @@ the destination's concurrency exceeds the pool. Here one writer task takes whate
 have finished meanwhile and writes them together: one transaction, and one statement for all
 their delivery updates, one for all their attempt rows, one per destination they succeeded on.
 
-On PostgreSQL, the outcomes without further writes (successes; a failure also updates its
-destination) are written by one statement per shape of values instead, outside a transaction (see
+On PostgreSQL (:func:`service.dialect.one_statement_results`), the outcomes without further
+writes (successes; a failure also updates its destination) are written by one statement per
+shape of values instead, outside a transaction (see
 :meth:`~service.deliveries.repository.DeliveryRepository.finish_many`): a transaction's BEGIN,
 COMMIT and separate statements cost a round trip each, about as much CPU as the HTTP request of
 the delivery itself.
@@ -39,6 +40,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service import dialect
 from service.db import autocommit_session
 from service.deliveries.repository import DeliveryRepository, FinishedRow
 
@@ -95,22 +97,20 @@ class Recorder:
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
-        single_writer: bool = False,
         retry_for: float = RETRY_UNREACHABLE_S,
     ) -> None:
         self._sessions = sessions
         self.retry_for = retry_for
         self._queue: list[tuple[Outcome, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
-        # SQLite has one writer at a time and a waiting connection sleeps in its busy handler
-        # (1, 2, 5, 10... ms): the engine's own write transactions take turns here instead.
-        self._turns = asyncio.Lock() if single_writer else None
-        bind = sessions.kw.get("bind")
-        self._one_statement = bind is not None and bind.dialect.name == "postgresql"
+        self._bind = sessions.kw.get("bind")
 
     def writing(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        """Hold around another write transaction of the engine (the claims)."""
-        return self._turns if self._turns is not None else contextlib.nullcontext()
+        """Hold around a write transaction of the engine (these writes, the claims): the
+        engine's one writer lock on SQLite (:func:`service.dialect.serialize_writes`)."""
+        if self._bind is None:
+            return contextlib.nullcontext()
+        return dialect.serialize_writes(self._bind)
 
     async def record(self, outcome: Outcome) -> bool:
         """Write ``outcome``; False (and nothing written) if its lease had been lost."""
@@ -180,7 +180,7 @@ class Recorder:
         outcomes that are written. ``again``: an earlier try may have committed although its
         answer was lost; such an outcome (its lease released, its attempt row stored) counts
         as written rather than as a lost lease."""
-        if not self._one_statement or again:
+        if again or self._bind is None or not dialect.one_statement_results(self._bind):
             return await self._write_together(outcomes, again=again)
         plain = [
             FinishedRow(o.delivery_id, o.owner, o.destination_id, o.values, o.attempt, o.healthy_at)

@@ -29,17 +29,16 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import TextualSelect
 
-from service import leases
+from service import dialect, leases
 from service.accounts.models import Account
 from service.convert.pool import RawBundle
-from service.db import Reader, UTCDateTime, given, insert_ignoring_duplicates, utcnow
-from service.deliveries.models import Delivery, DeliveryAttempt, DeliveryState
+from service.db import Reader, UTCDateTime, given, utcnow
+from service.deliveries.models import Delivery, DeliveryAttempt, DeliveryState, SentWorkout
 from service.destinations.models import Destination
 from service.workouts.models import Workout
 
@@ -91,10 +90,9 @@ def _finish_statement(value_keys: tuple[str, ...], attempt_keys: tuple[str, ...]
     data-modifying CTEs over the rows given as one JSON parameter."""
     deliveries = cast(Table, Delivery.__table__)
     attempts = cast(Table, DeliveryAttempt.__table__)
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 
     def typed(table: Table, keys: tuple[str, ...], prefix: str) -> list[str]:
-        return [f"{prefix}{key} {table.c[key].type.compile(dialect=dialect)}" for key in keys]
+        return [f"{prefix}{key} {dialect.postgresql_type(table.c[key].type)}" for key in keys]
 
     record = ", ".join(
         [
@@ -146,7 +144,7 @@ def _finish_statement(value_keys: tuple[str, ...], attempt_keys: tuple[str, ...]
 
 # Performance machinery (benchmarks/deliver.py): a statement cache; the claim is built once.
 @functools.cache
-def _claim_statements(postgres: bool, check_destination: bool) -> leases.ClaimStatements:
+def _claim_statements(skip_locked: bool, check_destination: bool) -> leases.ClaimStatements:
     """The claim of :meth:`DeliveryRepository.claim_for_destination`, built once (it runs on
     every refill of a busy destination)."""
     # Not named after a column: an UPDATE reserves those names for its SET clause.
@@ -160,7 +158,7 @@ def _claim_statements(postgres: bool, check_destination: bool) -> leases.ClaimSt
     if check_destination:
         due = and_(due, exists().where(_ready(now), Destination.id == destination_id))
     return leases.claim_statements(
-        Delivery, due=due, order_by=Delivery.next_attempt_at, postgresql=postgres
+        Delivery, due=due, order_by=Delivery.next_attempt_at, skip_locked=skip_locked
     )
 
 
@@ -182,10 +180,14 @@ _LOAD_MANY = (
     .where(Delivery.id.in_(bindparam("ids", expanding=True)))
     .options(*(defer(c, raiseload=True) for c in _RAW))
 )
-_HELD = select(Delivery.id).where(
-    Delivery.id.in_(bindparam("ids", expanding=True)), Delivery.lease_owner == bindparam("owner")
+_HELD_LOCKED = (
+    select(Delivery.id)
+    .where(
+        Delivery.id.in_(bindparam("ids", expanding=True)),
+        Delivery.lease_owner == bindparam("owner"),
+    )
+    .with_for_update()
 )
-_HELD_LOCKED = _HELD.with_for_update()
 _HEALTHY = (
     update(Destination)
     .where(
@@ -281,7 +283,7 @@ class DeliveryRepository:
         created = 0
         for fmt in formats:
             stmt = (
-                insert_ignoring_duplicates(
+                dialect.insert_ignoring_duplicates(
                     self.session, Delivery, ("workout_id", "destination_id", "format")
                 )
                 .values(
@@ -314,10 +316,9 @@ class DeliveryRepository:
         """Lease up to ``limit`` due deliveries of one destination (oldest due first);
         ``check_destination``: only if it is enabled and not postponed (else the caller found
         it with :meth:`due_destinations`)."""
-        postgres = self.session.get_bind().dialect.name == "postgresql"
         ids, _ = await leases.run_claim(
             self.session,
-            _claim_statements(postgres, check_destination),
+            _claim_statements(dialect.skip_locked_claims(self.session), check_destination),
             owner=owner,
             now=now,
             lease=lease,
@@ -405,11 +406,10 @@ class DeliveryRepository:
 
     async def held_leases(self, delivery_ids: Sequence[int], owner: str) -> set[int]:
         """Which of these deliveries ``owner`` still holds (locked until the transaction ends)."""
-        postgres = self.session.get_bind().dialect.name == "postgresql"
+        # FOR UPDATE: a claim or lease renewal on PostgreSQL waits for this transaction. SQLite
+        # has no row locks (SQLAlchemy leaves the clause out): its one writer is the lock.
         params = {"ids": list(delivery_ids), "owner": owner}
-        return set(
-            (await self.session.execute(_HELD_LOCKED if postgres else _HELD, params)).scalars()
-        )
+        return set((await self.session.execute(_HELD_LOCKED, params)).scalars())
 
     async def release_many(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Write each delivery's new values and drop its lease: one statement per shape of
@@ -503,3 +503,45 @@ class DeliveryRepository:
             .order_by(DeliveryAttempt.id)
         )
         return list((await self.session.execute(stmt)).scalars())
+
+    async def remember_sent(self, account_id: int) -> int:
+        """Keep, as :class:`SentWorkout` rows, what the account's workouts were delivered to,
+        before the account (and with it its workouts and deliveries) is deleted. Returns how
+        many were written (ones kept already are left alone)."""
+        stmt = (
+            select(
+                Workout.peloton_workout_id,
+                Delivery.destination_id,
+                Delivery.format,
+                Delivery.delivered_at,
+                Delivery.external_id,
+            )
+            .join(Workout, Workout.id == Delivery.workout_id)
+            .where(Workout.account_id == account_id, Delivery.delivered_at.is_not(None))
+        )
+        rows = [
+            {
+                "peloton_workout_id": r.peloton_workout_id,
+                "destination_id": r.destination_id,
+                "format": r.format,
+                "delivered_at": r.delivered_at,
+                "external_id": r.external_id,
+            }
+            for r in await self.session.execute(stmt)
+        ]
+        if rows:
+            key = ("peloton_workout_id", "destination_id", "format")
+            await self.session.execute(
+                dialect.insert_ignoring_duplicates(self.session, SentWorkout, key), rows
+            )
+        return len(rows)
+
+    async def sent_before(self, peloton_workout_ids: Sequence[str]) -> set[tuple[str, int, str]]:
+        """(Peloton workout id, destination id, format) of those delivered before their account
+        was deleted (:meth:`remember_sent`)."""
+        if not peloton_workout_ids:
+            return set()
+        stmt = select(
+            SentWorkout.peloton_workout_id, SentWorkout.destination_id, SentWorkout.format
+        ).where(SentWorkout.peloton_workout_id.in_(list(peloton_workout_ids)))
+        return {(r[0], r[1], r[2]) for r in await self.session.execute(stmt)}

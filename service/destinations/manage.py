@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import secrets as random
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -19,8 +18,9 @@ from service.auth.models import Role
 from service.auth.repository import ApiKeyRepository
 from service.db import autocommit_session
 from service.destinations import checks, kinds_api
+from service.destinations.kinds import strava, webhook
 from service.destinations.kinds.base import Delivered, DeliveryError, NeedsReauthorization
-from service.destinations.kinds.directory import export_root_of
+from service.destinations.kinds.strava import strava_app
 from service.destinations.kinds.strava_oauth import (
     STATE_MAX_AGE_S,
     InvalidOAuthState,
@@ -28,9 +28,9 @@ from service.destinations.kinds.strava_oauth import (
     check_granted_scope,
 )
 from service.destinations.kinds.webhook import WebhookConfig, generate_secret, rotate
-from service.destinations.models import Destination, DestinationKind, OAuthState
+from service.destinations.models import Destination, OAuthState
 from service.destinations.repository import DestinationRepository, OAuthStateRepository
-from service.destinations.service import build_handler, decrypted_secrets, strava_app
+from service.destinations.service import build_handler, decrypted_secrets
 from service.errors import ExternalServiceError, InvalidInput, NotFound
 from service.runtime import Runtime
 
@@ -41,12 +41,6 @@ STATE_PURPOSE = "pelosync strava oauth state"
 #: How a destination parked by a refused grant is disabled (``deliveries.service``): the one
 #: disabled state a new Strava authorization lifts.
 REAUTHORIZATION_REASON = "needs re-authorization"
-
-
-def _check_export_root(runtime: Runtime, kind: str, config: dict[str, Any]) -> None:
-    """A folder destination's root must lie in PELOSYNC_EXPORT_ROOTS (422 otherwise)."""
-    if kind == DestinationKind.DIRECTORY:
-        export_root_of(Path(config["root"]), runtime.settings.resolved_export_roots())
 
 
 async def get(session: AsyncSession, destination_id: int) -> Destination:
@@ -86,8 +80,7 @@ async def create(
     formats = [str(f) for f in values.get("formats") or DEFAULT_FORMATS]
     kinds_api.check_formats(kind, formats)
     config, hidden, generated = kinds_api.validate(kind, values.get("config") or {}, given)
-    _check_export_root(runtime, kind, config)
-    await checks.check_reachable(runtime.settings, kind, config)
+    await checks.check_config(runtime.settings, kind, config)
     destination = Destination(
         name=values["name"],
         kind=kind,
@@ -119,8 +112,7 @@ async def update(
         config = {**destination.config, **(changes.get("config") or {})}
         stored = decrypted_secrets(runtime, destination)
         config, hidden, _ = kinds_api.validate(kind, config, {**stored, **patch})
-        _check_export_root(runtime, kind, config)
-        await checks.check_reachable(runtime.settings, kind, config)
+        await checks.check_config(runtime.settings, kind, config)
         destination.config = config
         _store_secrets(runtime, destination, hidden)
     if "formats" in changes:
@@ -162,7 +154,7 @@ async def rotate_secret(
 ) -> tuple[Destination, str | None]:
     """A new webhook signing secret; the old one keeps signing for 24 hours alongside it."""
     destination = await get(session, destination_id)
-    if destination.kind != DestinationKind.WEBHOOK:
+    if destination.kind != webhook.KIND:
         raise InvalidInput(f"only webhook secrets rotate; update this {destination.kind}'s secrets")
     current = WebhookConfig.parse(destination.config, decrypted_secrets(runtime, destination))
     generated = None if secret else generate_secret()
@@ -222,7 +214,7 @@ async def strava_authorize_url(
     that ``api_key_id`` is an admin key. The ``state`` is signed, carries a nonce stored
     here (single-use, 10 minutes) and is bound to the key that started it."""
     destination = await get(session, destination_id)
-    if destination.kind != DestinationKind.STRAVA:
+    if destination.kind != strava.KIND:
         raise InvalidInput(f"destination {destination_id} is a {destination.kind}, not strava")
     nonce = random.token_urlsafe(24)
     now = runtime.clock()
@@ -285,7 +277,7 @@ async def strava_connect(
             "active admin key; start the authorization again"
         )
     destination = await get(session, destination_id)
-    if destination.kind != DestinationKind.STRAVA:
+    if destination.kind != strava.KIND:
         raise InvalidInput(f"destination {destination_id} is not a strava destination")
     if error:
         raise InvalidInput(f"Strava authorization was not granted: {error[:100]}")

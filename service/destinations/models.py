@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, JSONDocument, UTCDateTime, utcnow
-
-
-class DestinationKind(StrEnum):
-    WEBHOOK = "webhook"
-    DIRECTORY = "directory"
-    STRAVA = "strava"
-    INTERVALS = "intervals"
-    GARMIN = "garmin"
+from service.db import Base, UTCDateTime, utcnow
+from service.dialect import JSONDocument
 
 
 class Destination(Base):
@@ -25,7 +17,7 @@ class Destination(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(20))  # a key of kinds/registry.py
     config: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)  # no secrets
     secrets_encrypted: Mapped[str | None] = mapped_column(Text)  # Fernet token of a JSON object
     # Filters: None means "all".

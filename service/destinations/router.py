@@ -97,7 +97,6 @@ async def create_destination(
     Strava destination starts without tokens: connect it with `GET …/strava/connect`.
     """
     values = body.model_dump(exclude_unset=True)
-    values["kind"] = body.kind.value
     values["name"] = body.name
     destination, generated = await manage.create(runtime, session, values)
     return _with_secret(runtime, destination, generated)

@@ -4,26 +4,43 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic_core import PydanticCustomError
 
 from service.convert.formats import Format
-from service.destinations.models import DestinationKind
+from service.destinations.kinds.registry import KINDS
 from service.schemas import MAX_ID, Instant, Name
 
 DISCIPLINE_PATTERN = r"^[a-z_]{1,40}$"
 _CONFIG_DOC = (
-    "Settings of the kind (no secrets). webhook: `url`, `inline_max_bytes` (files up to it go "
-    "inline, bigger ones as links; lowered by pelosync when the receiver answers 413); "
-    "directory: `root` (absolute folder), `template`; strava: upload tuning; intervals: "
-    "`athlete_id`; garmin: `user_agent`."
+    "Settings of the kind (no secrets). "
+    + "; ".join(f"{kind}: {spec.config_doc}" for kind, spec in KINDS.items() if spec.config_doc)
+    + "."
 )
 _SECRETS_DOC = (
-    "Write-only credentials of the kind. webhook: `secret` (whsec_..., generated if absent) and "
-    "`headers` (extra request headers); intervals: `api_key` or `access_token`; garmin: "
-    "`access_token`, `refresh_token`, `client_id`; strava: none (use the connect link)."
+    "Write-only credentials of the kind. "
+    + "; ".join(f"{kind}: {spec.secrets_doc}" for kind, spec in KINDS.items() if spec.secrets_doc)
+    + "."
 )
+
+
+def _known_kind(value: str) -> str:
+    """A kind of the registry (read at validation time: the registry is the one list)."""
+    if value not in KINDS:
+        names = [repr(kind) for kind in KINDS]
+        expected = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+        raise PydanticCustomError("enum", "Input should be {expected}", {"expected": expected})
+    return value
+
+
+#: A destination kind: one of the registry's (the OpenAPI enum lists them).
+DestinationKind = Annotated[
+    str,
+    AfterValidator(_known_kind),
+    WithJsonSchema({"type": "string", "enum": list(KINDS), "title": "DestinationKind"}),
+]
 
 
 def _no_nul(value: Any, where: str = "") -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import leases
 from service.accounts.models import Account, AccountStatus, PollOutcome, SyncRun
 from service.deliveries.models import Delivery, DeliveryState
 from service.destinations.models import Destination
+from service.dialect import text_before
 from service.workouts.models import Workout
 
 # The outcome of a poll that failed says which Peloton error it was.
@@ -75,12 +76,7 @@ class MetricsRepository:
     async def peloton_errors(self) -> dict[str, int]:
         """Failed polls by the Peloton error class that ended them."""
         # Failed polls record "ClassName: message"; the class is what precedes the colon.
-        prefix: ColumnElement[str]
-        if self.session.get_bind().dialect.name == "postgresql":
-            prefix = func.split_part(SyncRun.error, ":", 1)
-        else:
-            cut = func.instr(SyncRun.error, ":")
-            prefix = case((cut > 0, func.substr(SyncRun.error, 1, cut - 1)), else_=SyncRun.error)
+        prefix = text_before(SyncRun.error, ":")
         stmt = (
             select(SyncRun.outcome, prefix, func.count())
             .where(SyncRun.outcome.in_([PollOutcome.ERROR, *ERROR_CLASS_BY_OUTCOME]))
@@ -88,6 +84,6 @@ class MetricsRepository:
         )
         errors: dict[str, int] = {}
         for outcome, error_class, count in await self.session.execute(stmt):
-            name = ERROR_CLASS_BY_OUTCOME.get(outcome) or (error_class or "unknown")[:60]
+            name = ERROR_CLASS_BY_OUTCOME.get(outcome or "") or (error_class or "unknown")[:60]
             errors[name] = errors.get(name, 0) + count
         return errors

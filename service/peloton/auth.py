@@ -12,6 +12,12 @@ and a retried refresh can trip Auth0's refresh-token reuse detection. Failures m
 * :class:`TransientError`: 5xx, timeouts, connection errors, garbled answers to a success.
 * :class:`AuthFlowError`: the web login met a page it did not expect.
 
+The one exception to "one attempt": a password grant Peloton refuses *as a grant*
+(:func:`grant_refused`: ``unauthorized_client``, or ``invalid_grant`` naming the grant type:
+Auth0's answers once a client may no longer use it) is followed, once, by the web login, and
+:meth:`Authenticator.login` says which method worked so the account remembers it. A refused
+password (``invalid_grant`` "Wrong email or password.") is never tried again.
+
 The web login runs in a short-lived ``httpx.AsyncClient`` of its own (``login_client_factory``)
 because it needs a cookie jar for one login only: Auth0's session cookies in the app-wide client
 would leak one account's login into another's.
@@ -27,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import structlog
@@ -155,6 +161,25 @@ def _transport_error(exc: httpx.HTTPError, what: str) -> TransientError:
     return TransientError(f"{what} failed: {type(exc).__name__}")
 
 
+def grant_refused(exc: NeedsReauthentication) -> bool:
+    """Whether Auth0 refused the password *grant* (turned off for the client), not the
+    password: ``unauthorized_client`` ("Grant type 'password' not allowed for the client."),
+    or ``invalid_grant`` whose description names the grant type. Wrong credentials are
+    ``invalid_grant`` "Wrong email or password." and stay a refusal."""
+    if exc.error_code == "unauthorized_client":
+        return True
+    text = str(exc).lower()
+    return exc.error_code == "invalid_grant" and ("grant type" in text or "grant_type" in text)
+
+
+class Login(NamedTuple):
+    """The tokens of a login and the method that obtained them (it may differ from the one
+    asked for: see :func:`grant_refused`)."""
+
+    tokens: TokenSet
+    method: LoginMethod
+
+
 class Authenticator:
     """Performs Auth0 exchanges against ``config.auth_url``. Holds no account state."""
 
@@ -177,14 +202,22 @@ class Authenticator:
             headers={"User-Agent": self._config.browser_user_agent},
         )
 
-    async def login(self, credentials: Credentials) -> TokenSet:
-        """One login with the account's method."""
+    async def login(self, credentials: Credentials) -> Login:
+        """One login with the account's method; a password grant refused as a grant falls
+        back once to the web login (the result says which method worked)."""
         if not credentials.can_login or not credentials.username or not credentials.password:
             raise NeedsReauthentication("no username, password and login method to log in with")
         log.info("peloton.auth.login", method=str(credentials.method))
         if credentials.method is LoginMethod.PASSWORD:
-            return await self.password_grant(credentials.username, credentials.password)
-        return await self.pkce_login(credentials.username, credentials.password)
+            try:
+                tokens = await self.password_grant(credentials.username, credentials.password)
+                return Login(tokens, LoginMethod.PASSWORD)
+            except NeedsReauthentication as exc:
+                if not grant_refused(exc):
+                    raise
+                log.warning("peloton.auth.password_grant_refused", error_code=exc.error_code)
+        tokens = await self.pkce_login(credentials.username, credentials.password)
+        return Login(tokens, LoginMethod.PKCE)
 
     async def refresh(self, tokens: TokenSet, *, default_client_id: str) -> TokenSet:
         """Trade the refresh token for new tokens (the refresh token may rotate)."""

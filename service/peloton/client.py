@@ -54,7 +54,7 @@ from service.peloton.models import (
     WorkoutListPage,
 )
 from service.peloton.retry import Sleep, retrying
-from service.peloton.session import AuthSession, Bearer, OnTokens
+from service.peloton.session import AuthSession, Bearer, OnMethod, OnTokens
 
 log = structlog.get_logger(__name__)
 
@@ -80,7 +80,8 @@ class PelotonClient:
 
     ``http`` is the app's shared client; if none is given the client makes its own and closes
     it in :meth:`aclose` (or ``async with``). ``tokens`` and/or ``credentials`` say how to
-    authenticate; ``on_tokens`` is awaited with every new :class:`TokenSet`. ``semaphore`` may
+    authenticate; ``on_tokens`` is awaited with every new :class:`TokenSet`, ``on_method`` with
+    the login method when another than the account's worked. ``semaphore`` may
     be shared between clients to bound concurrency across accounts; ``gate`` (the request
     budget) is asked before every API request. ``clock`` and ``sleep`` are injectable for tests.
     """
@@ -93,6 +94,7 @@ class PelotonClient:
         credentials: Credentials | None = None,
         tokens: TokenSet | None = None,
         on_tokens: OnTokens | None = None,
+        on_method: OnMethod | None = None,
         semaphore: asyncio.Semaphore | None = None,
         clock: Clock = utcnow,
         sleep: Sleep = asyncio.sleep,
@@ -116,6 +118,7 @@ class PelotonClient:
             credentials=credentials,
             tokens=tokens,
             on_tokens=on_tokens,
+            on_method=on_method,
             clock=clock,
         )
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -38,6 +39,11 @@ log = structlog.get_logger(__name__)
 #: tokens rotate. It runs under the session lock (so saves happen in order); if it raises, the
 #: error reaches the request that triggered the renewal, but the session keeps the new tokens.
 OnTokens = Callable[[TokenSet], Awaitable[None]]
+#: Awaited with the login method when a login worked with another method than the account's
+#: (the password grant refused as a grant, the web login worked): it should persist it, so later
+#: logins go straight to the method that works. If it raises, the error is logged and the session
+#: keeps the new tokens and uses the new method.
+OnMethod = Callable[[LoginMethod], Awaitable[None]]
 
 # After a failed renewal, a still-valid token is used this long before renewing again.
 _RENEWAL_BACKOFF = timedelta(seconds=60)
@@ -63,9 +69,11 @@ class AuthSession:
         credentials: Credentials | None = None,
         tokens: TokenSet | None = None,
         on_tokens: OnTokens | None = None,
+        on_method: OnMethod | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self._credentials = credentials or Credentials()
+        self._on_method = on_method
         if (tokens is None or not (tokens.access_token or tokens.refresh_token)) and not (
             self._credentials.can_login
         ):
@@ -89,6 +97,11 @@ class AuthSession:
     def tokens(self) -> TokenSet | None:
         """The current tokens (persist them; ``on_tokens`` is called when they change)."""
         return self._tokens
+
+    @property
+    def credentials(self) -> Credentials:
+        """The credentials with the login method that works (see ``on_method``)."""
+        return self._credentials
 
     @property
     def dead(self) -> Unauthorized | None:
@@ -226,7 +239,7 @@ class AuthSession:
                 "a Peloton login failed recently; not trying again yet", retry_after=wait
             )
         try:
-            return await self._auth.login(self._credentials)
+            login = await self._auth.login(self._credentials)
         except Unauthorized as exc:
             self._dead = exc
             log.warning("peloton.auth.login_refused", error=str(exc), kind=type(exc).__name__)
@@ -237,6 +250,17 @@ class AuthSession:
                 cooldown = max(cooldown, exc.retry_after)
             self._login_not_before = now + timedelta(seconds=cooldown)
             raise
+        if login.method is not self._credentials.method:
+            self._credentials = dataclasses.replace(self._credentials, method=login.method)
+            log.warning("peloton.auth.login_method_changed", method=login.method.value)
+            if self._on_method is not None:
+                try:
+                    await self._on_method(login.method)
+                except Exception as exc:  # the tokens matter more than remembering
+                    # Not remembered: the next process tries the password grant once more and
+                    # falls back again (once per login, never a loop); the tokens are kept.
+                    log.warning("peloton.auth.login_method_not_saved", error=type(exc).__name__)
+        return login.tokens
 
     def _refresh_client(self) -> str:
         if self._credentials.method is LoginMethod.PASSWORD:

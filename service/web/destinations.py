@@ -12,8 +12,10 @@ from service.auth.service import Forbidden
 from service.convert.model import Discipline
 from service.deps import RuntimeDep, SessionDep
 from service.destinations import manage
-from service.destinations.kinds_api import FORMATS
-from service.destinations.models import Destination, DestinationKind
+from service.destinations.kinds import strava
+from service.destinations.kinds.registry import KINDS
+from service.destinations.kinds.spec import KindSpec
+from service.destinations.models import Destination
 from service.destinations.router import callback_url
 from service.errors import InvalidInput, PelosyncError
 from service.runtime import Runtime
@@ -34,16 +36,24 @@ from service.web.deps import (
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
-# Kinds the dashboard can add (Garmin needs tokens from a login script: the API adds those).
-ADDABLE = ("webhook", "directory", "strava", "intervals")
-KIND_NAMES = {
-    "webhook": "Webhook",
-    "directory": "Folder",
-    "strava": "Strava",
-    "intervals": "intervals.icu",
-    "garmin": "Garmin Connect",
-}
 KindQuery = Annotated[str, Query(pattern=r"^[a-z]{1,20}$")]
+
+
+def kind_labels() -> dict[str, str]:
+    """Each kind's name as the dashboard shows it ("Garmin Connect")."""
+    return {kind: spec.label for kind, spec in KINDS.items()}
+
+
+def _addable() -> list[str]:
+    """The kinds the dashboard can add, in the registry's order."""
+    return [kind for kind, spec in KINDS.items() if spec.addable]
+
+
+def _addable_spec(kind: str) -> KindSpec:
+    spec = KINDS.get(kind)
+    if spec is None or not spec.addable:
+        raise InvalidInput(f"kind: one of {', '.join(_addable())}")
+    return spec
 
 
 def _connected(runtime: Runtime, destination: Destination) -> bool:
@@ -63,10 +73,10 @@ async def list_destinations(
         page="destinations",
         destinations=destinations,
         counts=await queries.delivery_counts(db),
-        kinds=KIND_NAMES,
-        addable=ADDABLE,
+        kinds=kind_labels(),
+        addable=_addable(),
         strava_connected={
-            d.id: _connected(runtime, d) for d in destinations if d.kind == DestinationKind.STRAVA
+            d.id: _connected(runtime, d) for d in destinations if d.kind == strava.KIND
         },
     )
 
@@ -89,6 +99,7 @@ async def _form_page(
     about one field is shown beside it."""
     if values is None:
         values = _values_of(destination) if destination is not None else {"formats": ["fit"]}
+    spec = KINDS.get(kind)
     return render(
         request,
         runtime,
@@ -97,13 +108,14 @@ async def _form_page(
         status=status,
         page="destinations",
         kind=kind,
-        kind_name=KIND_NAMES.get(kind, kind),
+        kind_name=spec.label if spec else kind,
+        spec=spec,
         destination=destination,
         values=values,
         error=error,
-        error_field=_input_of(error_field),
+        error_field=_input_of(error_field, spec),
         generated_secret=generated_secret,
-        formats=FORMATS.get(kind, ()),
+        formats=spec.formats if spec else (),
         accounts=await queries.account_labels(db),
         disciplines=[d.value for d in Discipline],
         connected=destination is not None and _connected(runtime, destination),
@@ -111,12 +123,15 @@ async def _form_page(
     )
 
 
-def _input_of(field: str | None) -> str | None:
-    """The form input a field of the API's (``config.url``, ``secrets.api_key``) is typed in."""
+def _input_of(field: str | None, spec: KindSpec | None) -> str | None:
+    """The form input a field of the API's (``config.url``, ``secrets.api_key``) is typed in;
+    an error about the secrets as a whole is shown by the kind's first secret input."""
     if field is None:
         return None
+    if field == "secrets" and spec is not None:
+        return next((f.name for f in spec.form_fields if f.secret), field)
     name = field.removeprefix("config.").removeprefix("secrets.")
-    return {"secrets": "api_key"}.get(name, name.split(".")[0])
+    return name.split(".")[0]
 
 
 def _values_of(destination: Destination) -> dict[str, Any]:
@@ -132,20 +147,11 @@ def _values_of(destination: Destination) -> dict[str, Any]:
     return values
 
 
-def _form_values(form: Form) -> dict[str, Any]:
+def _form_values(kind: str, form: Form) -> dict[str, Any]:
     """What was typed, to show the form again after an error (secrets left out)."""
-    values: dict[str, Any] = {
-        k: form.get(k)
-        for k in (
-            "name",
-            "url",
-            "inline_max_bytes",
-            "root",
-            "template",
-            "athlete_id",
-            "concurrency",
-        )
-    }
+    spec = KINDS.get(kind)
+    fields = [f.name for f in spec.form_fields if not f.secret] if spec else []
+    values: dict[str, Any] = {k: form.get(k) for k in ("name", *fields, "concurrency")}
     values["formats"] = form.getlist("formats")
     values["account_ids"] = [int(a) for a in form.getlist("account_ids") if a.isdigit()]
     values["disciplines"] = form.getlist("disciplines")
@@ -158,8 +164,7 @@ async def new_destination(
 ) -> Response:
     if not viewer.can_write:
         raise Forbidden("this API key is read-only; sign in with an admin key to add one")
-    if kind not in ADDABLE:
-        raise InvalidInput(f"kind: one of {', '.join(ADDABLE)}")
+    _addable_spec(kind)
     return await _form_page(request, runtime, db, viewer, kind, None)
 
 
@@ -168,9 +173,7 @@ async def create_destination(
     request: Request, runtime: RuntimeDep, db: SessionDep, action: ActionDep
 ) -> Response:
     """Add it. A webhook's generated signing secret is shown on this one answer, never again."""
-    kind = action.form.get("kind")
-    if kind not in ADDABLE:
-        raise InvalidInput(f"kind: one of {', '.join(ADDABLE)}")
+    kind = _addable_spec(action.form.get("kind")).kind
     try:
         destination, generated = await manage.create(
             runtime, db, forms.destination_create(kind, action.form)
@@ -187,7 +190,7 @@ async def create_destination(
             status=exc.status_code,
             error=forms.field_message(exc) if isinstance(exc, InvalidInput) else exc.message,
             error_field=getattr(exc, "field", None),
-            values=_form_values(action.form),
+            values=_form_values(kind, action.form),
         )
     page = f"/destinations/{destination.id}"
     response = redirect(request, runtime, page, ok=f"Added {destination.name}.")
@@ -233,7 +236,7 @@ async def edit_destination(
             status=exc.status_code,
             error=forms.field_message(exc) if isinstance(exc, InvalidInput) else exc.message,
             error_field=getattr(exc, "field", None),
-            values=_form_values(action.form),
+            values=_form_values(kind, action.form),
         )
     return redirect(request, runtime, f"/destinations/{destination_id}", ok="Saved.")
 

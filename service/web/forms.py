@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from service.accounts.schemas import AccountUpdate, PelotonCredentials
+from service.destinations.kinds.registry import spec_for
 from service.destinations.schemas import DestinationCreate, DestinationUpdate
 from service.errors import InvalidInput, validation_problems
 from service.schemas import MAX_ID
@@ -120,10 +121,12 @@ def poll_interval(form: Form) -> int | None:
 
 
 def account_update(form: Form) -> dict[str, Any]:
-    """The account settings form: label, poll interval (blank: the default), since-date."""
+    """The account settings form: label, poll interval (blank: the default), since-date,
+    whether imported workouts are delivered (a checkbox: absent when unticked)."""
     values: dict[str, Any] = {
         "label": form.get("label") or None,
         "poll_interval_s": poll_interval(form),
+        "include_external": form.get("include_external") == "1",
     }
     since = day(form, "sync_since")
     if since is not None:
@@ -154,22 +157,23 @@ def _filters(form: Form) -> dict[str, Any]:
 
 
 def _config(kind: str, form: Form) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(config, secrets) fields of the kind's form. A blank optional setting is null (the
-    default: an update removes the stored value); a blank secret is left out (kept)."""
-    if kind == "webhook":
-        config: dict[str, Any] = {
-            "url": form.get("url"),
-            "inline_max_bytes": whole(form, "inline_max_bytes", "inline limit"),
-        }
-        secrets = {"secret": form.get("secret")} if form.get("secret") else {}
-        return config, secrets
-    if kind == "directory":
-        return {"root": form.get("root"), "template": form.optional("template")}, {}
-    if kind == "intervals":
-        config = {"athlete_id": form.get("athlete_id")} if form.get("athlete_id") else {}
-        secrets = {"api_key": form.get("api_key")} if form.get("api_key") else {}
-        return config, secrets
-    return {}, {}
+    """(config, secrets) fields of the kind's form (its spec's ``form_fields``). A blank
+    optional setting is null (the default: an update removes the stored value) unless the field
+    keeps it; a blank secret is left out (kept)."""
+    config: dict[str, Any] = {}
+    secrets: dict[str, Any] = {}
+    for field in spec_for(kind).form_fields:
+        text = form.get(field.name)
+        if field.secret:
+            if text:
+                secrets[field.name] = text
+        elif field.blank_keeps and not text:
+            continue
+        elif field.input == "number":
+            config[field.name] = whole(form, field.name, field.error_label or field.label)
+        else:
+            config[field.name] = text if field.required else text or None
+    return config, secrets
 
 
 def destination_create(kind: str, form: Form) -> dict[str, Any]:
@@ -186,7 +190,6 @@ def destination_create(kind: str, form: Form) -> dict[str, Any]:
         raise InvalidInput("formats: tick at least one", field="formats")
     body = parse(DestinationCreate, {k: v for k, v in values.items() if v is not None})
     dumped = body.model_dump(exclude_unset=True)
-    dumped["kind"] = body.kind.value
     return dumped
 
 

@@ -9,7 +9,7 @@ from service.accounts.repository import AccountRepository
 from service.deps import RuntimeDep, SessionDep
 from service.web import queries
 from service.web.deps import ViewerDep, WebRoute, render
-from service.web.destinations import KIND_NAMES
+from service.web.destinations import kind_labels
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -38,6 +38,6 @@ async def overview(
         destinations=await queries.destinations(db),
         counts=await queries.delivery_counts(db),
         totals=await queries.state_totals(db),
-        kinds=KIND_NAMES,
+        kinds=kind_labels(),
         budget=await runtime.budget.view(),
     )

@@ -10,7 +10,8 @@ from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.convert.formats import file_name
-from service.db import Base, JSONDocument, UTCDateTime, utcnow
+from service.db import Base, UTCDateTime, utcnow
+from service.dialect import JSONDocument
 
 
 class WorkoutStatus(StrEnum):
@@ -42,6 +43,9 @@ class Workout(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     peloton_status: Mapped[str] = mapped_column(String(30))
+    # The service Peloton imported the workout from ("garmin"...); None: recorded with Peloton.
+    # Decided once, when stored, by service.peloton.origin.workout_origin.
+    origin: Mapped[str | None] = mapped_column(String(40))
     timezone: Mapped[str | None] = mapped_column(String(64))
     is_outdoor: Mapped[bool] = mapped_column(Boolean, default=False)
     has_gps: Mapped[bool] = mapped_column(Boolean, default=False)

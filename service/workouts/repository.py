@@ -23,8 +23,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db import Reader, given, insert_ignoring_duplicates
+from service.db import Reader, given
 from service.deliveries.models import Delivery, DeliveryState
+from service.dialect import insert_ignoring_duplicates
 from service.workouts.models import Workout, WorkoutStatus
 
 # The lists' SQL uses the tables' columns, not the mapped attributes: a statement without ORM

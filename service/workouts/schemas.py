@@ -27,6 +27,11 @@ class WorkoutOut(BaseModel):
     ended_at: datetime | None
     timezone: str | None
     is_outdoor: bool
+    origin: str | None = Field(
+        description="The service Peloton imported the workout from (garmin, strava, ...); "
+        "null when it was recorded with Peloton. Imported workouts are delivered only when "
+        "their account's include_external is on."
+    )
     has_gps: bool
     duration_s: float | None
     distance_m: float | None

@@ -176,3 +176,45 @@ async def test_reauthenticate_must_be_the_same_user_and_sync_needs_a_live_accoun
     assert parked.status_code == 409 and "re-authenticated" in parked.json()["detail"]
     shown = (await client.get(f"/v1/accounts/{account_id}", headers=admin)).json()
     assert shown["status"] == "needs_reauth" and shown["next_poll_at"] is None
+
+
+async def test_imported_workouts_setting_and_the_origin_of_workouts(api: Api) -> None:
+    client, keys, runtime, state = api
+    admin = bearer(keys.admin)
+    linked = await client.post(
+        "/v1/accounts",
+        json={
+            "credentials": {"refresh_token": token(user(state))},
+            "sync_since": "2001-01-01T00:00:00Z",
+        },
+        headers=admin,
+    )
+    account_id = linked.json()["id"]
+    assert linked.json()["include_external"] is False  # off by default
+    state.add_workouts(list(state.accounts.values())[0], kind="outdoor_just_run_garmin")
+    await PollJob(runtime).run_once(account_id)
+    workouts = (await client.get("/v1/workouts", headers=admin)).json()["items"]
+    origins = sorted(str(w["origin"]) for w in workouts)
+    assert origins == ["None"] * (len(workouts) - 1) + ["garmin"]
+    imported = next(w for w in workouts if w["origin"] == "garmin")
+    assert imported["status"] == "no_deliveries"
+
+    on = await client.patch(
+        f"/v1/accounts/{account_id}", json={"include_external": True}, headers=admin
+    )
+    assert on.status_code == 200 and on.json()["include_external"] is True
+    assert (await client.get(f"/v1/accounts/{account_id}", headers=admin)).json()[
+        "include_external"
+    ]
+    null = await client.patch(
+        f"/v1/accounts/{account_id}", json={"include_external": None}, headers=admin
+    )
+    assert null.status_code == 422
+    assert "include_external" in null.text
+    wrong = await client.patch(
+        f"/v1/accounts/{account_id}", json={"include_external": "maybe"}, headers=admin
+    )
+    assert wrong.status_code == 422
+    async with runtime.sessions() as session:
+        stored = await session.get(Account, account_id)
+        assert stored is not None and stored.include_external

@@ -91,7 +91,7 @@ async def table(runtime: Runtime) -> dict[int, tuple[str, str | None, int]]:
 
 async def test_outcomes_are_written_together_and_committed_on_return(runtime: Runtime) -> None:
     destination_id, ids = await leased_deliveries(runtime, 3)
-    recorder = Recorder(runtime.sessions, single_writer=True)
+    recorder = Recorder(runtime.sessions)
     held = await asyncio.gather(*(recorder.record(succeeded(i, destination_id)) for i in ids))
     assert held == [True, True, True]
     # Visible to any other session at once: states written, leases released, one attempt each.

@@ -32,3 +32,16 @@ def test_account_and_discipline_filters() -> None:
     assert wants(destination, 1, "running")
     assert not wants(destination, 3, "running")
     assert not wants(destination, 1, "cycling")
+
+
+def test_imported_workouts_go_nowhere_unless_the_account_includes_them() -> None:
+    open_to_all = _destination(account_ids=None, disciplines=None)
+    assert wants(open_to_all, 7, "running", origin=None)
+    assert not wants(open_to_all, 7, "running", origin="garmin")
+    assert not wants(open_to_all, 7, "running", origin="garmin", include_external=False)
+    assert wants(open_to_all, 7, "running", origin="garmin", include_external=True)
+    # Including them does not get round the destination's own filters.
+    narrow = _destination(account_ids=[1], disciplines=["cycling"])
+    assert not wants(narrow, 7, "cycling", origin="garmin", include_external=True)
+    assert not wants(narrow, 1, "running", origin="garmin", include_external=True)
+    assert wants(narrow, 1, "cycling", origin="garmin", include_external=True)

@@ -235,15 +235,136 @@ async def test_password_grant_uses_the_mobile_client_and_refreshes_with_it(
     )
 
 
-async def test_sandbox_refuses_the_password_grant_for_the_web_client(sandbox: Sandbox) -> None:
+WEB_LOGIN = [
+    "GET /authorize",
+    "GET /login",
+    "POST /usernamepassword/login",
+    "POST /login/callback",
+    "GET /authorize/resume",
+    TOKEN,
+]
+
+
+class MethodSink:
+    """An ``on_method`` callback that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.saved: list[LoginMethod] = []
+
+    async def __call__(self, method: LoginMethod) -> None:
+        self.saved.append(method)
+
+
+async def test_password_grant_refused_for_the_web_client_falls_back_to_the_web_login(
+    sandbox: Sandbox,
+) -> None:
     user = sandbox.user()
     web = sandbox.state.config.web_client_id
-    config = PelotonConfig(api_url=sandbox.url, auth_url=sandbox.url, password_client_id=web)
-    client = sandbox.client(config, credentials=user.credentials(LoginMethod.PASSWORD))
-    with pytest.raises(NeedsReauthentication) as caught:
-        await client.me()
-    assert caught.value.error_code == "unauthorized_client"
-    assert sandbox.routes() == [TOKEN]
+    config = PelotonConfig(
+        api_url=sandbox.url,
+        auth_url=sandbox.url,
+        password_client_id=web,
+        redirect_uri=f"{sandbox.url}/callback",
+    )
+    methods = MethodSink()
+    client = sandbox.client(
+        config, credentials=user.credentials(LoginMethod.PASSWORD), on_method=methods
+    )
+    assert (await client.me()).id == user.id
+    assert sandbox.routes() == [TOKEN, *WEB_LOGIN, ME]
+    assert sandbox.statuses(TOKEN) == [403, 200]
+    assert methods.saved == [LoginMethod.PKCE]
+
+
+@pytest.mark.parametrize("mode", ["unauthorized_client", "invalid_grant"])
+async def test_password_grant_turned_off_falls_back_once_and_remembers_the_web_login(
+    sandbox: Sandbox, mode: str
+) -> None:
+    user = sandbox.user()
+    sandbox.state.runtime.password_grant = mode  # type: ignore[assignment]
+    methods = MethodSink()
+    client = sandbox.client(credentials=user.credentials(LoginMethod.PASSWORD), on_method=methods)
+    assert (await client.me()).id == user.id
+    # One refused password grant, then the web login, once.
+    assert sandbox.routes() == [TOKEN, *WEB_LOGIN, ME]
+    assert sandbox.statuses(TOKEN) == [403, 200]
+    assert methods.saved == [LoginMethod.PKCE]
+    assert client.session.credentials.method is LoginMethod.PKCE
+
+    # Tokens gone: the next login goes straight to the web login, no password grant first.
+    sandbox.state.tokens.revoke_user(user.id)
+    sandbox.state.advance(EXPIRES_IN + 1)
+    sandbox.forget()
+    assert (await client.me()).id == user.id
+    assert sandbox.routes() == [TOKEN, *WEB_LOGIN, ME]  # the refused refresh, then the login
+    assert methods.saved == [LoginMethod.PKCE]
+
+
+async def test_a_method_that_cannot_be_remembered_still_keeps_the_tokens(
+    sandbox: Sandbox,
+) -> None:
+    user = sandbox.user()
+    sandbox.state.runtime.password_grant = "unauthorized_client"
+
+    async def broken(method: LoginMethod) -> None:
+        raise RuntimeError("database unavailable")
+
+    client = sandbox.client(credentials=user.credentials(LoginMethod.PASSWORD), on_method=broken)
+    assert (await client.me()).id == user.id
+    assert (await client.me()).id == user.id  # no second login: the tokens were kept
+    assert sandbox.routes() == [TOKEN, *WEB_LOGIN, ME, ME]
+
+
+async def test_a_wrong_password_is_one_token_request_and_never_retried(
+    sandbox: Sandbox,
+) -> None:
+    user = sandbox.user()
+    methods = MethodSink()
+    client = sandbox.client(
+        credentials=user.credentials(LoginMethod.PASSWORD, password="not-it"), on_method=methods
+    )
+    for _ in range(3):
+        with pytest.raises(NeedsReauthentication) as caught:
+            await client.me()
+        assert caught.value.error_code == "invalid_grant"
+    assert sandbox.routes() == [TOKEN]  # exactly one request reached the token endpoint
+    assert methods.saved == []
+
+
+async def test_a_wrong_password_after_the_fallback_stops_there(sandbox: Sandbox) -> None:
+    user = sandbox.user()
+    sandbox.state.runtime.password_grant = "unauthorized_client"
+    client = sandbox.client(credentials=user.credentials(LoginMethod.PASSWORD, password="no"))
+    for _ in range(2):
+        with pytest.raises(NeedsReauthentication) as caught:
+            await client.me()
+        assert caught.value.error_code == "invalid_user_password"
+    assert sandbox.routes() == [TOKEN, "GET /authorize", "GET /login", LOGIN_PAGES[1]]
+
+
+async def test_the_password_grant_switch_is_an_admin_call(sandbox: Sandbox) -> None:
+    answer = await sandbox.http.put(
+        f"{sandbox.url}/_sandbox/password-grant", json={"mode": "invalid_grant"}
+    )
+    assert answer.json() == {"mode": "invalid_grant"}
+    refused = await sandbox.http.post(
+        f"{sandbox.url}/oauth/token",
+        json={
+            "grant_type": "password",
+            "client_id": sandbox.state.config.password_client_id,
+            "username": "anyone",
+            "password": "anything",
+        },
+    )
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "invalid_grant"
+    assert "grant type" in refused.json()["error_description"].lower()
+    bad = await sandbox.http.put(f"{sandbox.url}/_sandbox/password-grant", json={"mode": "x"})
+    assert bad.status_code in (400, 422)
+    await sandbox.http.post(f"{sandbox.url}/_sandbox/reset", json={})
+    assert (await sandbox.http.get(f"{sandbox.url}/_sandbox/password-grant")).json() == {
+        "mode": "allowed"
+    }
 
 
 async def test_pkce_web_login_walks_every_page(sandbox: Sandbox) -> None:

@@ -374,3 +374,51 @@ async def test_a_refused_webhook_address_is_shown_beside_its_field(site: Site) -
     assert "not json" in page(refused).xpath("string(//span[@id='formats-error'])")
     async with site.runtime.sessions() as session:
         assert (await session.execute(select(Destination))).first() is None
+
+
+async def test_the_account_page_turns_imported_workouts_on_and_off(site: Site) -> None:
+    from tests.api import seed
+
+    client = site.client
+    await sign_in(client, site.keys.admin)
+    async with site.runtime.sessions() as session, session.begin():
+        account = seed.account("imports")
+        session.add(account)
+        await session.flush()
+        imported = seed.workout(account.id, 1, "running", origin="garmin")
+        own = seed.workout(account.id, 2, "running")
+        session.add_all([imported, own])
+        await session.flush()
+        account_id, imported_id, own_id = account.id, imported.id, own.id
+
+    def box(response: httpx.Response) -> list[Any]:
+        found: list[Any] = page(response).xpath("//input[@name='include_external']")
+        return found
+
+    shown = await client.get(f"/accounts/{account_id}")
+    (checkbox,) = box(shown)
+    assert checkbox.get("checked") is None  # off by default
+
+    form = {"label": "imports", "poll_interval_min": "", "sync_since": "2025-03-01"}
+    on = await client.post(
+        f"/accounts/{account_id}/edit",
+        data={**form, "csrf": await fresh(client), "include_external": "1"},
+    )
+    assert "Settings saved." in flash(await follow(client, on))
+    assert (await row(site, Account, account_id)).include_external
+    (checkbox,) = box(await client.get(f"/accounts/{account_id}"))
+    assert checkbox.get("checked") is not None
+
+    off = await client.post(  # an unticked box is not sent at all
+        f"/accounts/{account_id}/edit", data={**form, "csrf": await fresh(client)}
+    )
+    assert "Settings saved." in flash(await follow(client, off))
+    assert not (await row(site, Account, account_id)).include_external
+
+    # The ledger marks the imported workout, in the list and on its page.
+    listing = page(await client.get("/workouts"))
+    assert "imported from garmin" in listing.xpath(f"string(//tr[@data-workout='{imported_id}'])")
+    assert "imported" not in listing.xpath(f"string(//tr[@data-workout='{own_id}'])")
+    detail = page(await client.get(f"/workouts/{imported_id}"))
+    assert detail.xpath("string(//*[@id='origin'])") == "imported from garmin"
+    assert page(await client.get(f"/workouts/{own_id}")).xpath("//*[@id='origin']") == []

@@ -36,7 +36,7 @@ import string
 import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -47,7 +47,13 @@ from service.destinations.kinds.base import (
     DeliveryRequest,
     PermanentFailure,
 )
+from service.destinations.kinds.spec import ALL_FORMATS, FormField, KindSpec
 from service.errors import InvalidInput, validation_problems
+
+if TYPE_CHECKING:
+    from service.config import Settings
+    from service.destinations.models import Destination
+    from service.runtime import Runtime
 
 DEFAULT_TEMPLATE = "{account}/{filename}"
 PLACEHOLDERS = frozenset(
@@ -399,3 +405,34 @@ class DirectoryKind:
         await asyncio.to_thread(_probe, self._config.root, base)
         root = str(self._config.root)
         return Delivered(external_id=root, response_excerpt=f"{root} is writable")
+
+
+# --- the kind's entry in the registry -----------------------------------------------------------
+
+
+def _handler(runtime: Runtime, destination: Destination) -> DirectoryKind:
+    return DirectoryKind(
+        DirectoryConfig.parse(destination.config),
+        export_roots=runtime.settings.resolved_export_roots(),
+    )
+
+
+async def _check_export_root(settings: Settings, config: Mapping[str, Any]) -> None:
+    """The folder must lie in PELOSYNC_EXPORT_ROOTS."""
+    export_root_of(Path(config["root"]), settings.resolved_export_roots())
+
+
+KIND = "directory"
+SPEC = KindSpec(
+    kind=KIND,
+    label="Folder",
+    config_model=DirectoryConfig,
+    factory=_handler,
+    formats=ALL_FORMATS,
+    check_config=_check_export_root,
+    config_doc="`root` (absolute folder), `template`",
+    form_fields=(
+        FormField("root", "Folder (absolute path)", required=True, placeholder="/data/exports"),
+        FormField("template", "File name template", placeholder="default"),
+    ),
+)

@@ -47,7 +47,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
@@ -75,6 +75,17 @@ from service.destinations.kinds.http_common import (
     transport_error,
     utcnow,
 )
+from service.destinations.kinds.spec import (
+    TOKEN_PATTERN,
+    KindSpec,
+    decrypted_secrets,
+    stored_config,
+)
+from service.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from service.destinations.models import Destination
+    from service.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -383,3 +394,63 @@ class GarminDestination:
         self._secrets.setdefault("client_id", client_id)
         self._dirty = True
         log.info("garmin.token.refreshed")
+
+
+# --- the kind's entry in the registry -----------------------------------------------------------
+
+GARMIN_OFF = (
+    "kind: Garmin Connect uploads are experimental and off: set PELOSYNC_GARMIN_ENABLED=true "
+    "and restart pelosync to use them"
+)
+
+
+class GarminSecrets(BaseModel):
+    """The secrets a user sets: the tokens of Garmin's login (from a login script)."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    access_token: str = Field(min_length=1, max_length=8192, pattern=TOKEN_PATTERN)
+    refresh_token: str | None = Field(
+        default=None, min_length=1, max_length=8192, pattern=TOKEN_PATTERN
+    )
+    client_id: str | None = Field(default=None, min_length=1, max_length=200, pattern=TOKEN_PATTERN)
+    expires_at: int | None = Field(default=None, ge=0, le=2**40)
+
+
+def _check_available(settings: Settings) -> None:
+    if not settings.garmin_enabled:
+        raise InvalidInput(GARMIN_OFF, field="kind")
+
+
+def _fit_device(destination: Destination, discipline: str) -> FitDevice:
+    try:
+        return fit_device_for(Discipline(discipline))
+    except ValueError:
+        return fit_device_for(Discipline.OTHER)
+
+
+def _handler(runtime: Runtime, destination: Destination) -> GarminDestination:
+    return GarminDestination.from_settings(
+        runtime.http,
+        stored_config(GarminConfig, destination),
+        decrypted_secrets(runtime, destination),
+        runtime.settings,
+        clock=runtime.clock,
+        sleep=runtime.sleep,
+    )
+
+
+KIND = "garmin"
+SPEC = KindSpec(
+    kind=KIND,
+    label="Garmin Connect",
+    config_model=GarminConfig,
+    factory=_handler,
+    secrets_model=GarminSecrets,
+    check_available=_check_available,
+    fit_device=_fit_device,
+    config_doc="`user_agent`",
+    secrets_doc="`access_token`, `refresh_token`, `client_id`",
+    # Its tokens come from a login script: the API adds it.
+    addable=False,
+)

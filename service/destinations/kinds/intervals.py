@@ -28,11 +28,11 @@ import asyncio
 import base64
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.destinations.kinds.base import (
     Delivered,
@@ -51,6 +51,17 @@ from service.destinations.kinds.http_common import (
     transport_error,
     utcnow,
 )
+from service.destinations.kinds.spec import (
+    TOKEN_PATTERN,
+    FormField,
+    KindSpec,
+    decrypted_secrets,
+    stored_config,
+)
+
+if TYPE_CHECKING:
+    from service.destinations.models import Destination
+    from service.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -240,3 +251,53 @@ class IntervalsDestination:
         return status_error(
             SERVICE, what, response, now=self._clock(), redactor=self._redactor, detail=detail
         )
+
+
+# --- the kind's entry in the registry -----------------------------------------------------------
+
+# Credentials travel in HTTP headers: visible ASCII only.
+_TOKEN = Field(default=None, min_length=1, max_length=8192, pattern=TOKEN_PATTERN)
+
+
+class IntervalsSecrets(BaseModel):
+    """The secrets a user sets: an API key, or an OAuth access token."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    api_key: str | None = _TOKEN
+    access_token: str | None = _TOKEN
+
+    @model_validator(mode="after")
+    def _one(self) -> IntervalsSecrets:
+        if (self.api_key is None) == (self.access_token is None):
+            raise ValueError("give an api_key or an access_token")
+        return self
+
+
+def _handler(runtime: Runtime, destination: Destination) -> IntervalsDestination:
+    return IntervalsDestination(
+        runtime.http,
+        stored_config(IntervalsConfig, destination),
+        decrypted_secrets(runtime, destination),
+        api_url=runtime.settings.intervals_api_url,
+        clock=runtime.clock,
+        sleep=runtime.sleep,
+    )
+
+
+KIND = "intervals"
+SPEC = KindSpec(
+    kind=KIND,
+    label="intervals.icu",
+    config_model=IntervalsConfig,
+    factory=_handler,
+    secrets_model=IntervalsSecrets,
+    config_doc="`athlete_id`",
+    secrets_doc="`api_key` or `access_token`",
+    form_fields=(
+        FormField(
+            "athlete_id", "Athlete id", placeholder="0: the key's own athlete", blank_keeps=True
+        ),
+        FormField("api_key", "API key", input="password", secret=True, required=True),
+    ),
+)

@@ -42,7 +42,7 @@ import re
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
@@ -69,9 +69,14 @@ from service.destinations.kinds.http_common import (
     transport_error,
     utcnow,
 )
+from service.destinations.kinds.spec import KindSpec, decrypted_secrets, stored_config
 from service.destinations.kinds.strava_oauth import StravaOAuth, error_summary
 from service.destinations.ratelimit import StravaRateLimiter
 from service.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from service.destinations.models import Destination
+    from service.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -467,3 +472,53 @@ class StravaDestination:
         return status_error(
             SERVICE, what, response, now=self._clock(), redactor=self._redactor, detail=detail
         )
+
+
+# --- the kind's entry in the registry -----------------------------------------------------------
+
+STRAVA_UNCONFIGURED = (
+    "kind: Strava is not configured on this service: create an API application at "
+    "https://www.strava.com/settings/api, set PELOSYNC_STRAVA_CLIENT_ID and "
+    "PELOSYNC_STRAVA_CLIENT_SECRET to its Client ID and Client Secret, and restart pelosync"
+)
+
+
+def strava_app(runtime: Runtime) -> StravaApp:
+    """One per process: Strava's rate limits are shared by every account on the app."""
+    return runtime.singletons.get(
+        StravaApp,
+        lambda: StravaApp.from_settings(runtime.http, runtime.settings, clock=runtime.clock),
+    )
+
+
+def _check_available(settings: Settings) -> None:
+    if not (settings.strava_client_id and settings.strava_client_secret):
+        raise InvalidInput(STRAVA_UNCONFIGURED, field="kind")
+
+
+def _handler(runtime: Runtime, destination: Destination) -> StravaDestination:
+    return StravaDestination(
+        runtime.http,
+        stored_config(StravaConfig, destination),
+        decrypted_secrets(runtime, destination),
+        app=strava_app(runtime),
+        clock=runtime.clock,
+        sleep=runtime.sleep,
+    )
+
+
+KIND = "strava"
+SPEC = KindSpec(
+    kind=KIND,
+    label="Strava",
+    config_model=StravaConfig,
+    factory=_handler,
+    secrets_refused=(
+        "secrets: a Strava destination gets its tokens by connecting "
+        "(GET /v1/destinations/{id}/strava/connect)"
+    ),
+    check_available=_check_available,
+    form_note="After adding it, connect it to a Strava account.",
+    config_doc="upload tuning",
+    secrets_doc="none (use the connect link)",
+)

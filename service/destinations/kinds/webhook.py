@@ -29,11 +29,13 @@ import contextlib
 import dataclasses
 import hashlib
 import hmac
+import ipaddress
+import json
 import re
 import secrets as random_secrets
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import httpx
 import orjson
@@ -61,17 +63,29 @@ from service.destinations.kinds.base import (
     excerpt,
 )
 from service.destinations.kinds.http_common import Redactor
+from service.destinations.kinds.spec import (
+    ALL_FORMATS,
+    FormField,
+    KindSpec,
+    Validated,
+    decrypted_secrets,
+)
 from service.destinations.ssrf import (
     AddressPolicy,
     CheckedTarget,
     InvalidDestinationUrl,
     Resolver,
+    UnsafeDestination,
     check_address,
     validate_url,
 )
 from service.errors import InvalidInput, validation_problems
 from service.http_headers import parse_retry_after
 from service.webhook_http import CONNECT_TIMEOUT_S, USER_AGENT
+
+if TYPE_CHECKING:
+    from service.destinations.models import Destination
+    from service.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -496,3 +510,126 @@ async def _read_head(response: httpx.Response) -> bytes:
             if len(head) >= EXCERPT_LIMIT:
                 break
     return bytes(head[:EXCERPT_LIMIT])
+
+
+# --- the kind's entry in the registry -----------------------------------------------------------
+
+HEADER_VALUE = re.compile(r"^[\x20-\x7e]*$")
+
+
+class WebhookSecrets(BaseModel):
+    """The secrets a user sets (checked with the rest by :class:`WebhookConfig`)."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    secret: str | None = None
+    headers: dict[str, str] | None = None
+
+
+def _validate(config: Mapping[str, Any], secrets: Mapping[str, Any]) -> Validated:
+    """Split config and secrets, checked as one :class:`WebhookConfig`; a signing secret is
+    generated when none is given (and returned once, to show)."""
+    for key in config:
+        if key in WebhookConfig.SECRET_FIELDS:
+            raise InvalidInput(
+                f"config.{key}: secrets go in `secrets`, never in `config`", field=f"config.{key}"
+            )
+    for name, value in (secrets.get("headers") or {}).items():
+        if not isinstance(value, str) or not HEADER_VALUE.match(value):
+            raise InvalidInput(
+                f"secrets.headers.{name}: printable ASCII only", field="secrets.headers"
+            )
+    secrets = dict(secrets)
+    generated = None
+    if "secret" not in secrets:
+        generated = secrets["secret"] = generate_secret()
+    try:
+        parsed = WebhookConfig.model_validate({**config, **secrets})
+    except ValidationError as exc:
+        field, message = validation_problems(exc)[0]
+        secret = field.split(".")[0] in WebhookConfig.SECRET_FIELDS
+        where = f"{'secrets' if secret else 'config'}.{field}"
+        raise InvalidInput(f"{where}: {message}", field=where) from None
+    public, hidden = parsed.split()
+    return Validated(public, hidden, generated)
+
+
+async def _check_reachable(settings: Settings, config: Mapping[str, Any]) -> None:
+    """Refuse a URL whose IP address the SSRF guard would refuse at every delivery. A host
+    *name* is not resolved here: its addresses may change, and they are checked before every
+    delivery (and by the destination's ``test``)."""
+    url = httpx.URL(str(config["url"]))  # validated already
+    try:
+        ipaddress.ip_address(url.raw_host.decode("ascii"))
+    except ValueError:
+        return
+    try:
+        await check_address(url, AddressPolicy.from_settings(settings))
+    except UnsafeDestination as exc:
+        raise InvalidInput(f"config.url: {exc.message}", field="config.url") from None
+
+
+# Performance machinery (benchmarks/deliver.py): the webhook handler cache.
+class WebhookHandlers:
+    """The process's webhook handlers, reused while their row is unchanged: decrypting secrets
+    and validating config on every delivery cost more than signing and sending the request."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[int, tuple[tuple[str | None, str], WebhookKind]] = {}
+
+    def get(self, runtime: Runtime, destination: Destination) -> WebhookKind:
+        # The ciphertext changes with every secrets update, the config dict with every edit.
+        key = (destination.secrets_encrypted, json.dumps(destination.config, sort_keys=True))
+        cached = self._handlers.get(destination.id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        config = WebhookConfig.parse(destination.config, decrypted_secrets(runtime, destination))
+        handler = WebhookKind(config, client=runtime.webhook_http, settings=runtime.settings)
+        self._handlers[destination.id] = (key, handler)
+        return handler
+
+
+def _handler(runtime: Runtime, destination: Destination) -> WebhookKind:
+    return runtime.singletons.get(WebhookHandlers, WebhookHandlers).get(runtime, destination)
+
+
+KIND = "webhook"
+SPEC = KindSpec(
+    kind=KIND,
+    label="Webhook",
+    config_model=WebhookConfig,
+    factory=_handler,
+    formats=ALL_FORMATS,
+    secrets_model=WebhookSecrets,
+    validate=_validate,
+    check_config=_check_reachable,
+    config_doc=(
+        "`url`, `inline_max_bytes` (files up to it go inline, bigger ones as links; lowered by "
+        "pelosync when the receiver answers 413)"
+    ),
+    secrets_doc=("`secret` (whsec_..., generated if absent) and `headers` (extra request headers)"),
+    form_fields=(
+        FormField(
+            "url",
+            "URL",
+            input="url",
+            required=True,
+            placeholder="https://example.com/hooks/pelosync",
+        ),
+        FormField(
+            "secret",
+            "Signing secret",
+            input="password",
+            secret=True,
+            placeholder="whsec_… (blank: generate one)",
+        ),
+        FormField(
+            "inline_max_bytes",
+            "Largest file sent inline, bytes",
+            input="number",
+            minimum=0,
+            placeholder="default",
+            error_label="inline limit",
+        ),
+    ),
+)

@@ -13,7 +13,7 @@ from service.errors import NotFound
 from service.peloton.sandbox.catalog import KINDS, MAX_DURATION_S, Units
 from service.peloton.sandbox.faults import FaultKind
 from service.peloton.sandbox.specs import WorkoutSpec
-from service.peloton.sandbox.state import MAX_WORKOUTS
+from service.peloton.sandbox.state import MAX_WORKOUTS, PasswordGrant
 from service.peloton.sandbox.web import StateDep
 
 router = APIRouter(prefix="/_sandbox", tags=["sandbox admin"])
@@ -67,6 +67,13 @@ class Clock(_Body):
 
 class Reset(_Body):
     data: bool = False
+
+
+class PasswordGrantSwitch(_Body):
+    mode: PasswordGrant = Field(
+        description="allowed; or refused as unauthorized_client, or as invalid_grant naming "
+        "the grant type (Auth0's two ways of turning the password grant off)"
+    )
 
 
 def _workout_row(spec: WorkoutSpec) -> dict[str, Any]:
@@ -210,6 +217,18 @@ async def remove_fault(fault_id: int, state: StateDep) -> dict[str, int]:
 async def expire_tokens(state: StateDep) -> dict[str, int]:
     """Expire every access token now (refresh tokens keep working)."""
     return {"expired": state.tokens.expire_all()}
+
+
+@router.get("/password-grant")
+async def get_password_grant(state: StateDep) -> dict[str, str]:
+    return {"mode": state.runtime.password_grant}
+
+
+@router.put("/password-grant")
+async def set_password_grant(body: PasswordGrantSwitch, state: StateDep) -> dict[str, str]:
+    """Allow or refuse ``grant_type=password`` (a reset allows it again)."""
+    state.runtime.password_grant = body.mode
+    return {"mode": state.runtime.password_grant}
 
 
 @router.post("/clock")

@@ -5,6 +5,10 @@ password client, like the real tenant) and ``authorization_code`` with PKCE S256
 page flow a scripted login walks: ``GET /authorize`` → login page (``_csrf`` cookie) →
 ``POST /usernamepassword/login`` (hidden form) → ``POST /login/callback`` →
 ``GET /authorize/resume`` → redirect_uri ``?code=…&state=…``.
+
+``PUT /_sandbox/password-grant`` makes the token endpoint refuse the password grant itself,
+the two ways Auth0 answers once a client may no longer use it (``unauthorized_client``, or
+``invalid_grant`` naming the grant type), whatever the credentials.
 """
 
 from __future__ import annotations
@@ -55,6 +59,18 @@ def _check_client(state: SandboxState, client_id: str, grant: str) -> None:
         )
 
 
+def _check_password_grant(state: SandboxState) -> None:
+    """Refuse the grant itself when the switch says so, before any credential is read: Auth0
+    refuses a grant the client may not use whatever the password."""
+    mode = state.runtime.password_grant
+    if mode == "unauthorized_client":
+        raise OAuthError(
+            403, "unauthorized_client", "Grant type 'password' not allowed for the client."
+        )
+    if mode == "invalid_grant":
+        raise OAuthError(403, "invalid_grant", "Grant type 'password' is disabled for this client.")
+
+
 @router.post("/oauth/token")
 async def token(request: Request, state: StateDep) -> Response:
     """Auth0's token endpoint (JSON or form body)."""
@@ -68,6 +84,7 @@ async def token(request: Request, state: StateDep) -> Response:
             _require(params, "refresh_token"), client_id, issuer=issuer
         )
     elif grant == "password":
+        _check_password_grant(state)
         login, password = _require(params, "username"), _require(params, "password")
         account = state.find_login(login)
         if account is None or not secrets.compare_digest(account.password, password):

@@ -52,6 +52,8 @@ DEVICES: dict[str, tuple[str, str]] = {
     "caesar": ("Row", "caesar"),
     "iPhone": ("App", "iOS_app"),
     "android": ("App", "android"),
+    # Not Peloton's: an activity Peloton imported from Garmin Connect (service/peloton/origin.py)
+    "garmin": ("Garmin", "garmin"),
 }
 
 FIRST_NAMES = ("Avery", "Jordan", "Riley", "Casey", "Morgan", "Quinn", "Harper", "Rowan", "Sage")
@@ -168,6 +170,11 @@ _KINDS: tuple[KindSpec, ...] = (
         "outdoor_just_ride", "cycling", "Cycling", None, "freestyle", "Cycling Workout", "outdoor",
         ("iPhone", "android"), (20, 180), (), ("Cycling", "cycling", 8.0), "cycling", (), 1,
         speed_mph=(12.0, 18.5), is_outdoor=True,
+    ),
+    KindSpec(  # recorded on a Garmin watch and imported by Peloton: never in a random history
+        "outdoor_just_run_garmin", "running", "Running", None, "freestyle", "Running Workout",
+        "outdoor", ("garmin",), (20, 70), (), ("Running", "running", 10.0), "running", (), 1,
+        speed_mph=(5.0, 7.2), is_outdoor=True,
     ),
     KindSpec(
         "rowing", "caesar", "Rowing", "caesar", "class", "Rowing Workout", "row", ("caesar",),

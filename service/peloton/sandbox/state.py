@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from service.config import Settings
 from service.errors import Conflict, InvalidInput, NotFound
@@ -85,10 +85,17 @@ class Account:
     added: int = 0
 
 
+#: How the token endpoint answers ``grant_type=password`` (``/_sandbox/password-grant``):
+#: ``allowed`` as today's mobile client id; or refused the two ways Auth0 turns the grant off
+#: for a client: ``unauthorized_client`` and ``invalid_grant`` naming the grant type.
+PasswordGrant = Literal["allowed", "unauthorized_client", "invalid_grant"]
+
+
 @dataclass(slots=True)
 class _Runtime:
     latency_ms: float
     clock_offset: float = 0.0
+    password_grant: PasswordGrant = "allowed"
     completes_at: dict[str, float] = field(default_factory=dict)
 
 
@@ -300,6 +307,7 @@ class SandboxState:
         self.log.clear()
         self.runtime.latency_ms = self.config.latency_ms
         self.runtime.clock_offset = 0.0
+        self.runtime.password_grant = "allowed"
 
     def describe_user(self, account: Account) -> dict[str, Any]:
         user = account.user
