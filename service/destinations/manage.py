@@ -38,8 +38,8 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_FORMATS = ["fit"]
 STATE_PURPOSE = "pelosync strava oauth state"
-#: How a destination parked by a refused grant is disabled (``deliveries.service``): the one
-#: disabled state a new Strava authorization lifts.
+#: How a destination parked by a refused grant is disabled (``deliveries.retry.decide_attempt``):
+#: the one disabled state a new Strava authorization lifts.
 REAUTHORIZATION_REASON = "needs re-authorization"
 
 
