@@ -12,6 +12,8 @@ from service.deliveries.bulk_router import router as bulk_deliveries_router
 from service.deliveries.router import router as deliveries_router
 from service.destinations.router import callback_router as strava_callback_router
 from service.destinations.router import router as destinations_router
+from service.events.router import router as events_router
+from service.events.router import webhooks as event_webhooks
 from service.openapi import install_openapi
 from service.ops.docs import install_docs
 from service.ops.metrics_router import router as metrics_router
@@ -29,6 +31,7 @@ ROUTERS = (
     accounts_router,
     destinations_router,
     bulk_deliveries_router,
+    events_router,
     strava_callback_router,
     files_router,
     api_keys_router,
@@ -39,6 +42,7 @@ ROUTERS = (
 def install_api(app: FastAPI, settings: Settings) -> None:
     for router in ROUTERS:
         app.include_router(router)
+    app.webhooks.include_router(event_webhooks)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.api_max_body_bytes)
     install_openapi(app)
     install_docs(app)

@@ -15,6 +15,8 @@ from service.accounts.jobs import PollJob
 from service.api import install_api
 from service.config import Settings, get_settings
 from service.deliveries.jobs import DeliveryJob
+from service.deliveries.retry import next_attempt_delay
+from service.events.jobs import EventJob, WatchJob
 from service.migrate import check_current, upgrade
 from service.ops.router import router as ops_router
 from service.problems import install_problem_handlers
@@ -25,6 +27,8 @@ from service.web import install_web
 log = structlog.get_logger(__name__)
 
 SHUTDOWN_GRACE_S = 20.0
+#: How often expiring credentials and cleared conditions are looked for (service/events).
+WATCH_EVERY_S = 300.0
 
 
 def create_app(
@@ -58,6 +62,9 @@ def create_app(
             ticker = Scheduler(rt)
             ticker.add("accounts.poll", poll_job.tick, settings.tick_seconds)
             ticker.add("deliveries.send", delivery_job.tick, max(settings.tick_seconds / 2, 0.2))
+            event_job = EventJob(rt, next_attempt_delay)
+            ticker.add("events.send", event_job.tick, settings.tick_seconds)
+            ticker.add("events.watch", WatchJob(rt).tick, WATCH_EVERY_S)
             if scheduler:
                 ticker.start()
             log.info("service.started", worker=rt.worker, version=__version__)
@@ -68,7 +75,9 @@ def create_app(
                 ticker.stop()
                 # Work in flight finishes (or its lease lapses and another replica takes it).
                 await asyncio.gather(
-                    poll_job.drain(SHUTDOWN_GRACE_S), delivery_job.drain(SHUTDOWN_GRACE_S)
+                    poll_job.drain(SHUTDOWN_GRACE_S),
+                    delivery_job.drain(SHUTDOWN_GRACE_S),
+                    event_job.drain(SHUTDOWN_GRACE_S),
                 )
                 log.info("service.stopped", worker=rt.worker)
 

@@ -126,12 +126,13 @@ class Settings(BaseSettings):
     # default: <data_dir>/exports. A destination's root elsewhere is refused.
     export_roots: str = ""
 
-    # Fitness services: Strava, intervals.icu, Garmin Connect
+    # Fitness services: Strava, intervals.icu, Runalyze, Garmin Connect
     strava_client_id: str | None = None  # the Strava API app (strava.com/settings/api)
     strava_client_secret: SecretStr | None = None  # that app's client secret
     strava_api_url: str = "https://www.strava.com/api/v3"
     strava_oauth_url: str = "https://www.strava.com/oauth"
     intervals_api_url: str = "https://intervals.icu"
+    runalyze_api_url: str = "https://runalyze.com/api/v1"  # the Personal API's base URL
     garmin_enabled: bool = False  # experimental: uses Garmin Connect's unofficial upload API
     garmin_upload_url: str = "https://connectapi.garmin.com/upload-service/upload"
     garmin_token_url: str = "https://diauth.garmin.com/di-oauth2-service/oauth/token"

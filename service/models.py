@@ -6,6 +6,7 @@ from service.budget.models import PelotonBudget
 from service.db import Base
 from service.deliveries.models import Delivery, DeliveryAttempt
 from service.destinations.models import Destination
+from service.events.models import Event, EventAttempt, EventDelivery
 from service.web.models import UsedFormToken, WebSession
 from service.workouts.models import Workout
 
@@ -16,6 +17,9 @@ __all__ = [
     "Delivery",
     "DeliveryAttempt",
     "Destination",
+    "Event",
+    "EventAttempt",
+    "EventDelivery",
     "PelotonBudget",
     "SyncRun",
     "UsedFormToken",

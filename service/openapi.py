@@ -59,6 +59,11 @@ TAGS: list[dict[str, Any]] = [
     {"name": "destinations", "description": "Where workouts go: webhooks, files, services."},
     {"name": "workouts", "description": "Workouts fetched from Peloton and their files."},
     {"name": "deliveries", "description": "Every file sent (or to send), with its attempts."},
+    {
+        "name": "events",
+        "description": "Operational events (an account needs re-linking, a destination was "
+        "disabled...) and the request each event type sends to a subscribed webhook.",
+    },
     {"name": "api keys", "description": "Keys to this API (admin keys only)."},
     {"name": "operations", "description": "Liveness, readiness and metrics."},
 ]
@@ -73,6 +78,7 @@ def install_openapi(app: FastAPI) -> None:
             version=app.version,
             description=app.description,
             routes=app.routes,
+            webhooks=app.webhooks.routes,
             tags=TAGS,
         )
         for path in schema.get("paths", {}).values():

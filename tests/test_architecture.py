@@ -48,6 +48,7 @@ LAYERS: list[set[str]] = [
     {"auth"},
     {"files"},
     {"destinations"},
+    {"events"},  # operational events: emitted by deliveries and accounts, sent to webhooks
     {"deliveries"},
     {"workouts"},
     {"accounts"},

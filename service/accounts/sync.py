@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.accounts.models import Account, PollOutcome, SyncRun, SyncTrigger
+from service.accounts.models import Account, AccountStatus, PollOutcome, SyncRun, SyncTrigger
 from service.accounts.repository import AccountRepository
 from service.accounts.schedule import (
     HABIT_WINDOW,
@@ -36,6 +36,7 @@ from service.destinations.matching import formats_for
 from service.destinations.repository import DestinationRepository
 from service.dialect import serialize_writes
 from service.errors import ConversionError, PelosyncError
+from service.events import service as events
 from service.peloton.budget import Priority
 from service.peloton.client import PelotonClient
 from service.peloton.errors import NeedsReauthentication, RateLimited
@@ -311,6 +312,11 @@ class AccountPoller:
                 log.warning("sync.lease_lost", account_id=account.id, worker=self.rt.worker)
                 result.outcome = PollOutcome.LEASE_LOST
                 return result
+            if (
+                result.outcome == PollOutcome.NEEDS_REAUTH
+                and account.status != AccountStatus.NEEDS_REAUTH
+            ):
+                await events.account_needs_reauth(session, account, result.error, now=now)
             await accounts.add_run(
                 SyncRun(
                     account_id=account.id,

@@ -23,7 +23,9 @@ from service.commands.demo import demo_sandbox, demo_setup
 from service.config import Settings
 from service.db import create_engine, create_session_factory, utcnow
 from service.deliveries.jobs import DeliveryJob
+from service.deliveries.retry import next_attempt_delay
 from service.errors import PelosyncError
+from service.events.jobs import EventJob
 from service.migrate import check_current, upgrade
 from service.peloton.sandbox import run_sandbox
 from service.peloton.sandbox.server import ForegroundServer, bind
@@ -199,6 +201,8 @@ def sync(
             await check_current(rt.engine)
             results = await PollJob(rt).run_once(account)
             await DeliveryJob(rt).run_until_idle()
+            # What went wrong meanwhile reaches the subscribed webhooks too.
+            await EventJob(rt, next_attempt_delay).run_until_idle()
         lines = []
         for account_id, result in sorted(results.items()):
             if result is None:

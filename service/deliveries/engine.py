@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.models import Account
 from service.convert.formats import FORMATS, Format
-from service.deliveries.models import AttemptResult, Delivery, DeliveryAttempt
+from service.deliveries.models import AttemptResult, Delivery, DeliveryAttempt, DeliveryState
 from service.deliveries.recorder import Outcome, Recorder
 from service.deliveries.repository import DeliveryRepository, Loaded, attempt_values
 from service.deliveries.retry import auto_disable_reason, decide_attempt, should_disable
@@ -34,6 +34,7 @@ from service.destinations.kinds.base import (
     Delivered,
     DeliveryError,
     DeliveryRequest,
+    NeedsReauthorization,
     OutgoingFile,
     PermanentFailure,
     WorkoutInfo,
@@ -42,6 +43,7 @@ from service.destinations.kinds.base import (
 from service.destinations.models import Destination
 from service.destinations.service import build_handler, fit_device
 from service.errors import ConversionError, PelosyncError
+from service.events import service as events
 from service.files.signing import download_link
 from service.metrics import observe_attempt
 from service.runtime import Runtime
@@ -217,6 +219,7 @@ class DeliveryRunner:
             learned = failure.learned_inline_max
 
         healthy = result is not None and not secrets_update and learned is None
+        failed = decision.state == DeliveryState.FAILED  # given up: delivery.failed
 
         async def upkeep(session: AsyncSession) -> None:
             # Read (and lock) the destination's health now, not as it was when the attempt
@@ -225,6 +228,7 @@ class DeliveryRunner:
             row = await session.get(Destination, destination.id, with_for_update=True)
             if row is None:
                 return
+            was_enabled = row.enabled
             for key, value in dest_values.items():
                 setattr(row, key, value)
             if failing:
@@ -233,6 +237,14 @@ class DeliveryRunner:
                 assert row.failing_since is not None
                 row.enabled = False
                 row.disabled_reason = auto_disable_reason(row.failing_since)
+            # Operational events, in this transaction (service/events).
+            if was_enabled and not row.enabled:
+                reauthorize = isinstance(error, NeedsReauthorization)
+                await events.destination_disabled(
+                    session, row, row.disabled_reason, now=now, needs_reauthorization=reauthorize
+                )
+            if failed:
+                await events.delivery_failed(session, delivery.id, values["last_error"], now=now)
             if secrets_update:
                 merged = {**self.rt.secrets.decrypt_json(row.secrets_encrypted), **secrets_update}
                 row.secrets_encrypted = self.rt.secrets.encrypt_json(merged)
@@ -251,7 +263,8 @@ class DeliveryRunner:
             destination_id=destination.id,
             healthy_at=now if healthy else None,
             then=upkeep
-            if not healthy and (dest_values or failing or secrets_update or learned is not None)
+            if not healthy
+            and (dest_values or failing or failed or secrets_update or learned is not None)
             else None,
         )
         if not await self.recorder.record(recorded):  # nothing written: not ours any more

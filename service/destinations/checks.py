@@ -8,7 +8,7 @@ spec holds its own checks (:class:`~.kinds.spec.KindSpec`); for example:
 - a Strava destination while the service has no Strava application configured;
 - a Garmin Connect destination while the experimental upload is off.
 
-Missing credentials (intervals.icu, Garmin) and formats a kind cannot take are refused by
+Missing credentials (intervals.icu, Runalyze, Garmin) and formats a kind cannot take are refused by
 :mod:`.kinds_api` with the other config checks.
 """
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets as random
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,8 +21,9 @@ from service.db import autocommit_session
 from service.destinations import checks, kinds_api
 from service.destinations.kinds import strava, webhook
 from service.destinations.kinds.base import Delivered, DeliveryError, NeedsReauthorization
-from service.destinations.kinds.strava import strava_app
+from service.destinations.kinds.strava_app import StravaApp, revoke_access, strava_app
 from service.destinations.kinds.strava_oauth import (
+    ATHLETE_LIMIT,
     STATE_MAX_AGE_S,
     InvalidOAuthState,
     OAuthStateSigner,
@@ -41,6 +43,8 @@ STATE_PURPOSE = "pelosync strava oauth state"
 #: How a destination parked by a refused grant is disabled (``deliveries.retry.decide_attempt``):
 #: the one disabled state a new Strava authorization lifts.
 REAUTHORIZATION_REASON = "needs re-authorization"
+#: Where an athlete sees (and removes) the applications connected to their Strava account.
+STRAVA_APPS_PAGE = "https://www.strava.com/settings/apps"
 
 
 async def get(session: AsyncSession, destination_id: int) -> Destination:
@@ -127,9 +131,58 @@ async def update(
     return destination
 
 
-async def delete(session: AsyncSession, destination_id: int) -> None:
-    """Delete the destination; the database cascades to its deliveries and their attempts."""
-    await DestinationRepository(session).delete(await get(session, destination_id))
+@dataclass(frozen=True)
+class Revocation:
+    """What is needed to revoke a deleted Strava destination's access (held in memory only,
+    from before its row was deleted): run :func:`revoke` once the deletion is committed."""
+
+    destination_id: int
+    name: str
+    app: StravaApp
+    secrets: dict[str, Any] = field(repr=False)
+
+
+async def delete(runtime: Runtime, session: AsyncSession, destination_id: int) -> Revocation | None:
+    """Delete the destination; the database cascades to its deliveries and their attempts.
+
+    A connected Strava destination also gets its access revoked on Strava: the caller runs the
+    returned :class:`Revocation` with :func:`revoke` after the commit, outside any transaction,
+    and the deletion never waits for Strava or depends on it."""
+    destination = await get(session, destination_id)
+    revocation = None
+    if destination.kind == strava.KIND:
+        secrets = decrypted_secrets(runtime, destination)
+        if secrets.get("refresh_token"):
+            try:
+                app = strava_app(runtime, destination, secrets)
+            except InvalidInput:  # no application any more: nothing can revoke it
+                log.warning("destinations.strava_not_revoked", destination_id=destination_id)
+            else:
+                revocation = Revocation(destination.id, destination.name, app, secrets)
+    await DestinationRepository(session).delete(destination)
+    return revocation
+
+
+async def revoke(runtime: Runtime, revocation: Revocation) -> str:
+    """Revoke a deleted Strava destination's access (after its deletion was committed); what
+    happened, in words, also logged. Never raises: Strava being unreachable is logged with
+    what the athlete can do instead."""
+    try:
+        outcome = await revoke_access(revocation.app, revocation.secrets, clock=runtime.clock)
+    except DeliveryError as exc:
+        log.warning(
+            "destinations.strava_revoke_failed",
+            destination_id=revocation.destination_id,
+            error=exc.message,
+        )
+        return (
+            f"Strava could not revoke {revocation.name}'s access ({exc.message}); the athlete "
+            f"can remove it at {STRAVA_APPS_PAGE}"
+        )
+    log.info(
+        "destinations.strava_revoked", destination_id=revocation.destination_id, outcome=outcome
+    )
+    return f"{revocation.name}: {outcome}"
 
 
 async def set_enabled(
@@ -230,7 +283,7 @@ async def strava_authorize_url(
     state = _signer(runtime).sign(
         {"destination_id": destination.id, "nonce": nonce, "key_id": api_key_id}
     )
-    return strava_app(runtime).oauth.authorize_url(redirect_uri, state)
+    return strava_app(runtime, destination).oauth.authorize_url(redirect_uri, state)
 
 
 def _nonce_hash(nonce: str) -> str:
@@ -285,12 +338,18 @@ async def strava_connect(
         raise InvalidInput("code: missing from the Strava callback")
     check_granted_scope(scope)
     try:
-        tokens = await strava_app(runtime).oauth.exchange_code(code)
+        tokens = await strava_app(runtime, destination).oauth.exchange_code(code)
     except NeedsReauthorization as exc:
+        if exc.message == ATHLETE_LIMIT:
+            raise InvalidInput(ATHLETE_LIMIT) from None
         raise InvalidInput(f"code: Strava refused it ({exc.message}); connect again") from None
     except DeliveryError as exc:
         raise ExternalServiceError(f"Strava could not be reached: {exc.message}") from None
-    _store_secrets(runtime, destination, tokens.as_secrets())
+    # The destination's own application credentials stay; the tokens replace the old ones.
+    own_app = {
+        k: v for k, v in decrypted_secrets(runtime, destination).items() if k == "client_secret"
+    }
+    _store_secrets(runtime, destination, {**own_app, **tokens.as_secrets()})
     if not destination.enabled and (destination.disabled_reason or "").startswith(
         REAUTHORIZATION_REASON
     ):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from service.convert.formats import can_write
 from service.convert.pool import BundleSummary
+from service.destinations.kinds.webhook import KIND as WEBHOOK
 from service.destinations.models import Destination
+from service.events.models import DEFAULT_SUBSCRIPTION, EventType
 
 
 def wants(
@@ -20,9 +22,14 @@ def wants(
     A workout Peloton imported from another service (``origin``, see
     :func:`service.peloton.origin.workout_origin`) goes nowhere unless its account includes
     them (``include_external``): sending it back would duplicate it where it came from.
-    Then the destination's filters, "all" when unset: accounts, disciplines.
+    Then the destination's filters, "all" when unset: accounts, disciplines. A webhook takes
+    workouts only while it is subscribed to ``workout.synced`` (as it is by default).
     """
     if origin is not None and not include_external:
+        return False
+    if destination.kind == WEBHOOK and EventType.WORKOUT_SYNCED not in (
+        (destination.config or {}).get("events") or DEFAULT_SUBSCRIPTION
+    ):
         return False
     if destination.account_ids is not None and account_id not in destination.account_ids:
         return False

@@ -1,4 +1,4 @@
-"""Where workouts go: webhooks, a folder, Strava, intervals.icu, Garmin Connect."""
+"""Where workouts go: webhooks, a folder, Strava, intervals.icu, Runalyze, Garmin Connect."""
 
 from __future__ import annotations
 

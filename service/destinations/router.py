@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from service.auth.deps import AdminOnly, Authorized, current_key
@@ -90,7 +90,7 @@ async def list_destinations(
 async def create_destination(
     body: DestinationCreate, runtime: RuntimeDep, session: SessionDep
 ) -> DestinationWithSecret:
-    """Add a destination of any kind: webhook, directory, strava, intervals, garmin.
+    """Add a destination of any kind: webhook, directory, strava, intervals, runalyze, garmin.
 
     Workouts synced from now on are delivered to it (replay sends older ones). A webhook
     created without a `secret` gets one generated, returned once in `generated_secret`. A
@@ -122,10 +122,18 @@ async def update_destination(
 
 
 @router.delete("/{destination_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
-async def delete_destination(destination_id: IdPath, session: SessionDep) -> Response:
+async def delete_destination(
+    destination_id: IdPath, runtime: RuntimeDep, session: SessionDep, background: BackgroundTasks
+) -> Response:
     """Delete a destination with its deliveries and their attempts (not the workouts, nor
-    what it already received)."""
-    await manage.delete(session, destination_id)
+    what it already received).
+
+    A connected Strava destination's access is then revoked on Strava, once the deletion is
+    committed; if Strava cannot be reached the deletion stands and the log says so."""
+    revocation = await manage.delete(runtime, session, destination_id)
+    if revocation is not None:
+        # Runs after the commit and the response: the deletion never waits for Strava.
+        background.add_task(manage.revoke, runtime, revocation)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -17,6 +17,7 @@ from service.web import (
     apikeys,
     deliveries,
     destinations,
+    events,
     login,
     overview,
     removal,
@@ -30,7 +31,7 @@ STATIC = Path(__file__).parent / "static"
 
 def install_web(app: FastAPI) -> None:
     """Mount the dashboard's pages and its static files (``/static``)."""
-    pages = (login, overview, workouts, deliveries, destinations, accounts)
+    pages = (login, overview, workouts, deliveries, events, destinations, accounts)
     for module in (*pages, sending, removal, apikeys):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -150,8 +150,10 @@ def _values_of(destination: Destination) -> dict[str, Any]:
 def _form_values(kind: str, form: Form) -> dict[str, Any]:
     """What was typed, to show the form again after an error (secrets left out)."""
     spec = KINDS.get(kind)
-    fields = [f.name for f in spec.form_fields if not f.secret] if spec else []
-    values: dict[str, Any] = {k: form.get(k) for k in ("name", *fields, "concurrency")}
+    fields = [f for f in spec.form_fields if not f.secret] if spec else []
+    values: dict[str, Any] = {"name": form.get("name"), "concurrency": form.get("concurrency")}
+    for f in fields:
+        values[f.name] = form.getlist(f.name) if f.input == "choices" else form.get(f.name)
     values["formats"] = form.getlist("formats")
     values["account_ids"] = [int(a) for a in form.getlist("account_ids") if a.isdigit()]
     values["disciplines"] = form.getlist("disciplines")

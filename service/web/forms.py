@@ -28,6 +28,7 @@ FIELD_NAMES = {
     "secrets.api_key": "API key",
     "config.athlete_id": "athlete id",
     "config.inline_max_bytes": "largest file sent inline",
+    "config.events": "events",
     "kind": "",  # the kind is the page's: its errors read as they are
 }
 
@@ -167,6 +168,11 @@ def _config(kind: str, form: Form) -> tuple[dict[str, Any], dict[str, Any]]:
         if field.secret:
             if text:
                 secrets[field.name] = text
+        elif field.input == "choices":
+            # A form without the boxes (its hidden marker) leaves the setting as it is; none
+            # ticked is sent as such, for the kind's model to refuse by name if it must.
+            if form.get(f"{field.name}_shown"):
+                config[field.name] = form.getlist(field.name)
         elif field.blank_keeps and not text:
             continue
         elif field.input == "number":

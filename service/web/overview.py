@@ -7,6 +7,8 @@ from starlette.responses import Response
 
 from service.accounts.repository import AccountRepository
 from service.deps import RuntimeDep, SessionDep
+from service.events import service as events
+from service.events.models import TITLES as EVENT_TITLES
 from service.web import queries
 from service.web.deps import ViewerDep, WebRoute, render
 from service.web.destinations import kind_labels
@@ -21,6 +23,8 @@ async def overview(
     repo = AccountRepository(db)
     accounts = await repo.all()
     now = runtime.clock()
+    # Unresolved events: what stopped and still needs the user (see /events).
+    problem_count, problems = await events.open_problems(db)
     return render(
         request,
         runtime,
@@ -40,4 +44,7 @@ async def overview(
         totals=await queries.state_totals(db),
         kinds=kind_labels(),
         budget=await runtime.budget.view(),
+        problems=problems,
+        problem_count=problem_count,
+        titles={t.value: text for t, text in EVENT_TITLES.items()},
     )

@@ -5,7 +5,7 @@ Read-only keys get the 403 page on both (they never see the buttons that lead he
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from starlette.responses import Response
 
 from service.accounts import service as accounts
@@ -13,6 +13,7 @@ from service.accounts.repository import AccountRepository
 from service.deliveries.models import DeliveryState
 from service.deps import RuntimeDep, SessionDep
 from service.destinations import manage as destinations
+from service.destinations.kinds import strava
 from service.schemas import IdPath
 from service.web import queries
 from service.web.confirm import Confirmation, confirm_page, plural, require_admin
@@ -53,6 +54,15 @@ async def confirm_delete_destination(
                 f"{plural(total, 'delivery')}{_states(counts)} with every attempt are deleted. "
                 "Nothing more is sent to it.",
                 "The workouts stay, and files already delivered stay where they went.",
+                *(
+                    [
+                        "Its access to the Strava account is revoked, so pelosync no longer "
+                        "appears among the athlete's connected apps on Strava."
+                    ]
+                    if destination.kind == strava.KIND
+                    and "refresh_token" in destinations.masked_secrets(runtime, destination)
+                    else []
+                ),
             ],
             action=f"/destinations/{destination_id}/delete",
             button="Delete destination",
@@ -63,12 +73,28 @@ async def confirm_delete_destination(
 
 @router.post("/destinations/{destination_id}/delete")
 async def delete_destination(
-    destination_id: IdPath, request: Request, runtime: RuntimeDep, db: SessionDep, action: ActionDep
+    destination_id: IdPath,
+    request: Request,
+    runtime: RuntimeDep,
+    db: SessionDep,
+    action: ActionDep,
+    background: BackgroundTasks,
 ) -> Response:
     destination = await destinations.get(db, destination_id)
     name = destination.name
-    await destinations.delete(db, destination_id)
-    return redirect(request, runtime, "/destinations", ok=f"Deleted {name}.")
+    revocation = await destinations.delete(runtime, db, destination_id)
+    if revocation is None:
+        return redirect(request, runtime, "/destinations", ok=f"Deleted {name}.")
+    # After the commit and the response: the deletion never waits for Strava, and the log says
+    # whether Strava took the revocation.
+    background.add_task(destinations.revoke, runtime, revocation)
+    return redirect(
+        request,
+        runtime,
+        "/destinations",
+        ok=f"Deleted {name}. Its Strava access is being revoked; if Strava cannot be reached, "
+        f"the log says so and the athlete can remove pelosync at {destinations.STRAVA_APPS_PAGE}.",
+    )
 
 
 @router.get("/accounts/{account_id}/delete")

@@ -119,6 +119,7 @@ def test_api_conforms_to_its_schema(
             strava_api_url=CLOSED,
             strava_oauth_url=CLOSED,
             intervals_api_url=CLOSED,
+            runalyze_api_url=CLOSED,
             garmin_enabled=True,
             garmin_upload_url=CLOSED,
             garmin_token_url=CLOSED,

@@ -105,25 +105,40 @@ async def test_bearer_token_and_explicit_athlete(make: Any, fake: FakeIntervals)
     assert result.external_id == "i1001"
 
 
-async def test_duplicate_answered_with_the_existing_activity(
+async def test_duplicate_is_a_200_naming_the_existing_activity(
     make: Any, fake: FakeIntervals
 ) -> None:
     first = await make().deliver(delivery(delivery_id=1))
     again = await make().deliver(delivery(delivery_id=2))
+    assert first.status_code == 201 and again.status_code == 200
     assert again.external_id == first.external_id and len(fake.activities) == 1
+    assert (
+        again.response_excerpt
+        == f"intervals.icu has this file already, as activity {first.external_id}"
+    )
+    assert fake.calls["GET /api/v1/athlete/0/activities"] == 0
 
 
-@pytest.mark.parametrize("mode", ["conflict", "conflict_bare"])
-async def test_duplicate_conflict_resolves_to_the_existing_activity(
-    make: Any, fake: FakeIntervals, mode: str
+async def test_file_already_there_from_another_source_is_delivered_not_retried(
+    make: Any, fake: FakeIntervals
 ) -> None:
-    first = await make().deliver(delivery(delivery_id=1))
-    fake.duplicate_mode = mode
-    again = await make().deliver(delivery(delivery_id=2))
-    assert again.status_code == 409
-    assert again.external_id == first.external_id
-    lookups = fake.calls["GET /api/v1/athlete/0/activities"]
-    assert lookups == (1 if mode == "conflict_bare" else 0)
+    # The watch's copy got there first, with its own external_id: ours finds nothing by
+    # external_id, so only the 200's own answer can name it.
+    request = delivery(attempt=2)
+    existing = fake.add_existing(request.file.data, external_id="ride.fit")
+    result = await make().deliver(request)
+    assert result.status_code == 200 and result.external_id == existing.id
+    assert len(fake.activities) == 1 and fake.calls[UPLOADS] == 1
+
+
+async def test_error_bodies_that_are_arrays_are_named(make: Any, fake: FakeIntervals) -> None:
+    fake.fault("POST", "/activities", 422, [{"status": 422, "error": "Name is too long"}])
+    with pytest.raises(PermanentFailure, match="HTTP 422.*Name is too long"):
+        await make().deliver(delivery())
+    fake.fault("POST", "/activities", 500, ["not an object"])
+    with pytest.raises(DeliveryError, match=r"HTTP 500\)$") as caught:
+        await make().deliver(delivery())
+    assert caught.value.retryable
 
 
 async def test_retry_finds_the_earlier_upload_instead_of_uploading(

@@ -45,3 +45,13 @@ def test_imported_workouts_go_nowhere_unless_the_account_includes_them() -> None
     assert not wants(narrow, 7, "cycling", origin="garmin", include_external=True)
     assert not wants(narrow, 1, "running", origin="garmin", include_external=True)
     assert wants(narrow, 1, "cycling", origin="garmin", include_external=True)
+
+
+def test_a_webhook_takes_workouts_only_while_subscribed_to_workout_synced() -> None:
+    assert wants(_destination(config={"url": "https://a.example"}), 7, "cycling")
+    subscribed = _destination(config={"events": ["workout.synced", "delivery.failed"]})
+    assert wants(subscribed, 7, "cycling")
+    assert not wants(_destination(config={"events": ["delivery.failed"]}), 7, "cycling")
+    # Other kinds have no such setting.
+    folder = Destination(name="f", kind="directory", formats=["tcx"], config={"events": []})
+    assert wants(folder, 7, "cycling")

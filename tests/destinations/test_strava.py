@@ -305,7 +305,7 @@ async def test_concurrent_refreshes_share_one_request(
     results = await asyncio.gather(first.ping(), second.ping())
     assert fake.calls["token:refresh_token"] == 1
     rotated = {r.updated_secrets["refresh_token"] for r in results if r.updated_secrets}
-    assert len(rotated) == 1 and rotated <= fake.refresh_tokens
+    assert len(rotated) == 1 and rotated <= fake.refresh_tokens.keys()
     # A third destination still holding the old refresh token gets the same rotation.
     late = await destination(http, app, secrets, clock, sleep).ping()
     assert late.updated_secrets is not None
@@ -536,22 +536,22 @@ async def test_server_error_on_upload_is_retryable(
     assert caught.value.retryable
 
 
-async def test_missing_write_scope_needs_reauthorization(
+async def test_missing_write_scope_names_the_scope_without_refreshing(
     http: httpx.AsyncClient,
     app: StravaApp,
     fake: FakeStrava,
     clock: FakeClock,
     sleep: RecordingSleep,
 ) -> None:
-    body = {
-        "message": "Authorization Error",
-        "errors": [
-            {"resource": "AccessToken", "field": "activity:write_permission", "code": "missing"}
-        ],
-    }
-    fake.fault("POST", "/api/v3/uploads", 403, body)
-    with pytest.raises(NeedsReauthorization, match="activity:write_permission missing"):
-        await destination(http, app, fake.seed_tokens(), clock, sleep).deliver(delivery())
+    # The athlete unticked "Upload your activities": Strava answers the upload 401 naming the
+    # permission. A refresh keeps the same scopes, so none is spent.
+    secrets = fake.seed_tokens(scope="read")
+    with pytest.raises(NeedsReauthorization, match="'activity:write' permission") as caught:
+        await destination(http, app, secrets, clock, sleep).deliver(delivery())
+    assert caught.value.remote_status == 401 and not caught.value.retryable
+    assert "Upload your activities" in str(caught.value)
+    assert fake.calls["token:refresh_token"] == 0 and fake.calls["POST /api/v3/uploads"] == 1
+    assert fake.upload_list == [] and caught.value.updated_secrets is None
 
 
 async def test_unusable_secrets_need_reauthorization(

@@ -2,7 +2,8 @@
 
 ``pelosync sandbox`` (a Peloton with full-length workouts of every discipline), ``pelosync
 serve`` and ``pelosync account link`` are real processes; the destinations are the receivers of
-docs/destinations.md (Python and Node), a folder, and the Strava and intervals.icu fakes. One
+docs/destinations.md (Python and Node), a folder, and the Strava, intervals.icu and Runalyze
+fakes. One
 journey per test module (module-scoped), so each module pays for one sync.
 """
 
@@ -23,7 +24,7 @@ import httpx
 import pytest
 
 from tests.cli import PELOSYNC, clean_env, free_port
-from tests.destinations.fakes import fake_intervals, fake_strava
+from tests.destinations.fakes import fake_intervals, fake_runalyze, fake_strava
 from tests.journey.processes import Process, read_json, running
 from tests.journey.receivers import Receiver, node_missing, node_receiver, python_receiver
 from tests.support.servers import serve as serve_fake
@@ -56,6 +57,7 @@ class Journey:
     node_skip: str | None
     strava: fake_strava.FakeStrava
     intervals: fake_intervals.FakeIntervals
+    runalyze: fake_runalyze.FakeRunalyze
     #: The sandbox's workouts as its admin API describes them.
     added: list[dict[str, Any]]
     destinations: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -129,6 +131,9 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
         intervals_url, intervals_switch = stack.enter_context(serve_fake("intervals"))
         intervals = fake_intervals.FakeIntervals()
         intervals_switch.app = intervals.app()
+        runalyze_url, runalyze_switch = stack.enter_context(serve_fake("runalyze"))
+        runalyze = fake_runalyze.FakeRunalyze()
+        runalyze_switch.app = runalyze.app()
 
         webhook_secrets = {name: new_secret() for name in PYTHON_RECEIVERS + NODE_RECEIVERS}
         receivers = {
@@ -181,6 +186,7 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
                 PELOSYNC_STRAVA_API_URL=f"{strava_url}/api/v3",
                 PELOSYNC_STRAVA_OAUTH_URL=f"{strava_url}/oauth",
                 PELOSYNC_INTERVALS_API_URL=intervals_url,
+                PELOSYNC_RUNALYZE_API_URL=f"{runalyze_url}/api/v1",
             ).items()
             if k != "PELOSYNC_SECRET_KEY"  # generated into the data dir, as by default
         }
@@ -208,7 +214,9 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
                 assert answer.status_code == 201, answer.text
                 added += answer.json()["workouts"]
 
-        journey = Journey(api, data_dir, exports, receivers, node_skip, strava, intervals, added)
+        journey = Journey(
+            api, data_dir, exports, receivers, node_skip, strava, intervals, runalyze, added
+        )
         journey.env = env
         for name, receiver in receivers.items():
             journey.destinations[name] = _create(
@@ -242,6 +250,15 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
                 "formats": ["fit"],
                 "config": {"athlete_id": fake_intervals.ATHLETE_ID},
                 "secrets": {"api_key": fake_intervals.API_KEY},
+            },  # fmt: skip
+        )
+        journey.destinations["runalyze"] = _create(
+            api,
+            {
+                "name": "runalyze",
+                "kind": "runalyze",
+                "formats": ["fit"],
+                "secrets": {"token": fake_runalyze.TOKEN},
             },  # fmt: skip
         )
 

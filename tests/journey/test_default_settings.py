@@ -162,6 +162,7 @@ def test_strava_and_intervals_get_every_fit_file_valid(journey: Journey) -> None
     by_file = {
         "strava": [u.data for u in journey.strava.upload_list],
         "intervals": [a.data for a in journey.intervals.activities.values()],
+        "runalyze": [u.data for u in journey.runalyze.uploads.values()],
     }
     # Every service gets the FIT file the webhook announced for that workout, whole and valid.
     workouts = _by_peloton_id(journey)
@@ -180,6 +181,8 @@ def test_strava_and_intervals_get_every_fit_file_valid(journey: Journey) -> None
             got.add(workout["id"])
         assert len(got) == len(journey.workouts), name
     assert journey.strava.problems == []
+    # Runalyze's (fake) import decoded every file strictly and named an activity for each.
+    assert {u.status for u in journey.runalyze.uploads.values()} == {"successfully imported"}
 
 
 def test_a_receiver_refusing_big_bodies_gets_links_instead(journey: Journey) -> None:

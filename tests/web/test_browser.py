@@ -387,7 +387,8 @@ async def test_pages_fit_a_phone_and_charts_read_well(live_site: LiveSite, brows
 
     await eventually(synced, "the demo rider's workouts")
     workouts = {w.discipline: w.id for w in await stored(site)}
-    pages = ["/", "/workouts", "/deliveries", "/destinations", "/destinations/1", "/accounts"]
+    pages = ["/", "/workouts", "/deliveries", "/events", "/destinations", "/destinations/1"]
+    pages += ["/accounts"]
     pages += ["/accounts/1", "/destinations/new?kind=webhook", "/workouts/999"]
     pages += [f"/workouts/{workout_id}" for workout_id in workouts.values()]
     for width in (390, 1280):

@@ -203,7 +203,7 @@ def test_an_unknown_kind_is_refused_by_name() -> None:
 
 
 def test_the_registry_is_one_entry_per_kind_module() -> None:
-    assert list(KINDS) == ["webhook", "directory", "strava", "intervals", "garmin"]
+    assert list(KINDS) == ["webhook", "directory", "strava", "intervals", "runalyze", "garmin"]
     assert all(spec.kind == kind for kind, spec in registry.KINDS.items())
     # Stored in destinations.kind (String(20)) and taken by the dashboard's ?kind= (a-z).
     assert all(re.fullmatch(r"[a-z]{1,20}", kind) for kind in KINDS)
@@ -233,7 +233,7 @@ async def test_the_openapi_kind_enum_is_the_registry(site: Site) -> None:
         headers=bearer(site.keys.admin),
     )
     assert refused.status_code == 422
-    assert "'webhook', 'directory', 'strava', 'intervals' or 'garmin'" in refused.text
+    assert "'strava', 'intervals', 'runalyze' or 'garmin'" in refused.text
 
 
 @SQLITE_ONLY

@@ -1,6 +1,7 @@
-"""What the fitness-service kinds (Strava, intervals.icu, Garmin Connect) share: the clock and
-sleep types, the activity's name and description, mapping HTTP answers and transport failures
-onto the :mod:`.base` error tree, and keeping credentials out of every message and excerpt."""
+"""What the fitness-service kinds (Strava, intervals.icu, Runalyze, Garmin Connect) share: the
+clock and sleep types, the activity's name and description, mapping HTTP answers and transport
+failures onto the :mod:`.base` error tree, and keeping credentials out of every message and
+excerpt."""
 
 from __future__ import annotations
 

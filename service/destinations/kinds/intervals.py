@@ -12,11 +12,18 @@ API (intervals.icu/api-docs.html and the developer's answers on forum.intervals.
   Apps registered for OAuth send ``Authorization: Bearer <access token>``. The secrets hold
   ``api_key`` or ``access_token``.
 
-Duplicates: intervals.icu documents no duplicate answer for this endpoint. Handled either way:
-a 2xx answer carries the id (new or existing); a 409, or any 4xx whose body says "duplicate",
-is treated as "already there" and resolved to the existing activity by its ``external_id``.
-Retries (attempt 2 onwards) first look for an activity with our ``external_id`` around the
-workout's date, so an upload whose answer was lost is not uploaded twice.
+Duplicates: intervals.icu "won't create duplicate activities (hash of file data is checked)"
+(the developer, forum.intervals.icu/t/api-access-to-intervals-icu/609/69): a file it has already
+is answered **200** (a new activity is 201) naming the existing activity, which may have come
+from another source and carry another ``external_id`` (github.com/jorge-huxley/intervalssync/
+pull/58). So a 200 is delivered, resolved to that activity; never a 409, never an error to
+retry (retrying would only get the same 200). Retries (attempt 2 onwards) first look for an
+activity with our ``external_id`` around the workout's date, so an upload whose answer was lost
+is not uploaded twice.
+
+Errors are JSON objects ``{"status": 422, "error": "..."}`` or arrays of them
+(``[{"status":422,"error":"Name is too long"}]``: forum.intervals.icu/t/api-access-to-
+intervals-icu/609?page=21); the first ``error`` is named either way.
 
 Status mapping: 401/403 :class:`NeedsReauthorization`; 429 :class:`Postponed` (Retry-After);
 408/5xx retryable; other 4xx permanent.
@@ -154,6 +161,17 @@ class IntervalsDestination:
             timeout=UPLOAD_TIMEOUT_S,
         )
         body = json_object(response)
+        if response.status_code == 200:
+            # The file is there already (see the module docstring): delivered, never retried.
+            existing = _activity_id(body) or await self._find(request, external_id)
+            log.info("intervals.upload.duplicate", activity=existing)
+            return Delivered(
+                status_code=200,
+                external_id=existing,
+                response_excerpt=self._redactor.text(
+                    f"intervals.icu has this file already, as activity {existing or '(unnamed)'}"
+                ),
+            )
         if response.is_success:
             activity = _activity_id(body)
             if activity is None:
@@ -167,22 +185,14 @@ class IntervalsDestination:
                 external_id=activity,
                 response_excerpt=self._redactor.excerpt(response),
             )
-        if self._is_duplicate(response):
-            existing = _activity_id(body) or await self._find(request, external_id)
-            log.info("intervals.upload.duplicate", activity=existing)
-            return Delivered(
-                status_code=response.status_code,
-                external_id=existing,
-                response_excerpt=self._redactor.excerpt(response),
-            )
-        raise self._error("the upload", response, body)
+        raise self._error("the upload", response)
 
     async def ping(self) -> Delivered:
         """Check the credentials with ``GET /api/v1/athlete/{id}``."""
         response = await self._send("GET", "", what="the athlete check")
         body = json_object(response)
         if not response.is_success or body is None:
-            raise self._error("the athlete check", response, body)
+            raise self._error("the athlete check", response)
         athlete = body.get("id")
         return Delivered(
             status_code=response.status_code,
@@ -204,7 +214,7 @@ class IntervalsDestination:
             },
         )
         if not response.is_success:
-            raise self._error("the activity lookup", response, json_object(response))
+            raise self._error("the activity lookup", response)
         try:
             activities = response.json()
         except ValueError:
@@ -232,25 +242,28 @@ class IntervalsDestination:
         except httpx.HTTPError as exc:
             raise transport_error(SERVICE, what, exc) from None
 
-    @staticmethod
-    def _is_duplicate(response: httpx.Response) -> bool:
-        if response.status_code == 409:
-            return True
-        return (
-            400 <= response.status_code < 500
-            and response.status_code not in (401, 403, 429)
-            and ("duplicate" in response.text[:4096].lower())
+    def _error(self, what: str, response: httpx.Response) -> DeliveryError:
+        return status_error(
+            SERVICE,
+            what,
+            response,
+            now=self._clock(),
+            redactor=self._redactor,
+            detail=_error_detail(response),
         )
 
-    def _error(
-        self, what: str, response: httpx.Response, body: dict[str, Any] | None
-    ) -> DeliveryError:
-        detail = None
-        if body:  # intervals answers {"status": 422, "error": "Name is too long"}
-            detail = str(body.get("error") or body.get("message") or "") or None
-        return status_error(
-            SERVICE, what, response, now=self._clock(), redactor=self._redactor, detail=detail
-        )
+
+def _error_detail(response: httpx.Response) -> str | None:
+    """The ``error`` of an error body: an object, or the first of an array of them."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, list):
+        body = next((item for item in body if isinstance(item, dict)), None)
+    if not isinstance(body, dict):
+        return None
+    return str(body.get("error") or body.get("message") or "") or None
 
 
 # --- the kind's entry in the registry -----------------------------------------------------------

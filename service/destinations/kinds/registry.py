@@ -6,7 +6,7 @@ Adding a kind is its module (defining ``SPEC``, a :class:`~.spec.KindSpec`) and 
 
 from __future__ import annotations
 
-from service.destinations.kinds import directory, garmin, intervals, strava, webhook
+from service.destinations.kinds import directory, garmin, intervals, runalyze, strava, webhook
 from service.destinations.kinds.spec import KindSpec
 from service.errors import InvalidInput
 
@@ -17,6 +17,7 @@ KINDS: dict[str, KindSpec] = {
         directory.SPEC,
         strava.SPEC,
         intervals.SPEC,
+        runalyze.SPEC,
         garmin.SPEC,
     )
 }

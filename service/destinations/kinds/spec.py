@@ -51,7 +51,7 @@ class FormField:
 
     name: str  # the config or secret key, and the input's name
     label: str
-    input: Literal["text", "url", "number", "password"] = "text"
+    input: Literal["text", "url", "number", "password", "choices"] = "text"
     secret: bool = False  # goes in ``secrets``; never shown back
     required: bool = False  # for secrets: on the add form only
     placeholder: str = ""  # a secret's placeholder on the edit form is about keeping it
@@ -59,6 +59,10 @@ class FormField:
     minimum: int | None = None  # number inputs
     error_label: str = ""  # how a bad whole number is named in the error ("inline limit")
     blank_keeps: bool = False
+    #: ``choices`` inputs (a list setting, one box per value): ``(value, title)`` pairs, and
+    #: the values ticked when the setting is unset.
+    choices: tuple[tuple[str, str], ...] = ()
+    default: tuple[str, ...] = ()
 
     def placeholder_for(self, editing: bool) -> str:
         if self.secret and editing:

@@ -1,16 +1,20 @@
 """The Strava destination kind: upload a workout file, wait for Strava to process it.
 
-Process-wide pieces come in a :class:`StravaApp` (one per process, injected): the API URL, the
-:class:`~.strava_oauth.StravaOAuth` client holding the app's secret, and the shared
+What every destination on one Strava API application shares comes in a
+:class:`~.strava_app.StravaApp` (one per application, injected): the API URL, the
+:class:`~.strava_oauth.StravaOAuth` client holding the app's secret, and the app's
 :class:`~service.destinations.ratelimit.StravaRateLimiter`. Per destination: the
-:class:`StravaConfig` (no secrets) and the decrypted secrets dict (``access_token``,
-``refresh_token``, ``expires_at``, ``athlete_id``, ``scope``; see
-:meth:`~.strava_oauth.StravaTokens.as_secrets`).
+:class:`StravaConfig` (no secrets; ``client_id`` when it has its own application, see
+:mod:`.strava_app`) and the decrypted secrets dict (``access_token``, ``refresh_token``,
+``expires_at``, ``athlete_id``, ``scope``, see :meth:`~.strava_oauth.StravaTokens.as_secrets`;
+``client_secret`` with its own application).
 
 Delivering (``POST {api}/uploads``, then ``GET {api}/uploads/{id}``):
 
 * The access token is refreshed when it expires within 10 minutes; a 401 triggers one refresh
-  and one retry; a second refusal, or a refused refresh, is :class:`NeedsReauthorization`.
+  and one retry; a second refusal, or a refused refresh, is :class:`NeedsReauthorization`. A
+  401 naming a missing permission (the athlete unticked "Upload your activities") is
+  :class:`NeedsReauthorization` at once, naming the scope: a refresh keeps the same scopes.
   Whenever tokens rotate, the full new secrets come back as ``updated_secrets`` (on success and
   on failure alike) for the engine to store in place of the old ones.
 * FIT goes as is; TCX and GPX are gzipped (``tcx.gz``/``gpx.gz``: text shrinks about tenfold,
@@ -40,7 +44,6 @@ import asyncio
 import gzip
 import re
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +51,6 @@ import httpx
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.config import Settings
 from service.destinations.kinds.base import (
     Delivered,
     DeliveryError,
@@ -69,10 +71,21 @@ from service.destinations.kinds.http_common import (
     transport_error,
     utcnow,
 )
-from service.destinations.kinds.spec import KindSpec, decrypted_secrets, stored_config
-from service.destinations.kinds.strava_oauth import StravaOAuth, error_summary
-from service.destinations.ratelimit import StravaRateLimiter
-from service.errors import InvalidInput
+from service.destinations.kinds.spec import (
+    FormField,
+    KindSpec,
+    Validated,
+    decrypted_secrets,
+    stored_config,
+)
+from service.destinations.kinds.strava_app import (
+    StravaApp,
+    StravaSecrets,
+    check_app,
+    strava_app,
+    validate_app,
+)
+from service.destinations.kinds.strava_oauth import error_summary, missing_permission
 
 if TYPE_CHECKING:
     from service.destinations.models import Destination
@@ -81,7 +94,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 SERVICE = "Strava"
-DEFAULT_API_URL = "https://www.strava.com/api/v3"
 REFRESH_MARGIN_S = 600
 UPLOAD_TIMEOUT_S = 120.0
 REQUEST_TIMEOUT_S = 30.0
@@ -98,38 +110,17 @@ class StravaConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    client_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{1,20}$",
+        description="The Client ID of the destination's own Strava API application (with "
+        "secrets.client_secret); unset: the service's PELOSYNC_STRAVA_CLIENT_ID application.",
+    )
     gzip_text: bool = Field(default=True, description="Gzip TCX and GPX before uploading.")
     poll_first_s: float = Field(default=2.0, ge=1.0, le=60.0)
     poll_max_interval_s: float = Field(default=10.0, ge=1.0, le=120.0)
     poll_budget_s: float = Field(default=60.0, gt=0, le=900.0)
     resume_after_s: float = Field(default=60.0, ge=1.0, description="Retry delay to re-poll.")
-
-
-@dataclass
-class StravaApp:
-    """What every Strava destination in the process shares: build one and inject it."""
-
-    oauth: StravaOAuth
-    limiter: StravaRateLimiter
-    api_url: str = DEFAULT_API_URL
-
-    @classmethod
-    def from_settings(
-        cls, http: httpx.AsyncClient, settings: Settings, *, clock: Clock = utcnow
-    ) -> StravaApp:
-        if not settings.strava_client_id or settings.strava_client_secret is None:
-            raise InvalidInput(
-                "Strava is not configured: set PELOSYNC_STRAVA_CLIENT_ID and "
-                "PELOSYNC_STRAVA_CLIENT_SECRET (from strava.com/settings/api)"
-            )
-        oauth = StravaOAuth(
-            http,
-            client_id=settings.strava_client_id,
-            client_secret=settings.strava_client_secret,
-            oauth_url=settings.strava_oauth_url,
-            clock=clock,
-        )
-        return cls(oauth, StravaRateLimiter(clock=clock), settings.strava_api_url.rstrip("/"))
 
 
 class UploadStillProcessing(DeliveryError):
@@ -411,6 +402,15 @@ class StravaDestination:
                 raise self._postponed(wait, f"Strava answered 429 to {what}", response)
             if response.status_code != 401:
                 return response
+            scope = missing_permission(json_object(response))
+            if scope is not None:
+                raise NeedsReauthorization(
+                    f"Strava's authorization of this destination lacks the '{scope}' "
+                    f"permission ({what} needs it): connect the destination again and keep "
+                    "'Upload your activities' ticked",
+                    remote_status=401,
+                    response_excerpt=self._redactor.excerpt(response),
+                )
             if self._refreshed:
                 raise NeedsReauthorization(
                     f"Strava refused a freshly refreshed access token for {what}; "
@@ -476,32 +476,18 @@ class StravaDestination:
 
 # --- the kind's entry in the registry -----------------------------------------------------------
 
-STRAVA_UNCONFIGURED = (
-    "kind: Strava is not configured on this service: create an API application at "
-    "https://www.strava.com/settings/api, set PELOSYNC_STRAVA_CLIENT_ID and "
-    "PELOSYNC_STRAVA_CLIENT_SECRET to its Client ID and Client Secret, and restart pelosync"
-)
 
-
-def strava_app(runtime: Runtime) -> StravaApp:
-    """One per process: Strava's rate limits are shared by every account on the app."""
-    return runtime.singletons.get(
-        StravaApp,
-        lambda: StravaApp.from_settings(runtime.http, runtime.settings, clock=runtime.clock),
-    )
-
-
-def _check_available(settings: Settings) -> None:
-    if not (settings.strava_client_id and settings.strava_client_secret):
-        raise InvalidInput(STRAVA_UNCONFIGURED, field="kind")
+def _validate(config: Mapping[str, Any], secrets: Mapping[str, Any]) -> Validated:
+    return validate_app(StravaConfig, config, secrets)
 
 
 def _handler(runtime: Runtime, destination: Destination) -> StravaDestination:
+    secrets = decrypted_secrets(runtime, destination)
     return StravaDestination(
         runtime.http,
         stored_config(StravaConfig, destination),
-        decrypted_secrets(runtime, destination),
-        app=strava_app(runtime),
+        secrets,
+        app=strava_app(runtime, destination, secrets),
         clock=runtime.clock,
         sleep=runtime.sleep,
     )
@@ -513,12 +499,36 @@ SPEC = KindSpec(
     label="Strava",
     config_model=StravaConfig,
     factory=_handler,
+    secrets_model=StravaSecrets,
     secrets_refused=(
         "secrets: a Strava destination gets its tokens by connecting "
-        "(GET /v1/destinations/{id}/strava/connect)"
+        "(GET /v1/destinations/{id}/strava/connect); the only secret to give is "
+        "client_secret, with config.client_id, for the destination's own Strava application"
     ),
-    check_available=_check_available,
-    form_note="After adding it, connect it to a Strava account.",
-    config_doc="upload tuning",
-    secrets_doc="none (use the connect link)",
+    validate=_validate,
+    check_config=check_app,
+    form_note=(
+        "After adding it, connect it to a Strava account. A second rider needs the shared "
+        "Strava application's athlete capacity raised by Strava, or an application of their "
+        "own: give its Client ID and Client Secret here."
+    ),
+    form_fields=(
+        FormField(
+            "client_id",
+            "Own Strava application: Client ID",
+            placeholder="blank: the service's application",
+            help="From the rider's strava.com/settings/api; with its Client Secret.",
+        ),
+        FormField(
+            "client_secret",
+            "Own Strava application: Client Secret",
+            input="password",
+            secret=True,
+        ),
+    ),
+    config_doc="`client_id` of the destination's own Strava application (optional), upload tuning",
+    secrets_doc=(
+        "`client_secret` of its own Strava application, with `config.client_id` (the tokens "
+        "come from the connect link)"
+    ),
 )

@@ -16,8 +16,11 @@ Flow (developers.strava.com/docs/authentication):
 4. :meth:`StravaOAuth.refresh` posts ``grant_type=refresh_token``. Strava may rotate the refresh
    token (the old one then stops working), so the kind hands the new set back to the engine as
    ``updated_secrets``.
+5. :meth:`StravaOAuth.deauthorize` posts the access token to ``{oauth}/deauthorize``: Strava
+   invalidates every token of the athlete for this application and removes it from the
+   athlete's connected apps (developers.strava.com/docs/authentication, "Deauthorization").
 
-One :class:`StravaOAuth` per process, shared by every Strava destination: it holds the app's
+One :class:`StravaOAuth` per Strava application, shared by its destinations: it holds the app's
 client secret and makes refreshes *single-flight*, so two deliveries to the same account that
 both find the access token expired do one refresh and both get its result, instead of the
 second one presenting an already-rotated refresh token and parking the destination.
@@ -70,6 +73,13 @@ STATE_MAX_AGE_S = 600
 #: How long a refresh's result is remembered for callers still holding the old refresh token.
 ROTATION_MEMORY_S = 600.0
 SERVICE = "Strava"
+ATHLETE_LIMIT = (
+    'Strava refused to connect another athlete to this API application ("Limit of connected '
+    'athletes exceeded": a new application connects only its owner until Strava reviews it); '
+    "give this destination its own Strava application (config.client_id and "
+    "secrets.client_secret, from the rider's strava.com/settings/api) or have the shared "
+    "application's athlete capacity raised"
+)
 
 
 class InvalidOAuthState(InvalidInput):
@@ -193,6 +203,27 @@ def _fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def missing_permission(body: dict[str, Any] | None) -> str | None:
+    """The scope a 401 says the token lacks: Strava answers a call the granted scopes do not
+    cover with ``{"message": "Authorization Error", "errors": [{"resource": "AccessToken",
+    "field": "activity:write_permission", "code": "missing"}]}``
+    (github.com/danshannon/javastravav3api/issues/140 for uploads,
+    github.com/googledatastudio/community-connectors/issues/291 for the body's shape)."""
+    for item in (body or {}).get("errors") or []:
+        if not isinstance(item, dict) or item.get("code") != "missing":
+            continue
+        field_name = str(item.get("field") or "")
+        if item.get("resource") == "AccessToken" and field_name.endswith("_permission"):
+            return field_name.removesuffix("_permission")
+    return None
+
+
+def athlete_limit_reached(body: dict[str, Any] | None) -> bool:
+    """Strava refused to connect one more athlete to the application (its capacity)."""
+    text = json.dumps(body or {}).lower()
+    return "connected athletes" in text
+
+
 def error_summary(body: dict[str, Any] | None) -> str:
     """Strava's error as ``message (resource.field code; ...)`` or OAuth's ``error``, no values."""
     if not body:
@@ -219,9 +250,16 @@ class StravaOAuth:
         oauth_url: str = DEFAULT_OAUTH_URL,
         clock: Clock = utcnow,
         timeout_s: float = 30.0,
+        own_app: bool = False,
     ) -> None:
         self._http = http
         self.client_id = client_id
+        # Whose credentials these are, to name the right ones when Strava refuses them.
+        self._credentials = (
+            "the destination's config.client_id and secrets.client_secret"
+            if own_app
+            else "PELOSYNC_STRAVA_CLIENT_ID and PELOSYNC_STRAVA_CLIENT_SECRET"
+        )
         self._secret = (
             client_secret.get_secret_value()
             if isinstance(client_secret, SecretStr)
@@ -260,6 +298,42 @@ class StravaOAuth:
         self._rotated[key] = (tokens, self._clock().timestamp())
         return tokens
 
+    def holds_secret(self, client_secret: str | SecretStr) -> bool:
+        """Whether this client was built with ``client_secret`` (an edited destination's
+        application gets a new client)."""
+        value = (
+            client_secret.get_secret_value()
+            if isinstance(client_secret, SecretStr)
+            else client_secret
+        )
+        return value == self._secret
+
+    async def deauthorize(self, access_token: str) -> None:
+        """Revoke the application's access to the athlete of ``access_token``. A refused token
+        is :class:`NeedsReauthorization` (expired, or already revoked); no answer, a 5xx or a
+        429 the usual retryable errors."""
+        redactor = Redactor([self._secret, access_token])
+        what = "the deauthorization"
+        try:
+            response = await self._http.post(
+                f"{self.oauth_url}/deauthorize",
+                data={"access_token": access_token},
+                headers={"Accept": "application/json"},
+                timeout=self._timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise transport_error(SERVICE, what, exc) from None
+        if response.is_success:
+            log.info("strava.oauth.deauthorized")
+            return
+        if response.status_code == 401:
+            raise NeedsReauthorization(
+                "Strava refused the access token to deauthorize",
+                remote_status=401,
+                response_excerpt=redactor.excerpt(response),
+            )
+        raise status_error(SERVICE, what, response, now=self._clock(), redactor=redactor)
+
     async def _token(self, grant: dict[str, str], credential: str) -> StravaTokens:
         redactor = Redactor([self._secret, credential, *grant.values()])
         what = "the token request"
@@ -293,9 +367,13 @@ class StravaOAuth:
         if status in (400, 401) and _is_client_problem(body):
             raise DeliveryError(
                 f"Strava refused the app's client credentials ({summary}); check "
-                "PELOSYNC_STRAVA_CLIENT_ID and PELOSYNC_STRAVA_CLIENT_SECRET",
+                f"{self._credentials}",
                 remote_status=status,
             )
+        if status == 403 and athlete_limit_reached(body):
+            # Strava shows this on its own authorization page (see strava_app.py); should the
+            # token exchange ever answer it, it gets the same explanation.
+            raise NeedsReauthorization(ATHLETE_LIMIT, remote_status=status)
         if status in (400, 401):
             what_failed = "authorization code" if "code" in grant else "refresh token"
             raise NeedsReauthorization(

@@ -80,6 +80,8 @@ from service.destinations.ssrf import (
     validate_url,
 )
 from service.errors import InvalidInput, validation_problems
+from service.events.models import DEFAULT_SUBSCRIPTION, EventType
+from service.events.models import TITLES as EVENT_TITLES
 from service.http_headers import parse_retry_after
 from service.webhook_http import CONNECT_TIMEOUT_S, USER_AGENT
 
@@ -89,7 +91,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-EVENT_TYPE = "workout.synced"
+EVENT_TYPE = EventType.WORKOUT_SYNCED.value
 SECRET_PREFIX = "whsec_"
 ROTATION_GRACE = timedelta(hours=24)
 # Names a user's extra headers may not set: the signature, framing and identity headers.
@@ -160,6 +162,8 @@ class WebhookConfig(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
     # Files up to this size travel inside the payload; None means PELOSYNC_WEBHOOK_INLINE_MAX_BYTES.
     inline_max_bytes: int | None = Field(default=None, ge=0)
+    # What this webhook receives: workout.synced (its files) and the operational events.
+    events: list[EventType] = Field(default_factory=lambda: list(DEFAULT_SUBSCRIPTION))
 
     @field_validator("url")
     @classmethod
@@ -189,6 +193,13 @@ class WebhookConfig(BaseModel):
             if any(c in header_value for c in "\r\n\0"):
                 raise ValueError(f"the {name} header value contains a line break")
         return value
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[EventType]) -> list[EventType]:
+        if not value:
+            raise ValueError("subscribe to at least one event type")
+        return sorted(set(value), key=list(EventType).index)  # once each, in a stable order
 
     @model_validator(mode="after")
     def _rotation(self) -> WebhookConfig:
@@ -371,6 +382,10 @@ class WebhookKind:
             "workout": request.workout.as_payload(),
             "files": [entry],
         }
+
+    async def send_event(self, message_id: str, event_type: str, data: dict[str, Any]) -> Delivered:
+        """POST one signed event (an operational one: ``data`` is its payload as stored)."""
+        return await self._send(message_id, event_type, lambda _target: data)
 
     async def ping(self) -> Delivered:
         """A signed ``ping`` event through the same address checks as real deliveries."""
@@ -630,6 +645,14 @@ SPEC = KindSpec(
             minimum=0,
             placeholder="default",
             error_label="inline limit",
+        ),
+        FormField(
+            "events",
+            "Events",
+            input="choices",
+            help="what this webhook receives",
+            choices=tuple((t.value, EVENT_TITLES[t]) for t in EventType),
+            default=DEFAULT_SUBSCRIPTION,
         ),
     ),
 )

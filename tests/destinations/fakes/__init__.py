@@ -1,2 +1,2 @@
-"""Loopback fakes of the fitness services (Strava, intervals.icu, Garmin Connect) and the
-uvicorn harness that serves them in-process."""
+"""Loopback fakes of the fitness services (Strava, intervals.icu, Runalyze, Garmin Connect)
+and the uvicorn harness that serves them in-process."""

@@ -6,9 +6,21 @@
 * ``GET /api/v1/athlete/{id}``: the athlete.
 
 Auth: HTTP Basic with user ``API_KEY`` and the key as password, or ``Bearer`` with an OAuth
-token. Athlete ``0`` is the key's own athlete. What a duplicate upload answers is not
-documented, so ``duplicate_mode`` picks: ``"existing"`` (200 with the existing activity),
-``"conflict"`` (409 naming it) or ``"conflict_bare"`` (409 without an id).
+token (forum.intervals.icu/t/api-access-to-intervals-icu/609, the developer's curl example
+``curl -u API_KEY:xxx -F "file=@my_activity.fit" .../athlete/2049151/activities``). Athlete
+``0`` is the key's own athlete.
+
+Duplicates, as intervals.icu does them: an upload whose file data hashes the same as an
+activity already there creates nothing ("It won't create duplicate activities (hash of file
+data is checked)": forum.intervals.icu/t/api-access-to-intervals-icu/609/69) and is answered
+**200** with the existing activity, where a new one is **201**; the existing activity may have
+come from elsewhere, with another ``external_id`` (github.com/jorge-huxley/intervalssync/
+pull/58). Never a 409. ``add_existing`` puts such an activity there.
+
+Errors: ``{"status": 4xx, "error": "..."}``, or a JSON array of such objects
+(``[{"status":422,"error":"Name is too long"}]``, forum.intervals.icu/t/
+api-access-to-intervals-icu/609?page=21, from the workouts endpoint): the fake answers its
+upload validation error as an array, and ``fault`` serves any body.
 """
 
 from __future__ import annotations
@@ -61,7 +73,6 @@ class Fault:
 
 @dataclass
 class FakeIntervals:
-    duplicate_mode: str = "existing"  # existing | conflict | conflict_bare
     activities: dict[str, Activity] = field(default_factory=dict)
     next_id: int = 1001
     faults: list[Fault] = field(default_factory=list)
@@ -78,6 +89,20 @@ class FakeIntervals:
         headers: dict[str, str] | None = None,
     ) -> None:
         self.faults.append(Fault(method, path, status, body, headers or {}))
+
+    def add_existing(self, data: bytes, *, external_id: str | None = "ride.fit") -> Activity:
+        """An activity already on intervals.icu (from a watch, another app...) with ``data``."""
+        activity = Activity(
+            id=f"i{self.next_id}",
+            name="Morning Ride",
+            description=None,
+            external_id=external_id,
+            filename="ride.fit",
+            data=data,
+        )
+        self.next_id += 1
+        self.activities[activity.id] = activity
+        return activity
 
     def app(self) -> Starlette:
         return Starlette(
@@ -125,7 +150,7 @@ class FakeIntervals:
         async with request.form() as form:
             file = form.get("file")
             if not isinstance(file, UploadFile):
-                return JSONResponse({"status": 422, "error": "file is required"}, 422)
+                return JSONResponse([{"status": 422, "error": "file is required"}], 422)
             data, filename = await file.read(), file.filename or ""
         digest = hashlib.sha256(data).hexdigest()
         for existing in self.activities.values():
@@ -147,17 +172,9 @@ class FakeIntervals:
             201,
         )
 
-    def _duplicate(self, existing: Activity) -> Response:
-        if self.duplicate_mode == "existing":
-            return JSONResponse(
-                {
-                    "icu_athlete_id": ATHLETE_ID,
-                    "id": existing.id,
-                    "activities": [existing.summary()],
-                }
-            )
-        if self.duplicate_mode == "conflict":
-            return JSONResponse(
-                {"status": 409, "error": "Duplicate activity", "id": existing.id}, 409
-            )
-        return JSONResponse({"status": 409, "error": "Duplicate activity"}, 409)
+    @staticmethod
+    def _duplicate(existing: Activity) -> Response:
+        """200 (not 201) naming the activity already there; nothing is created."""
+        return JSONResponse(
+            {"icu_athlete_id": ATHLETE_ID, "id": existing.id, "activities": [existing.summary()]}
+        )

@@ -1,15 +1,30 @@
 """A fake of Strava's OAuth and upload API, served by Starlette on the documented paths.
 
+Behaviour follows Strava's docs and what working clients met; each fact's source is given
+where the fake implements it.
+
+* API applications (``apps``): each has a client id, a secret and an athlete capacity. A new
+  application is in "Single Player Mode" and connects only one athlete (its owner) until Strava
+  reviews it; ``add_app`` makes more (a rider's own application).
+* ``GET /oauth/authorize``: Strava's authorization page, for the athlete ``signed_in``: redirects
+  to ``redirect_uri`` with ``code``, ``scope`` (what was ticked: ``granted_scope``) and
+  ``state``; or Strava's own 403 page when the application is at its athlete capacity.
 * ``POST /oauth/token``: ``authorization_code`` and ``refresh_token`` grants (checks the client
-  id and secret, rotates refresh tokens: the old one stops working).
+  id and secret against the application the code or token belongs to, rotates refresh tokens:
+  the old one stops working).
+* ``POST /oauth/deauthorize``: revokes every token of the athlete for the application and frees
+  its place in the application's capacity.
 * ``POST /api/v3/uploads`` (multipart; records every field and the file),
   ``GET /api/v3/uploads/{id}`` (``"Your activity is still being processed."`` for
   ``processing_polls`` polls, then the configured outcome), ``GET /api/v3/athlete``.
 * Every API answer carries ``X-RateLimit-Limit``/``-Usage`` (and ``X-ReadRateLimit-*``); usage
   counts like Strava's (uploads only against the overall budget) and a used-up window answers
-  429. ``fault()`` queues answers (401, 429, 5xx...) served before anything else.
+  429. ``fault()`` queues answers (401, 429, 5xx...) served before anything else, on the API
+  and on ``/oauth/token`` and ``/oauth/deauthorize``.
 
 Error bodies have Strava's shape: ``{"message": ..., "errors": [{resource, field, code}]}``.
+A call the token's scopes do not cover (an upload without ``activity:write``) is a **401**
+naming the missing permission, not a 403.
 """
 
 from __future__ import annotations
@@ -20,16 +35,30 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 CLIENT_ID = "12345"
 CLIENT_SECRET = "fake-strava-client-secret-7f3a9c"
 ATHLETE = {"id": 4242, "username": "alex_rides", "firstname": "Alex", "lastname": "Rider"}
+SECOND_ATHLETE = {"id": 5353, "username": "sam_runs", "firstname": "Sam", "lastname": "Rider"}
+FULL_SCOPE = "read,activity:write"
+# Strava's page for an application at its athlete capacity, as athletes report it
+# (github.com/jat255/strava-to-fittrackee/issues/22, github.com/martin-ueding/
+# geo-activity-playground/issues/220): shown on strava.com after "Authorize", so the app's
+# callback is never called. New applications connect one athlete until Strava reviews them
+# (github.com/craibo/ha_strava/issues/288; Strava's reply raising a capacity:
+# github.com/TrackMyIndoorWorkout/TrackMyIndoorWorkout/issues/511).
+ATHLETE_LIMIT_PAGE = (
+    "<h1>Error 403: Limit of connected athletes exceeded</h1><p>This app has exceeded the limit "
+    "of connected athletes. If you are a developer of this application, please contact Strava "
+    "developer support for how to request a quota increase.</p>"
+)
 TTL_S = 21600
 PROCESSING = "Your activity is still being processed."
 READY = "Your activity is ready."
@@ -52,6 +81,28 @@ class Fault:
     body: Any
     headers: dict[str, str]
     times: int
+
+
+@dataclass
+class App:
+    """A Strava API application: its secret, athlete capacity and connected athletes."""
+
+    client_id: str
+    secret: str
+    capacity: int = 1  # "Single Player Mode" until Strava reviews the application
+    connected: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a code or token stands for: which application, which athlete, which scopes."""
+
+    client_id: str
+    athlete: dict[str, Any]
+    scope: str
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scope.split(",")
 
 
 @dataclass
@@ -79,9 +130,14 @@ class FakeStrava:
     immediate_error: str | None = None  # an error already in the POST /uploads answer
     existing_activity_id: int = 9_000_001
     error_message: str = "Improperly formatted data: time is missing on some trackpoints."
-    access_tokens: set[str] = field(default_factory=set)
-    refresh_tokens: set[str] = field(default_factory=set)
-    codes: set[str] = field(default_factory=set)
+    apps: dict[str, App] = field(default_factory=lambda: {CLIENT_ID: App(CLIENT_ID, CLIENT_SECRET)})
+    signed_in: dict[str, Any] = field(default_factory=lambda: dict(ATHLETE))
+    # What the athlete leaves ticked on the authorize page; None: everything requested.
+    granted_scope: str | None = None
+    access_tokens: dict[str, Grant] = field(default_factory=dict)
+    refresh_tokens: dict[str, Grant] = field(default_factory=dict)
+    codes: dict[str, Grant] = field(default_factory=dict)
+    deauthorized: list[int] = field(default_factory=list)  # athlete ids, in order
     uploads: dict[int, Upload] = field(default_factory=dict)
     next_upload_id: int = 5_000_001
     next_activity_id: int = 12_000_001
@@ -93,19 +149,42 @@ class FakeStrava:
 
     # --- knobs ----------------------------------------------------------------------------------
 
-    def issue_code(self) -> str:
+    def add_app(self, client_id: str, secret: str, *, capacity: int = 1) -> App:
+        """Another API application (a rider's own)."""
+        app = self.apps[client_id] = App(client_id, secret, capacity)
+        return app
+
+    def issue_code(
+        self,
+        *,
+        client_id: str = CLIENT_ID,
+        athlete: dict[str, Any] | None = None,
+        scope: str = FULL_SCOPE,
+    ) -> str:
+        """A code as if the athlete had approved (skipping the authorize page and its
+        capacity check: ``authorize`` does both)."""
         code = secrets.token_hex(20)
-        self.codes.add(code)
+        self.codes[code] = Grant(client_id, dict(athlete or ATHLETE), scope)
         return code
 
-    def seed_tokens(self, *, expires_in: int = TTL_S) -> dict[str, Any]:
+    def seed_tokens(
+        self,
+        *,
+        expires_in: int = TTL_S,
+        scope: str = FULL_SCOPE,
+        client_id: str = CLIENT_ID,
+        athlete: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Valid tokens as the destination's secrets."""
-        tokens = self._issue(expires_in)
+        grant = Grant(client_id, dict(athlete or ATHLETE), scope)
+        self.apps[client_id].connected.add(grant.athlete["id"])
+        tokens = self._issue(grant, expires_in)
         return {
             "access_token": tokens["access_token"],
             "refresh_token": tokens["refresh_token"],
             "expires_at": tokens["expires_at"],
-            "athlete_id": ATHLETE["id"],
+            "athlete_id": grant.athlete["id"],
+            "scope": scope,
         }
 
     def revoke_access_tokens(self) -> None:
@@ -132,17 +211,19 @@ class FakeStrava:
     def app(self) -> Starlette:
         return Starlette(
             routes=[
+                Route("/oauth/authorize", self.authorize, methods=["GET"]),
                 Route("/oauth/token", self.token, methods=["POST"]),
+                Route("/oauth/deauthorize", self.deauthorize, methods=["POST"]),
                 Route("/api/v3/athlete", self.athlete, methods=["GET"]),
                 Route("/api/v3/uploads", self.create_upload, methods=["POST"]),
                 Route("/api/v3/uploads/{upload_id:int}", self.get_upload, methods=["GET"]),
             ]
         )
 
-    def _issue(self, expires_in: int = TTL_S) -> dict[str, Any]:
+    def _issue(self, grant: Grant, expires_in: int = TTL_S) -> dict[str, Any]:
         access, refresh = secrets.token_hex(20), secrets.token_hex(20)
-        self.access_tokens.add(access)
-        self.refresh_tokens.add(refresh)
+        self.access_tokens[access] = grant
+        self.refresh_tokens[refresh] = grant
         return {
             "token_type": "Bearer",
             "access_token": access,
@@ -151,37 +232,93 @@ class FakeStrava:
             "expires_in": expires_in,
         }
 
+    async def authorize(self, request: Request) -> Response:
+        """Strava's authorization page, approved at once by ``signed_in`` with the scopes
+        asked for (or ``granted_scope``) ticked (developers.strava.com/docs/authentication:
+        the redirect carries ``code``, ``scope`` as accepted, and ``state``)."""
+        query = request.query_params
+        self.calls["GET /oauth/authorize"] += 1
+        app = self.apps.get(query.get("client_id", ""))
+        if app is None or query.get("response_type") != "code" or not query.get("redirect_uri"):
+            body = strava_error("Bad Request", "Application", "client_id", "invalid")
+            return JSONResponse(body, 400)
+        athlete = self.signed_in
+        if athlete["id"] not in app.connected and len(app.connected) >= app.capacity:
+            return HTMLResponse(ATHLETE_LIMIT_PAGE, 403)
+        code = secrets.token_hex(20)
+        scope = self.granted_scope if self.granted_scope is not None else query.get("scope", "")
+        self.codes[code] = Grant(app.client_id, dict(athlete), scope)
+        back = {"state": query.get("state", ""), "code": code, "scope": scope}
+        return RedirectResponse(f"{query['redirect_uri']}?{urlencode(back)}", 302)
+
     async def token(self, request: Request) -> Response:
         async with request.form() as data:
             form = {k: str(v) for k, v in data.items()}
         self.token_requests.append(form)
         self.calls[f"token:{form.get('grant_type')}"] += 1
-        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+        faulted = self._fault(request)
+        if faulted is not None:
+            return faulted
+        app = self.apps.get(form.get("client_id", ""))
+        if app is None or form.get("client_secret") != app.secret:
             return JSONResponse(
                 strava_error("Bad Request", "Application", "client_secret", "invalid"), 400
             )
-        grant = form.get("grant_type")
-        if grant == "authorization_code":
-            if form.get("code") not in self.codes:
+        grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            grant = self.codes.get(form.get("code", ""))
+            if grant is None or grant.client_id != app.client_id:
                 return JSONResponse(
                     strava_error("Bad Request", "AuthorizationCode", "code", "invalid"), 400
                 )
-            self.codes.discard(form["code"])
-            return JSONResponse({**self._issue(), "athlete": ATHLETE})
-        if grant == "refresh_token":
+            del self.codes[form["code"]]
+            app.connected.add(grant.athlete["id"])
+            # No scope here: Strava gives it in the redirect to the callback only.
+            return JSONResponse({**self._issue(grant), "athlete": grant.athlete})
+        if grant_type == "refresh_token":
             old = form.get("refresh_token", "")
-            if old not in self.refresh_tokens:
+            grant = self.refresh_tokens.get(old)
+            if grant is None or grant.client_id != app.client_id:
                 return JSONResponse(
                     strava_error("Bad Request", "RefreshToken", "refresh_token", "invalid"), 400
                 )
-            tokens = self._issue()
+            tokens = self._issue(grant)
             if self.rotate_refresh_tokens:
-                self.refresh_tokens.discard(old)
+                del self.refresh_tokens[old]
             else:
-                self.refresh_tokens.discard(tokens["refresh_token"])
+                del self.refresh_tokens[tokens["refresh_token"]]
                 tokens["refresh_token"] = old
             return JSONResponse(tokens)
         return JSONResponse(strava_error("Bad Request", "Token", "grant_type", "invalid"), 400)
+
+    async def deauthorize(self, request: Request) -> Response:
+        """``POST /oauth/deauthorize`` with ``access_token``: "invalidate all refresh tokens and
+        access tokens that the application has for the athlete", and the application leaves the
+        athlete's settings (developers.strava.com/docs/authentication, "Deauthorization";
+        strava.github.io/api/v3/oauth/#deauthorize). Answers with the token that was revoked;
+        a token already invalid gets Strava's 401 (javastrava's TokenService: "All requests
+        made using invalidated tokens will receive a 401 Unauthorised response")."""
+        async with request.form() as data:
+            form = {k: str(v) for k, v in data.items()}
+        self.calls["POST /oauth/deauthorize"] += 1
+        faulted = self._fault(request)
+        if faulted is not None:
+            return faulted
+        token = form.get("access_token") or request.headers.get("authorization", "").removeprefix(
+            "Bearer "
+        )
+        grant = self.access_tokens.get(token)
+        if grant is None:
+            body = strava_error("Authorization Error", "Athlete", "access_token", "invalid")
+            return JSONResponse(body, 401)
+        athlete_id = grant.athlete["id"]
+        for tokens in (self.access_tokens, self.refresh_tokens):
+            for key in [k for k, g in tokens.items() if g.athlete["id"] == athlete_id]:
+                if tokens[key].client_id == grant.client_id:
+                    del tokens[key]
+        self.apps[grant.client_id].connected.discard(athlete_id)
+        self.deauthorized.append(athlete_id)
+        return JSONResponse({"access_token": token})
 
     def _rate_headers(self) -> dict[str, str]:
         return {
@@ -190,6 +327,18 @@ class FakeStrava:
             "X-ReadRateLimit-Limit": f"{self.read_limits[0]},{self.read_limits[1]}",
             "X-ReadRateLimit-Usage": f"{self.read_usage[0]},{self.read_usage[1]}",
         }
+
+    def _fault(self, request: Request, headers: dict[str, str] | None = None) -> Response | None:
+        """The first queued fault for this request, if any (used up ``times`` times)."""
+        for fault in self.faults:
+            if fault.method == request.method and fault.path in request.url.path:
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.faults.remove(fault)
+                return JSONResponse(
+                    fault.body, fault.status, headers={**(headers or {}), **fault.headers}
+                )
+        return None
 
     def _gate(self, request: Request, *, upload: bool) -> Response | None:
         """Faults, rate limits and the bearer token, in Strava's order; None to go on."""
@@ -205,24 +354,26 @@ class FakeStrava:
             self.read_usage[0] += 1
             self.read_usage[1] += 1
         headers = self._rate_headers()
-        for fault in self.faults:
-            if fault.method == request.method and fault.path in request.url.path:
-                fault.times -= 1
-                if fault.times <= 0:
-                    self.faults.remove(fault)
-                return JSONResponse(fault.body, fault.status, headers={**headers, **fault.headers})
+        faulted = self._fault(request, headers)
+        if faulted is not None:
+            return faulted
         if over or read_over:
             body = {"message": "Rate Limit Exceeded", "errors": [{"code": "exceeded"}]}
             return JSONResponse(body, 429, headers=headers)
         auth = request.headers.get("authorization", "")
         token = auth.removeprefix("Bearer ")
         self.bearer_tokens.append(token)
-        if (
-            self.reject_api_tokens
-            or not auth.startswith("Bearer ")
-            or (token not in self.access_tokens)
-        ):
+        grant = self.access_tokens.get(token)
+        if self.reject_api_tokens or not auth.startswith("Bearer ") or grant is None:
             body = strava_error("Authorization Error", "Athlete", "access_token", "invalid")
+            return JSONResponse(body, 401, headers=headers)
+        if upload and not grant.allows("activity:write"):
+            # A 401 naming the permission, not a 403 (github.com/danshannon/javastravav3api/
+            # issues/140: an upload without write scope; the body's shape as in
+            # github.com/googledatastudio/community-connectors/issues/291).
+            body = strava_error(
+                "Authorization Error", "AccessToken", "activity:write_permission", "missing"
+            )
             return JSONResponse(body, 401, headers=headers)
         return None
 
@@ -230,7 +381,10 @@ class FakeStrava:
         return JSONResponse(body, status, headers=self._rate_headers())
 
     async def athlete(self, request: Request) -> Response:
-        return self._gate(request, upload=False) or self._json(ATHLETE)
+        refused = self._gate(request, upload=False)
+        if refused is not None:
+            return refused
+        return self._json(self.access_tokens[self.bearer_tokens[-1]].athlete)
 
     async def create_upload(self, request: Request) -> Response:
         refused = self._gate(request, upload=True)
