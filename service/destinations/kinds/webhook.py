@@ -584,6 +584,7 @@ async def _check_reachable(settings: Settings, config: Mapping[str, Any]) -> Non
         raise InvalidInput(f"config.url: {exc.message}", field="config.url") from None
 
 
+# Performance machinery (benchmarks/deliver.py): the webhook handler cache.
 class WebhookHandlers:
     """The process's webhook handlers, reused while their row is unchanged: decrypting secrets
     and validating config on every delivery cost more than signing and sending the request."""
