@@ -169,15 +169,3 @@ async def reauthenticate(
     await session.flush()
     log.info("accounts.reauthenticated", account_id=account.id, method=method.value)
     return account
-
-
-async def request_poll(runtime: Runtime, session: AsyncSession, account_id: int) -> Account:
-    """Make the account due now; a running poll (a held lease) is left to finish first."""
-    account = await AccountRepository(session).get(account_id)
-    if account is None:
-        raise NotFound(f"account {account_id} not found")
-    if account.status == AccountStatus.NEEDS_REAUTH:
-        raise Conflict("the account needs to be re-authenticated before it can sync")
-    account.next_poll_at = runtime.clock()
-    await session.flush()
-    return account
