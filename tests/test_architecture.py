@@ -11,6 +11,7 @@ schema whose foreign keys cross domains, below every domain's code).
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -236,6 +237,41 @@ def test_type_checking_and_function_local_imports() -> None:
     visitor = _Imports("service.workouts.router", is_package=False)
     visitor.visit(ast.parse(source))
     assert visitor.found == {"service.deliveries", "service.workouts"}
+
+
+def _performance_places() -> list[tuple[str, str]]:
+    """(file, name) of every row of docs/architecture.md's "Performance machinery" table."""
+    doc = (SERVICE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = doc.split("## Performance machinery", 1)[1].split("\n## ", 1)[0]
+    places = []
+    for line in section.splitlines():
+        if not line.startswith("| `service/"):
+            continue
+        place = line.split("|")[1]
+        # "`a.py` `x`, `y`, `b.py` `z`": each name belongs to the file named before it.
+        current = ""
+        for token in re.findall(r"`([^`]+)`", place):
+            if token.endswith(".py"):
+                current = token
+            else:
+                places.append((current, token))
+    return places
+
+
+def test_every_performance_machinery_place_says_what_it_buys() -> None:
+    places = _performance_places()
+    assert len(places) >= 10
+    for path, name in places:
+        source = (SERVICE.parent / path).read_text(encoding="utf-8")
+        at = re.search(
+            rf"^\s*(?:async def|def|class) {re.escape(name)}\b|^{re.escape(name)} =", source, re.M
+        )
+        assert at is not None, f"{path} defines no {name}"
+        # The comment sits just above the definition, or in its docstring.
+        around = source[max(0, at.start() - 400) : at.end() + 600]
+        assert "Performance machinery" in around or "performance machinery" in around, (
+            f"{path} {name}: no 'Performance machinery' comment naming its benchmark"
+        )
 
 
 #: The database seam (docs/architecture.md, "The database seam"): the one module of service/

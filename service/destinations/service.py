@@ -41,8 +41,8 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_FORMATS = ["fit"]
 STATE_PURPOSE = "pelosync strava oauth state"
-#: How a destination parked by a refused grant is disabled (``deliveries.service``): the one
-#: disabled state a new Strava authorization lifts.
+#: How a destination parked by a refused grant is disabled (``deliveries.retry.decide_attempt``):
+#: the one disabled state a new Strava authorization lifts.
 REAUTHORIZATION_REASON = "needs re-authorization"
 #: Where an athlete sees (and removes) the applications connected to their Strava account.
 STRAVA_APPS_PAGE = "https://www.strava.com/settings/apps"

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from service.accounts import service as accounts
+from service.accounts import linking as accounts
 from service.accounts.models import Account
 from service.auth.models import ApiKey
 from service.deliveries.models import Delivery

@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 
+# Performance machinery (benchmarks/deliver.py): the webhook handler cache.
 class WebhookHandlers:
     """The process's webhook handlers, reused while their row is unchanged: decrypting secrets
     and validating config on every delivery cost more than signing and sending the request."""
