@@ -53,7 +53,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, select, update
 
 from benchmarks.scratch import migrated_database
-from service.accounts import service as accounts
+from service.accounts import linking as accounts
 from service.accounts.jobs import PollJob
 from service.accounts.models import Account
 from service.config import Settings

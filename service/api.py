@@ -21,8 +21,10 @@ from service.ops.middleware import RequestContextMiddleware
 from service.workouts.files_router import router as files_router
 from service.workouts.router import router as workouts_router
 
-# In order of how often they are asked: FastAPI tries a request's path against each route in
-# turn (some microseconds each), and the lists are the API's hot paths.
+# Performance machinery (benchmarks/api.py): route ordering. In order of how often they are
+# asked: FastAPI tries a request's path against each route in turn (some microseconds each),
+# and the lists are the API's hot paths. (The OpenAPI document keeps its reading order: its
+# declared tags, service/openapi.py.)
 ROUTERS = (
     workouts_router,
     deliveries_router,

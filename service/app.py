@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import structlog
 from fastapi import FastAPI
@@ -68,16 +68,10 @@ def create_app(
             if scheduler:
                 ticker.start()
             log.info("service.started", worker=rt.worker, version=__version__)
-            # What startup made (modules, routes, schemas, the ORM's registry) lives as long as
-            # the process: moved out of the collector's reach, a full collection no longer
-            # walks it (about 100 ms, a pause for every request in flight, every few seconds
-            # under load).
-            gc.collect()
-            gc.freeze()
             try:
-                yield
+                with _startup_heap_frozen():
+                    yield
             finally:
-                gc.unfreeze()
                 ticker.stop()
                 # Work in flight finishes (or its lease lapses and another replica takes it).
                 await asyncio.gather(
@@ -101,6 +95,20 @@ def create_app(
     install_api(app, settings)
     install_web(app)
     return app
+
+
+@contextmanager
+def _startup_heap_frozen() -> Iterator[None]:
+    """Performance machinery (benchmarks/api.py, its p99): what startup made (modules, routes,
+    schemas, the ORM's registry) lives as long as the process; moved out of the collector's
+    reach (``gc.freeze``), a full collection no longer walks it (about 100 ms, a pause for
+    every request in flight, every few seconds under load)."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @asynccontextmanager

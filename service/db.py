@@ -99,6 +99,8 @@ def utcnow() -> datetime:
 # connection as soon as it is returned to a full pool, so a load around the pool's size kept
 # opening connections, about 6 a second, each a PostgreSQL process forked and statements
 # prepared again.)
+# Performance machinery (benchmarks/api.py): the pool's size and its idle-only ping
+# (``_ping_if_idle``, instead of a ping at every checkout).
 POOL_SIZE = 30
 PING_IDLE_AFTER_S = 10.0
 _CHECKED_IN_AT = "pelosync_checked_in_at"
@@ -151,6 +153,8 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# Performance machinery (benchmarks/api.py, benchmarks/deliver.py --postgres): the PostgreSQL
+# fast path without BEGIN and COMMIT round trips; SQLite sessions are left as they are.
 @asynccontextmanager
 async def autocommit_session(
     sessions: async_sessionmaker[AsyncSession],
@@ -169,6 +173,7 @@ async def autocommit_session(
         await session.commit()
 
 
+# Performance machinery (benchmarks/api.py): one database round trip per list request.
 @asynccontextmanager
 async def read_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A pooled connection for reads only, without a transaction on PostgreSQL (as in

@@ -177,7 +177,8 @@ async def take_turns(bind: AsyncSession | AsyncConnection, key: int) -> None:
         await bind.execute(text(f"SELECT pg_advisory_xact_lock({int(key)})"))
 
 
-# --- PostgreSQL fast paths (throughput only; the generic paths write the same rows) ----------
+# --- Performance machinery: the PostgreSQL fast paths (throughput only; the generic paths write
+# the same rows) ---------------------------------------------------------------------------
 # Together, in ``python -m benchmarks.deliver --databases postgres postgres-generic`` (json,
 # c=16, 1,500 deliveries, once on a loaded 2-core machine): 1.72 ms of event-loop CPU per
 # delivery instead of 2.23, and 126 deliveries/s instead of 70.
@@ -199,25 +200,26 @@ def _fast(bind: Bind) -> bool:
 def skip_locked_claims(bind: Bind) -> bool:
     """Claims pick and lease their rows in one statement (``FOR UPDATE SKIP LOCKED`` in a CTE
     under the UPDATE), so concurrent replicas skip each other's rows instead of waiting on
-    them (``service/leases.py``; commit afb7b86, the replicas' claims in
-    ``python -m benchmarks.deliver --postgres``). Generic: pick, then a conditional UPDATE."""
+    them (``service/leases.py``). Performance machinery: commit afb7b86, the replicas' claims
+    in ``python -m benchmarks.deliver --postgres``. Generic: pick, then a conditional UPDATE."""
     return _fast(bind)
 
 
 def one_statement_results(bind: Bind) -> bool:
     """Finished attempts are written by one statement per shape of values, outside a transaction
     (data-modifying CTEs over the rows as one JSONB parameter:
-    ``DeliveryRepository.finish_many``). Bought in ``python -m benchmarks.deliver --postgres``
-    (commit c6706c5): a transaction's BEGIN, COMMIT and separate statements cost a round trip
-    each, about as much CPU as the delivery's HTTP request. Generic: one transaction of
-    several statements."""
+    ``DeliveryRepository.finish_many``). Performance machinery, bought in
+    ``python -m benchmarks.deliver --postgres`` (commit c6706c5): a transaction's BEGIN, COMMIT
+    and separate statements cost a round trip each, about as much CPU as the delivery's HTTP
+    request. Generic: one transaction of several statements."""
     return _fast(bind)
 
 
 async def autocommit(bind: AsyncSession | AsyncConnection) -> None:
     """Let each statement commit on its own, sparing a transaction's BEGIN and COMMIT round
-    trips: reads, and single-statement writes. Bought in ``python -m benchmarks.api`` (commits
-    cc6fead, f508607: one database round trip per list request, towards its p99 < 50 ms).
+    trips: reads, and single-statement writes. Performance machinery, bought in
+    ``python -m benchmarks.api`` (commits cc6fead, f508607: one database round trip per list
+    request, towards its p99 < 50 ms).
     SQLite only begins a transaction before a write, so it is left as it is."""
     if not _fast(bind):
         return

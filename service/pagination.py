@@ -78,6 +78,7 @@ def page_of(items: list[T], limit: int, cursor_of: Callable[[T], str]) -> Page[T
     return Page[T](items=items, next_cursor=cursor_of(items[-1]) if more and items else None)
 
 
+# Performance machinery (benchmarks/api.py): the lists' rows to JSON without pydantic.
 def page_response(
     rows: Sequence[Row[Any]], limit: int, cursor_of: Callable[[Row[Any]], str]
 ) -> Response:

@@ -14,7 +14,8 @@ extension). Two things matter for them here:
   other's connection; aiohttp's pool keys them by server name too.
 - Sending is the delivery engine's main cost. httpcore (pure Python, on anyio, checking every
   idle connection's socket for each request) spends about 1.9 ms of CPU per webhook; aiohttp,
-  whose HTTP parser is C, about 0.6 ms (``benchmarks/deliver.py``).
+  whose HTTP parser is C, about 0.6 ms (``benchmarks/deliver.py``). This transport is
+  performance machinery: it buys those 1.3 ms of CPU per webhook.
 
 The service keeps httpx's client API (timeouts, headers, the ``sni_hostname`` extension, the
 same error classes); only the transport underneath changes. aiohttp's errors are mapped onto
@@ -80,6 +81,8 @@ def _ssl(verify: ssl.SSLContext | bool) -> ssl.SSLContext | bool:
     return ssl.create_default_context(cafile=certifi.where()) if verify else False
 
 
+# Performance machinery (benchmarks/deliver.py): 0.6 ms of CPU per webhook instead of httpcore's
+# 1.9 ms (see the module's docstring; it also pools connections per TLS server name).
 class WebhookTransport(httpx.AsyncBaseTransport):
     """An httpx transport sending through one aiohttp session (created on first use, inside
     the running event loop, and closed with the client)."""

@@ -1,4 +1,5 @@
-"""The import direction between service/'s packages (docs/architecture.md, "Layers").
+"""The import direction between service/'s packages (docs/architecture.md, "Layers"), the
+database seam, and the length of service/'s modules.
 
 Nothing is imported: the source is parsed with :mod:`ast`. Every import that runs is counted,
 including imports inside functions; only imports under ``if TYPE_CHECKING:`` are left out, since
@@ -10,6 +11,7 @@ schema whose foreign keys cross domains, below every domain's code).
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -237,6 +239,41 @@ def test_type_checking_and_function_local_imports() -> None:
     assert visitor.found == {"service.deliveries", "service.workouts"}
 
 
+def _performance_places() -> list[tuple[str, str]]:
+    """(file, name) of every row of docs/architecture.md's "Performance machinery" table."""
+    doc = (SERVICE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = doc.split("## Performance machinery", 1)[1].split("\n## ", 1)[0]
+    places = []
+    for line in section.splitlines():
+        if not line.startswith("| `service/"):
+            continue
+        place = line.split("|")[1]
+        # "`a.py` `x`, `y`, `b.py` `z`": each name belongs to the file named before it.
+        current = ""
+        for token in re.findall(r"`([^`]+)`", place):
+            if token.endswith(".py"):
+                current = token
+            else:
+                places.append((current, token))
+    return places
+
+
+def test_every_performance_machinery_place_says_what_it_buys() -> None:
+    places = _performance_places()
+    assert len(places) >= 10
+    for path, name in places:
+        source = (SERVICE.parent / path).read_text(encoding="utf-8")
+        at = re.search(
+            rf"^\s*(?:async def|def|class) {re.escape(name)}\b|^{re.escape(name)} =", source, re.M
+        )
+        assert at is not None, f"{path} defines no {name}"
+        # The comment sits just above the definition, or in its docstring.
+        around = source[max(0, at.start() - 400) : at.end() + 600]
+        assert "Performance machinery" in around or "performance machinery" in around, (
+            f"{path} {name}: no 'Performance machinery' comment naming its benchmark"
+        )
+
+
 #: The database seam (docs/architecture.md, "The database seam"): the one module of service/
 #: that tells SQLite and PostgreSQL apart.
 SEAM = SERVICE / "dialect.py"
@@ -295,3 +332,29 @@ def test_the_seam_check_finds_each_kind_of_read() -> None:
         "3: dialect.name",
         "6: dialect.driver",
     ]
+
+
+#: The style guide's hard limit (docs/architecture.md): a module past it is split by use case.
+MAX_MODULE_LINES = 800
+
+
+def long_modules(root: Path, limit: int = MAX_MODULE_LINES) -> dict[str, int]:
+    """The modules under ``root`` longer than ``limit`` lines, with their lengths."""
+    lengths = {
+        str(path.relative_to(root.parent)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in sorted(root.rglob("*.py"))
+    }
+    return {name: lines for name, lines in lengths.items() if lines > limit}
+
+
+def test_no_module_of_service_is_over_the_hard_length_limit() -> None:
+    too_long = long_modules(SERVICE)
+    assert too_long == {}, f"split these by use case (at most {MAX_MODULE_LINES} lines): {too_long}"
+
+
+def test_the_length_check_finds_a_long_module(tmp_path: Path) -> None:
+    package = tmp_path / "service"
+    (package / "big").mkdir(parents=True)
+    (package / "big" / "module.py").write_text("x = 1\n" * 801, encoding="utf-8")
+    (package / "small.py").write_text("x = 1\n" * 800, encoding="utf-8")
+    assert long_modules(package) == {"service/big/module.py": 801}

@@ -30,10 +30,10 @@ from service.auth.service import ensure_first_key
 from service.budget.models import PelotonBudget
 from service.budget.repository import BudgetRepository
 from service.db import Base, autocommit_session, create_engine, create_session_factory
+from service.deliveries.engine import DeliveryRunner
 from service.deliveries.models import Delivery, DeliveryAttempt, DeliveryState
 from service.deliveries.recorder import Outcome, Recorder
 from service.deliveries.repository import DeliveryRepository, attempt_values
-from service.deliveries.service import DeliveryRunner
 from service.destinations.models import Destination
 from service.ops.repository import MetricsRepository
 from service.runtime import Runtime

@@ -8,8 +8,10 @@ from datetime import timedelta
 
 import structlog
 
+from service.accounts.models import SyncTrigger
 from service.accounts.repository import AccountRepository
-from service.accounts.sync import AccountPoller, PollResult, failure_backoff
+from service.accounts.schedule import failure_backoff
+from service.accounts.sync import AccountPoller, PollResult
 from service.dialect import serialize_writes
 from service.runtime import Runtime
 
@@ -61,7 +63,7 @@ class PollJob:
                 self.reclaims += reclaimed
                 log.warning("sync.lease.reclaimed", count=reclaimed, worker=self.rt.worker)
             for account_id in ids:
-                self._start(account_id, "schedule")
+                self._start(account_id, SyncTrigger.SCHEDULE)
             return ids
 
     async def sync_now(self, account_id: int) -> bool:
@@ -78,7 +80,7 @@ class PollJob:
                 account_id, owner=self.rt.worker, now=self.rt.clock(), lease=self.lease
             )
         if claimed:
-            self._start(account_id, "manual")
+            self._start(account_id, SyncTrigger.MANUAL)
         return claimed
 
     async def run_once(self, account_id: int | None = None) -> dict[int, PollResult | None]:
@@ -129,14 +131,14 @@ class PollJob:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    def _start(self, account_id: int, trigger: str) -> None:
+    def _start(self, account_id: int, trigger: SyncTrigger) -> None:
         task = asyncio.create_task(self._run(account_id, trigger), name=f"poll-{account_id}")
         self.running[account_id] = task
         task.add_done_callback(lambda _t: self._finished(account_id, trigger))
 
-    def _finished(self, account_id: int, trigger: str) -> None:
+    def _finished(self, account_id: int, trigger: SyncTrigger) -> None:
         self.running.pop(account_id, None)
-        if trigger != "schedule" or self._batch or self._stopping:
+        if trigger != SyncTrigger.SCHEDULE or self._batch or self._stopping:
             return
         self._refill_wanted = True
         if self._refill is None or self._refill.done():
@@ -152,7 +154,7 @@ class PollJob:
                 log.warning("sync.refill.failed", error=type(exc).__name__)
                 return
 
-    async def _run(self, account_id: int, trigger: str) -> PollResult | None:
+    async def _run(self, account_id: int, trigger: SyncTrigger) -> PollResult | None:
         keeper = asyncio.create_task(self._keep_lease(account_id))
         try:
             return await self.poller.poll(account_id, trigger=trigger)

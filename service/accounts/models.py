@@ -21,9 +21,32 @@ class AuthMethod(StrEnum):
 
 
 class AccountStatus(StrEnum):
+    """``Account.status``, the API's account ``status``."""
+
     ACTIVE = "active"
     NEEDS_REAUTH = "needs_reauth"  # parked until the user links it again
     ERROR = "error"  # failing; retried with exponential backoff
+
+
+class PollOutcome(StrEnum):
+    """What became of one poll: ``SyncRun.outcome``, the API's sync run ``outcome`` and the
+    ``outcome`` label of ``pelosync_polls_total``."""
+
+    OK = "ok"
+    RATE_LIMITED = "rate_limited"  # Peloton throttles the address: polled again after the pause
+    NEEDS_REAUTH = "needs_reauth"  # Peloton refused the account's credentials
+    ERROR = "error"  # any other failure; polled again with exponential backoff
+    # Never stored: another worker had taken the account over, nothing was written.
+    LEASE_LOST = "lease_lost"
+    # Never stored: the account was deleted before its poll began.
+    GONE = "gone"
+
+
+class SyncTrigger(StrEnum):
+    """Why a poll ran: ``SyncRun.trigger``, the API's sync run ``trigger``."""
+
+    SCHEDULE = "schedule"  # the account was due
+    MANUAL = "manual"  # someone asked (sync now, ``pelosync sync --once``)
 
 
 class Account(Base):
@@ -44,7 +67,7 @@ class Account(Base):
     # Deliver the workouts Peloton imported from other services (Garmin...) too. Off: they are
     # stored and shown, but sending them back where they came from would duplicate them.
     include_external: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    status: Mapped[str] = mapped_column(String(20), default=AccountStatus.ACTIVE)
+    status: Mapped[str] = mapped_column(String(20), default=AccountStatus.ACTIVE)  # AccountStatus
     next_poll_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -73,11 +96,12 @@ class SyncRun(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
-    trigger: Mapped[str] = mapped_column(String(20))  # schedule | manual
+    trigger: Mapped[str] = mapped_column(String(20))  # SyncTrigger
     worker: Mapped[str] = mapped_column(String(100))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    outcome: Mapped[str | None] = mapped_column(String(20))  # ok | rate_limited | error | ...
+    # PollOutcome (never LEASE_LOST or GONE); null while the poll runs.
+    outcome: Mapped[str | None] = mapped_column(String(20))
     found: Mapped[int] = mapped_column(Integer, default=0)
     new: Mapped[int] = mapped_column(Integer, default=0)
     in_progress: Mapped[int] = mapped_column(Integer, default=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response, status
 
-from service.accounts import manage
+from service.accounts import service as accounts_service
 from service.accounts.deps import PollJobDep
 from service.accounts.models import Account, AccountStatus
 from service.accounts.schemas import (
@@ -51,7 +51,9 @@ async def list_accounts(
     session: SessionDep, limit: Limit = 50, cursor: CursorQuery = None
 ) -> Page[AccountOut]:
     """List linked accounts in the order they were linked (never their credentials)."""
-    accounts, counts = await manage.page(session, after_id=decode_id_cursor(cursor), limit=limit)
+    accounts, counts = await accounts_service.page(
+        session, after_id=decode_id_cursor(cursor), limit=limit
+    )
     items = [account_out(a, counts.get(a.id, 0)) for a in accounts]
     return page_of(items, limit, lambda a: encode_cursor(None, a.id))
 
@@ -65,21 +67,21 @@ async def link_account(body: AccountCreate, runtime: RuntimeDep, session: Sessio
     with a username and password, whose login methods need it to log in again by themselves.
     422 if Peloton refuses them, 409 if that Peloton user is already linked.
     """
-    request = manage.link_request(
+    request = accounts_service.link_request(
         body.credentials,
         label=body.label,
         sync_since=body.sync_since,
         poll_interval_s=body.poll_interval_s,
     )
-    account = await manage.link(runtime, session, request)
+    account = await accounts_service.link(runtime, session, request)
     return account_out(account, 0, {})
 
 
 @router.get("/{account_id}", responses=errors(404))
 async def get_account(account_id: IdPath, session: SessionDep) -> AccountOut:
     """One account: status, last and next poll, last error, counts of workouts and deliveries."""
-    account = await manage.get(session, account_id)
-    workouts, deliveries = await manage.counts(session, account)
+    account = await accounts_service.get(session, account_id)
+    workouts, deliveries = await accounts_service.counts(session, account)
     return account_out(account, workouts, deliveries)
 
 
@@ -92,8 +94,10 @@ async def update_account(
     Resuming polls at once. Moving ``sync_since`` earlier fetches the older workouts on the
     next poll (at once); moving it later keeps what is already stored.
     """
-    account = await manage.update(runtime, session, account_id, body.model_dump(exclude_unset=True))
-    workouts, deliveries = await manage.counts(session, account)
+    account = await accounts_service.update(
+        runtime, session, account_id, body.model_dump(exclude_unset=True)
+    )
+    workouts, deliveries = await accounts_service.counts(session, account)
     return account_out(account, workouts, deliveries)
 
 
@@ -106,7 +110,7 @@ async def delete_account(account_id: IdPath, session: SessionDep) -> Response:
     delivery running at that moment finds the rows gone and writes nothing. Destinations are
     kept; an account id left in a destination's ``account_ids`` filter matches nothing.
     """
-    await manage.delete(session, account_id)
+    await accounts_service.delete(session, account_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -119,7 +123,7 @@ async def sync_account(
     ``already_running``: a poll of this account is running already (here or on another
     replica). 409 if the account must be re-authenticated first.
     """
-    started = await manage.sync_now(session, poll_job, account_id)
+    started = await accounts_service.sync_now(session, poll_job, account_id)
     return SyncRequested(account_id=account_id, status="started" if started else "already_running")
 
 
@@ -131,9 +135,9 @@ async def reauthenticate_account(
 
     They must belong to the same Peloton user (409 otherwise).
     """
-    request = manage.link_request(body.credentials)
-    account = await manage.reauthenticate(runtime, session, account_id, request)
-    workouts, deliveries = await manage.counts(session, account)
+    request = accounts_service.link_request(body.credentials)
+    account = await accounts_service.reauthenticate(runtime, session, account_id, request)
+    workouts, deliveries = await accounts_service.counts(session, account)
     return account_out(account, workouts, deliveries)
 
 
@@ -142,6 +146,8 @@ async def list_sync_runs(
     account_id: IdPath, session: SessionDep, limit: Limit = 50, cursor: CursorQuery = None
 ) -> Page[SyncRunOut]:
     """The account's sync runs (one per poll), newest first."""
-    rows = await manage.runs(session, account_id, before_id=decode_id_cursor(cursor), limit=limit)
+    rows = await accounts_service.runs(
+        session, account_id, before_id=decode_id_cursor(cursor), limit=limit
+    )
     items = [SyncRunOut.model_validate(r) for r in rows]
     return page_of(items, limit, lambda r: encode_cursor(None, r.id))

@@ -18,6 +18,10 @@ The next poll comes from:
 
 An account with its own interval (``poll_interval_s``) is polled at that interval, whatever
 its habits (classes in progress and the limits still apply).
+
+What a poll's outcome changes on its account is :func:`after_poll`; when the account is polled
+next after it, :func:`next_poll_after` (failures back off exponentially, a throttling pause is
+waited out, a capped backfill goes on at once). The poll engine decides with them, then writes.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import zlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from service.accounts.models import AccountStatus, PollOutcome
 
 HABIT_WINDOW = timedelta(days=56)
 #: Fewer workouts than this in the window: habits are not known yet, poll at ``base``.
@@ -45,6 +51,13 @@ DEFAULT_CLASS = timedelta(hours=1)
 
 #: How much earlier than its interval a poll may come, to move onto the account's phase.
 ALIGN_PULL = 0.1
+#: After a failed poll: wait this long, doubled with each failure in a row, up to the maximum
+#: (and never longer than the account's interval).
+FAILURE_BACKOFF_BASE = timedelta(minutes=1)
+FAILURE_BACKOFF_MAX = timedelta(hours=6)
+#: A poll that left work (a backfill or the per-poll cap) comes back after this long: behind
+#: every account already due.
+MORE_WORK_DELAY = timedelta(seconds=1)
 
 _EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 _HOUR = timedelta(hours=1)
@@ -186,3 +199,86 @@ def needs_listing(newest_id: str | None, *, known: bool, pending: Collection[str
     if newest_id is None:
         return False
     return not known and newest_id not in pending
+
+
+def failure_backoff(failures: int) -> timedelta:
+    """The wait after ``failures`` failed polls in a row (1, 2, 4... minutes, up to 6 h)."""
+    delay: timedelta = FAILURE_BACKOFF_BASE * (2 ** min(max(failures - 1, 0), 16))
+    return min(delay, FAILURE_BACKOFF_MAX)
+
+
+@dataclass(frozen=True)
+class AfterPoll:
+    """What a poll's outcome changes on its account (:func:`after_poll`)."""
+
+    #: The account's new status; ``None``: it stays as it is.
+    status: AccountStatus | None
+    #: Failed polls in a row; ``None``: unchanged.
+    consecutive_failures: int | None
+    #: A success: the time, the backfill's completion and the classes in progress are written.
+    succeeded: bool
+    #: Whether a next poll is scheduled (not while the account waits to be linked again).
+    scheduled: bool
+
+
+def after_poll(outcome: PollOutcome, *, failures: int) -> AfterPoll:
+    """What a poll that ended with ``outcome`` changes on an account that had failed
+    ``failures`` polls in a row before it.
+
+    - ``ok``: active again, no failures;
+    - ``rate_limited``: nothing but the error (Peloton throttles the address, not the account);
+    - ``needs_reauth``: parked until linked again, no next poll;
+    - ``error``: one more failure, status ``error``.
+    """
+    if outcome == PollOutcome.OK:
+        return AfterPoll(AccountStatus.ACTIVE, 0, succeeded=True, scheduled=True)
+    if outcome == PollOutcome.RATE_LIMITED:
+        return AfterPoll(None, None, succeeded=False, scheduled=True)
+    if outcome == PollOutcome.NEEDS_REAUTH:
+        return AfterPoll(AccountStatus.NEEDS_REAUTH, None, succeeded=False, scheduled=False)
+    if outcome == PollOutcome.ERROR:
+        return AfterPoll(AccountStatus.ERROR, failures + 1, succeeded=False, scheduled=True)
+    raise ValueError(f"a {outcome} poll changes nothing on its account")
+
+
+def next_poll_after(
+    outcome: PollOutcome,
+    now: datetime,
+    *,
+    key: int,
+    policy: PollPolicy,
+    intervals: Interval,
+    override: timedelta | None = None,
+    failures: int = 0,
+    more: bool = False,
+    fetch_failed: bool = False,
+    expected_ends: Collection[datetime] = (),
+    paused_until: datetime | None = None,
+) -> datetime:
+    """When to poll the account ``key`` next, after a poll that ended at ``now`` with
+    ``outcome`` (``failures``: failed polls in a row, this one included).
+
+    - ``rate_limited``: after the pause (:func:`after_pause`);
+    - another failure: :func:`failure_backoff`, never later than the account's interval;
+    - a poll that stopped at a workout it could not fetch (``more`` and ``fetch_failed``): the
+      first step of the backoff, or a workout Peloton keeps refusing is asked for every second;
+    - a poll that left work (``more``): at once (:data:`MORE_WORK_DELAY`);
+    - otherwise :func:`next_poll`.
+    """
+    interval = override or intervals[now.hour]
+    if outcome == PollOutcome.RATE_LIMITED:
+        return after_pause(max(paused_until or now, now), key=key, policy=policy)
+    if outcome != PollOutcome.OK:
+        return now + min(failure_backoff(failures), interval)
+    if more and fetch_failed:
+        return now + min(failure_backoff(1), interval)
+    if more:
+        return now + MORE_WORK_DELAY
+    return next_poll(
+        now,
+        key=key,
+        policy=policy,
+        intervals=intervals,
+        override=override,
+        expected_ends=expected_ends,
+    )

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from service.accounts.service import MIN_POLL_INTERVAL_S
+from service.accounts.linking import MIN_POLL_INTERVAL_S
 from service.schemas import Instant, Name
 
 MAX_POLL_INTERVAL_S = 7 * 86400
@@ -99,7 +99,7 @@ class AccountOut(BaseModel):
     peloton_user_id: str
     peloton_username: str | None
     auth_method: str
-    status: str = Field(description="active, needs_reauth or error.")
+    status: str = Field(description="active, needs_reauth or error.")  # AccountStatus
     paused: bool
     include_external: bool = Field(
         description="Whether workouts Peloton imported from other services are delivered."
@@ -133,11 +133,13 @@ class SyncRunOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    trigger: str
+    trigger: str = Field(description="schedule or manual.")  # SyncTrigger
     worker: str
     started_at: datetime
     finished_at: datetime | None
-    outcome: str | None
+    outcome: str | None = Field(
+        description="ok, rate_limited, needs_reauth or error; null while the poll runs."
+    )  # PollOutcome
     found: int
     new: int
     in_progress: int

@@ -1,181 +1,162 @@
-"""Linking, changing and removing Peloton accounts."""
+"""Accounts for the admin API and the dashboard: link, read, change, delete, sync now, sync
+history.
+
+Verifying credentials and storing them are :mod:`service.accounts.linking`'s (the CLI uses it
+directly); this module adds what the API needs around them (a 404 before talking to Peloton,
+refused credentials as a 422). Every function takes the request's session and only flushes.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from typing import Any
 
-import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.accounts.models import Account, AccountStatus, AuthMethod
+from service.accounts import linking
+from service.accounts.jobs import PollJob
+from service.accounts.models import Account, AccountStatus, AuthMethod, SyncRun
 from service.accounts.repository import AccountRepository
-from service.accounts.tokens import (
-    auth_method_of,
-    encrypt_credentials,
-    encrypt_tokens,
-    peloton_config,
-)
+from service.accounts.schemas import PelotonCredentials
+from service.deliveries.repository import DeliveryRepository
 from service.errors import Conflict, InvalidInput, NotFound
-from service.peloton.budget import Priority
-from service.peloton.client import PelotonClient
-from service.peloton.models import Credentials, LoginMethod, TokenSet
+from service.peloton.errors import Unauthorized
 from service.runtime import Runtime
 
-log = structlog.get_logger(__name__)
 
-MIN_POLL_INTERVAL_S = 300
+class CredentialsRefused(InvalidInput):
+    """Peloton refused the credentials given to link (or re-link) an account."""
 
-
-@dataclass(frozen=True)
-class LinkRequest:
-    """How to reach a Peloton account: tokens, or a username and password and a method."""
-
-    label: str | None = None
-    refresh_token: str | None = None
-    access_token: str | None = None
-    username: str | None = None
-    password: str | None = None
-    method: AuthMethod | None = None
-    sync_since: datetime | None = None
-    poll_interval_s: int | None = None
-
-    def auth_method(self) -> AuthMethod:
-        if self.refresh_token or self.access_token:
-            if self.username or self.password:
-                raise InvalidInput("give either tokens or a username and password, not both")
-            return AuthMethod.TOKEN
-        if not self.username or not self.password:
-            raise InvalidInput(
-                "credentials need a refresh_token, an access_token, or a username and password"
-            )
-        method = self.method or AuthMethod.PASSWORD
-        if method is AuthMethod.TOKEN:
-            raise InvalidInput("method 'token' needs a refresh_token or access_token")
-        return method
+    title = "Peloton refused the credentials"
 
 
-def check_interval(seconds: int | None) -> None:
-    if seconds is not None and seconds < MIN_POLL_INTERVAL_S:
-        raise InvalidInput(f"poll_interval_s must be at least {MIN_POLL_INTERVAL_S} seconds")
+def link_request(
+    credentials: PelotonCredentials,
+    *,
+    label: str | None = None,
+    sync_since: datetime | None = None,
+    poll_interval_s: int | None = None,
+) -> linking.LinkRequest:
+    def reveal(value: Any) -> str | None:
+        return value.get_secret_value() if value is not None else None
 
-
-async def verify(
-    runtime: Runtime, request: LinkRequest
-) -> tuple[str, str | None, TokenSet, Credentials | None]:
-    """Log in to Peloton as the request says; (user id, username, tokens, credentials to keep).
-
-    Raises the Peloton client's typed errors (bad credentials: NeedsReauthentication).
-    """
-    method = request.auth_method()
-    credentials: Credentials | None = None
-    tokens: TokenSet | None = None
-    if method is AuthMethod.TOKEN:
-        tokens = TokenSet.supplied(
-            access_token=request.access_token, refresh_token=request.refresh_token
-        )
-    else:
-        login = LoginMethod.PKCE if method is AuthMethod.PKCE else LoginMethod.PASSWORD
-        credentials = Credentials(request.username, request.password, login)
-    latest: list[TokenSet] = []
-    # While Peloton throttles this address, say so at once (no login meeting it halfway).
-    await runtime.budget.check()
-
-    async def keep(new: TokenSet) -> None:
-        latest.append(new)
-
-    async with PelotonClient(
-        http=runtime.http,
-        config=peloton_config(runtime),
-        credentials=credentials,
-        tokens=tokens,
-        on_tokens=keep,
-        semaphore=runtime.peloton_slots,
-        clock=runtime.clock,
-        sleep=runtime.sleep,
-        gate=runtime.budget.gate(Priority.INTERACTIVE),
-    ) as client:
-        me = await client.me()
-        final = client.tokens
-        if credentials is not None:
-            # The method that worked: the web login when the password grant was refused.
-            credentials = client.session.credentials
-    if not me.id:
-        raise InvalidInput("Peloton did not say which user these credentials belong to")
-    final_tokens = latest[-1] if latest else final
-    if final_tokens is None:
-        raise InvalidInput("Peloton gave no tokens for these credentials")
-    return me.id, me.username, final_tokens, credentials
-
-
-async def link(runtime: Runtime, session: AsyncSession, request: LinkRequest) -> Account:
-    """Verify the credentials with Peloton and store the account (secrets encrypted)."""
-    check_interval(request.poll_interval_s)
-    user_id, username, tokens, credentials = await verify(runtime, request)
-    method = auth_method_of(credentials)
-    accounts = AccountRepository(session)
-    if await accounts.by_peloton_user(user_id) is not None:
-        raise Conflict(f"Peloton user {username or user_id} is already linked")
-    now = runtime.clock()
-    box = runtime.secrets
-    account = await accounts.add(
-        Account(
-            label=request.label or username or user_id,
-            peloton_user_id=user_id,
-            peloton_username=username,
-            auth_method=method,
-            # A password is kept only when the method may need to log in again by itself.
-            credentials_encrypted=encrypt_credentials(box, credentials) if credentials else None,
-            tokens_encrypted=encrypt_tokens(box, tokens),
-            token_expires_at=tokens.expires_at,
-            poll_interval_s=request.poll_interval_s,
-            paused=False,
-            status=AccountStatus.ACTIVE,
-            next_poll_at=now,
-            consecutive_failures=0,
-            sync_since=request.sync_since or now - timedelta(days=runtime.settings.backfill_days),
-            backfill_complete=False,
-            pending_workout_ids=[],
-        )
+    if credentials.method is not None and credentials.username is None:
+        raise InvalidInput("credentials.method: only applies with a username and password")
+    return linking.LinkRequest(
+        label=label,
+        refresh_token=reveal(credentials.refresh_token),
+        access_token=reveal(credentials.access_token),
+        username=credentials.username,
+        password=reveal(credentials.password),
+        method=AuthMethod(credentials.method) if credentials.method else None,
+        sync_since=sync_since,
+        poll_interval_s=poll_interval_s,
     )
-    log.info("accounts.linked", account_id=account.id, method=method.value)
-    return account
+
+
+async def link(runtime: Runtime, session: AsyncSession, request: linking.LinkRequest) -> Account:
+    """Verify with Peloton and store; refused credentials are a 422 naming Peloton's reason."""
+    try:
+        return await linking.link(runtime, session, request)
+    except Unauthorized as exc:
+        raise CredentialsRefused(f"credentials: {exc.message}") from None
 
 
 async def reauthenticate(
-    runtime: Runtime, session: AsyncSession, account_id: int, request: LinkRequest
+    runtime: Runtime,
+    session: AsyncSession,
+    account_id: int,
+    request: linking.LinkRequest,
 ) -> Account:
-    """Replace an account's credentials (after needs_reauth); it must be the same Peloton user."""
-    accounts = AccountRepository(session)
-    account = await accounts.get(account_id)
-    if account is None:
-        raise NotFound(f"account {account_id} not found")
-    user_id, username, tokens, credentials = await verify(runtime, request)
-    method = auth_method_of(credentials)
-    if user_id != account.peloton_user_id:
-        raise Conflict("these credentials belong to a different Peloton user")
-    box = runtime.secrets
-    account.auth_method = method
-    account.peloton_username = username or account.peloton_username
-    account.credentials_encrypted = encrypt_credentials(box, credentials) if credentials else None
-    account.tokens_encrypted = encrypt_tokens(box, tokens)
-    account.token_expires_at = tokens.expires_at
-    account.status = AccountStatus.ACTIVE
-    account.consecutive_failures = 0
-    account.last_error = None
-    account.next_poll_at = runtime.clock()
-    await session.flush()
-    log.info("accounts.reauthenticated", account_id=account.id, method=method.value)
-    return account
+    await get(session, account_id)  # 404 before talking to Peloton
+    try:
+        return await linking.reauthenticate(runtime, session, account_id, request)
+    except Unauthorized as exc:
+        raise CredentialsRefused(f"credentials: {exc.message}") from None
 
 
-async def request_poll(runtime: Runtime, session: AsyncSession, account_id: int) -> Account:
-    """Make the account due now; a running poll (a held lease) is left to finish first."""
+async def get(session: AsyncSession, account_id: int) -> Account:
     account = await AccountRepository(session).get(account_id)
     if account is None:
         raise NotFound(f"account {account_id} not found")
-    if account.status == AccountStatus.NEEDS_REAUTH:
-        raise Conflict("the account needs to be re-authenticated before it can sync")
-    account.next_poll_at = runtime.clock()
+    return account
+
+
+async def page(
+    session: AsyncSession, *, after_id: int | None, limit: int
+) -> tuple[list[Account], dict[int, int]]:
+    """Up to ``limit + 1`` accounts after ``after_id`` and their workout counts."""
+    repo = AccountRepository(session)
+    accounts = await repo.page(after_id=after_id, limit=limit + 1)
+    return accounts, await repo.workout_counts([a.id for a in accounts])
+
+
+async def counts(session: AsyncSession, account: Account) -> tuple[int, dict[str, int]]:
+    """(workouts, deliveries by state) of one account."""
+    repo = AccountRepository(session)
+    workouts = (await repo.workout_counts([account.id])).get(account.id, 0)
+    return workouts, await repo.delivery_counts(account.id)
+
+
+async def update(
+    runtime: Runtime, session: AsyncSession, account_id: int, changes: dict[str, Any]
+) -> Account:
+    """Apply the fields given (see :class:`~service.accounts.schemas.AccountUpdate`)."""
+    account = await get(session, account_id)
+    for name in ("label", "paused", "sync_since"):
+        if name in changes and changes[name] is None:
+            raise InvalidInput(f"{name}: may not be null")
+    now = runtime.clock()
+    if "include_external" in changes and changes["include_external"] is None:
+        raise InvalidInput("include_external: may not be null")
+    if "label" in changes:
+        account.label = changes["label"]
+    if "include_external" in changes:
+        # From now on: workouts already stored keep the deliveries they have (send or replay
+        # them by hand).
+        account.include_external = changes["include_external"]
+    if "poll_interval_s" in changes:
+        linking.check_interval(changes["poll_interval_s"])
+        account.poll_interval_s = changes["poll_interval_s"]
+    if "sync_since" in changes and changes["sync_since"] != account.sync_since:
+        if changes["sync_since"] < account.sync_since:
+            # Older workouts are wanted: walk back again on the next poll, now.
+            account.backfill_complete = False
+            account.backfill_found, account.backfill_reached = 0, None  # a new walk back
+            account.next_poll_at = now
+        account.sync_since = changes["sync_since"]
+    if "paused" in changes and changes["paused"] != account.paused:
+        account.paused = changes["paused"]
+        if not account.paused:
+            account.next_poll_at = now
     await session.flush()
     return account
+
+
+async def delete(session: AsyncSession, account_id: int) -> None:
+    """Delete the account; the database cascades to its workouts, their deliveries and
+    attempts, and its sync runs. What was delivered is kept (Peloton workout, destination,
+    format), so linking the account again never sends those workouts again on its own."""
+    repo = AccountRepository(session)
+    account = await get(session, account_id)
+    await DeliveryRepository(session).remember_sent(account.id)
+    await repo.delete(account)
+
+
+async def sync_now(session: AsyncSession, poll_job: PollJob, account_id: int) -> bool:
+    """Start a poll in this process now; False if one was already running (here or elsewhere).
+
+    Nothing is written in the request's session: the poll leases the account in its own.
+    """
+    account = await get(session, account_id)
+    if account.status == AccountStatus.NEEDS_REAUTH:
+        raise Conflict("the account needs to be re-authenticated before it can sync")
+    return await poll_job.sync_now(account_id)
+
+
+async def runs(
+    session: AsyncSession, account_id: int, *, before_id: int | None, limit: int
+) -> list[SyncRun]:
+    """Up to ``limit + 1`` sync runs, newest first, before ``before_id``."""
+    await get(session, account_id)
+    return await AccountRepository(session).runs(account_id, limit=limit + 1, before_id=before_id)

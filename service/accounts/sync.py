@@ -18,16 +18,15 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.accounts.models import Account, AccountStatus, SyncRun
+from service.accounts.models import Account, AccountStatus, PollOutcome, SyncRun, SyncTrigger
 from service.accounts.repository import AccountRepository
 from service.accounts.schedule import (
     HABIT_WINDOW,
-    Interval,
     PollPolicy,
-    after_pause,
+    after_poll,
     hourly_intervals,
     needs_listing,
-    next_poll,
+    next_poll_after,
 )
 from service.accounts.tokens import client_for
 from service.convert.pool import BundleSummary
@@ -51,13 +50,11 @@ log = structlog.get_logger(__name__)
 BACKFILL_PAGE_SIZE = 100
 INCREMENTAL_PAGE_SIZE = 20
 PENDING_MAX_AGE = timedelta(days=2)  # give up re-checking a workout stuck IN_PROGRESS
-FAILURE_BACKOFF_BASE = timedelta(minutes=1)
-FAILURE_BACKOFF_MAX = timedelta(hours=6)
 
 
 @dataclass
 class PollResult:
-    outcome: str = "ok"  # ok | rate_limited | needs_reauth | error | lease_lost
+    outcome: PollOutcome = PollOutcome.OK
     found: int = 0
     new: int = 0
     in_progress: int = 0
@@ -76,11 +73,6 @@ class _Fetched:
     conversion_error: str | None
 
 
-def failure_backoff(failures: int) -> timedelta:
-    delay: timedelta = FAILURE_BACKOFF_BASE * (2 ** min(max(failures - 1, 0), 16))
-    return min(delay, FAILURE_BACKOFF_MAX)
-
-
 class AccountPoller:
     """Polls accounts for the runtime; one instance per process."""
 
@@ -93,15 +85,17 @@ class AccountPoller:
             maximum=timedelta(seconds=max(self.settings.poll_max_interval, 300)),
         )
 
-    async def poll(self, account_id: int, *, trigger: str = "schedule") -> PollResult:
+    async def poll(
+        self, account_id: int, *, trigger: SyncTrigger = SyncTrigger.SCHEDULE
+    ) -> PollResult:
         """Poll an account whose lease this worker holds, and record the outcome."""
         started = self.rt.clock()
         async with self.rt.sessions() as session:
             account = await AccountRepository(session).get(account_id)
         if account is None:
-            return PollResult(outcome="gone")
+            return PollResult(outcome=PollOutcome.GONE)
         # A person asked (sync now): ahead of the schedule's polls in the request budget.
-        priority = Priority.INTERACTIVE if trigger == "manual" else Priority.BACKGROUND
+        priority = Priority.INTERACTIVE if trigger == SyncTrigger.MANUAL else Priority.BACKGROUND
         client = client_for(self.rt, account, priority)
         result = PollResult()
         fetched: list[_Fetched] = []
@@ -110,16 +104,17 @@ class AccountPoller:
         except RateLimited as exc:
             # The budget has paused the whole address (this request's throttling, or an
             # earlier one): come back after the pause, on the account's grid.
-            result.outcome, result.error = "rate_limited", str(exc)
+            result.outcome, result.error = PollOutcome.RATE_LIMITED, str(exc)
             result.more = False
             until = await self.rt.budget.paused_until() or self.rt.clock()
             return await self._finish(account, started, trigger, result, [], paused_until=until)
         except NeedsReauthentication as exc:
-            result.outcome, result.error = "needs_reauth", exc.message
+            result.outcome, result.error = PollOutcome.NEEDS_REAUTH, exc.message
         except PelosyncError as exc:
-            result.outcome, result.error = "error", f"{type(exc).__name__}: {exc.message}"
+            result.outcome = PollOutcome.ERROR
+            result.error = f"{type(exc).__name__}: {exc.message}"
         except (OSError, TimeoutError) as exc:  # defensive: the client wraps its own
-            result.outcome, result.error = "error", f"{type(exc).__name__}: {exc}"
+            result.outcome, result.error = PollOutcome.ERROR, f"{type(exc).__name__}: {exc}"
         finally:
             await client.aclose()
         return await self._finish(account, started, trigger, result, fetched)
@@ -193,7 +188,7 @@ class AccountPoller:
         """Show how far the backfill has walked (newest first: the last one is the oldest).
 
         Every backfill poll walks the list again, so the figures only ever grow (a later
-        since-date starts them over: see ``manage.update``)."""
+        since-date starts them over: see ``service.update``)."""
         found = max(account.backfill_found or 0, len(listed))
         reached = account.backfill_reached
         oldest = (listed[-1].created_at or listed[-1].start_time) if listed else None
@@ -267,52 +262,60 @@ class AccountPoller:
         self,
         account: Account,
         started: datetime,
-        trigger: str,
+        trigger: SyncTrigger,
         result: PollResult,
         fetched: list[_Fetched],
         *,
         paused_until: datetime | None = None,
     ) -> PollResult:
+        """Decide what the poll changes on the account (``schedule.after_poll``, then
+        ``schedule.next_poll_after``), and write it with what the poll found."""
         now = self.rt.clock()
-        values: dict[str, Any] = {"last_poll_at": now}
-        if result.outcome == "ok":
+        decision = after_poll(result.outcome, failures=account.consecutive_failures)
+        values: dict[str, Any] = {"last_poll_at": now, "last_error": result.error}
+        if decision.status is not None:
+            values["status"] = decision.status
+        if decision.consecutive_failures is not None:
+            values["consecutive_failures"] = decision.consecutive_failures
+        if decision.succeeded:
             values.update(
                 last_success_at=now,
-                consecutive_failures=0,
-                last_error=result.error,
-                status=AccountStatus.ACTIVE,
                 backfill_complete=account.backfill_complete or not result.more,
                 pending_workout_ids=sorted(set(result.pending_ids)),
-            )
-        elif result.outcome in ("rate_limited", "needs_reauth"):
-            values.update(last_error=result.error)
-            if result.outcome == "needs_reauth":
-                values.update(status=AccountStatus.NEEDS_REAUTH)
-        else:
-            values.update(
-                consecutive_failures=account.consecutive_failures + 1,
-                status=AccountStatus.ERROR,
-                last_error=result.error,
             )
         async with self._writing(), self.rt.sessions() as session, session.begin():
             accounts = AccountRepository(session)
             await self._store(session, account, fetched, result)
-            if result.outcome != "needs_reauth":
+            if decision.scheduled:
                 # After storing: the workouts just found count among the rider's habits.
                 times = await accounts.workout_times(account.id, now - HABIT_WINDOW)
-                intervals = hourly_intervals(
-                    times, now, self.policy, active_since=account.created_at
-                )
-                values["next_poll_at"] = self._next_poll(
-                    account, now, result, intervals, paused_until
+                values["next_poll_at"] = next_poll_after(
+                    result.outcome,
+                    now,
+                    key=account.id,
+                    policy=self.policy,
+                    intervals=hourly_intervals(
+                        times, now, self.policy, active_since=account.created_at
+                    ),
+                    override=timedelta(seconds=account.poll_interval_s)
+                    if account.poll_interval_s
+                    else None,
+                    failures=decision.consecutive_failures or 0,
+                    more=result.more,
+                    fetch_failed=result.errors > 0,
+                    expected_ends=result.expected_ends,
+                    paused_until=paused_until,
                 )
             if not await accounts.finish(account.id, self.rt.worker, **values):
                 # Our lease lapsed and another worker took the account: write nothing.
                 await session.rollback()
                 log.warning("sync.lease_lost", account_id=account.id, worker=self.rt.worker)
-                result.outcome = "lease_lost"
+                result.outcome = PollOutcome.LEASE_LOST
                 return result
-            if result.outcome == "needs_reauth" and account.status != AccountStatus.NEEDS_REAUTH:
+            if (
+                result.outcome == PollOutcome.NEEDS_REAUTH
+                and account.status != AccountStatus.NEEDS_REAUTH
+            ):
                 await events.account_needs_reauth(session, account, result.error, now=now)
             await accounts.add_run(
                 SyncRun(
@@ -338,37 +341,6 @@ class AccountPoller:
             in_progress=result.in_progress,
         )
         return result
-
-    def _next_poll(
-        self,
-        account: Account,
-        now: datetime,
-        result: PollResult,
-        intervals: Interval,
-        paused_until: datetime | None,
-    ) -> datetime:
-        """The next poll after this one (see :mod:`service.accounts.schedule`)."""
-        override = timedelta(seconds=account.poll_interval_s) if account.poll_interval_s else None
-        interval = override or intervals[now.hour]
-        if result.outcome == "rate_limited":
-            return after_pause(max(paused_until or now, now), key=account.id, policy=self.policy)
-        if result.outcome != "ok":
-            failures = account.consecutive_failures + 1
-            return now + min(failure_backoff(failures), interval)
-        if result.more and result.errors:
-            # Stopped at a workout that failed (after the client's own retries): not again
-            # at once, or a workout Peloton keeps refusing is asked for every second.
-            return now + min(failure_backoff(1), interval)
-        if result.more:
-            return now + timedelta(seconds=1)  # behind every account already due
-        return next_poll(
-            now,
-            key=account.id,
-            policy=self.policy,
-            intervals=intervals,
-            override=override,
-            expected_ends=result.expected_ends,
-        )
 
     def _writing(self) -> contextlib.AbstractAsyncContextManager[object]:
         """SQLite has one writer at a time and its busy handler gives up after busy_timeout:

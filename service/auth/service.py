@@ -116,6 +116,7 @@ class _Checked:
     last_used_at: datetime | None  # as this process last wrote or read it
 
 
+# Performance machinery (benchmarks/api.py): no key lookup on most requests.
 class KeyCache:
     """Keys found active in the last :data:`KEY_CACHE_FOR`, by hash (one per process).
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from service.accounts import manage
+from service.accounts import linking
 from service.accounts import service as accounts_service
 from service.accounts.models import Account, AccountStatus, AuthMethod
 from service.accounts.repository import AccountRepository
@@ -42,7 +42,7 @@ def link(
     password: str | None = None
     if username and not (refresh_token or access_token):
         password = typer.prompt("Peloton password", hide_input=True)
-    request = accounts_service.LinkRequest(
+    request = linking.LinkRequest(
         label=label,
         refresh_token=refresh_token,
         access_token=access_token,
@@ -55,7 +55,7 @@ def link(
         async with open_runtime(settings) as rt:
             await check_current(rt.engine)
             async with rt.sessions() as session, session.begin():
-                account = await accounts_service.link(rt, session, request)
+                account = await linking.link(rt, session, request)
                 return account.id, account.peloton_user_id, account.peloton_username
 
     account_id, user_id, name = run(go())
@@ -162,7 +162,9 @@ def update(
         async with open_runtime(settings) as rt:
             await check_current(rt.engine)
             async with rt.sessions() as session, session.begin():
-                await manage.update(rt, session, account_id, {"include_external": include_external})
+                await accounts_service.update(
+                    rt, session, account_id, {"include_external": include_external}
+                )
 
     run(go())
     verb = "delivers" if include_external else "does not deliver"
@@ -186,7 +188,7 @@ def delete(
             await check_current(rt.engine)
             async with rt.sessions() as session, session.begin():
                 # What was delivered is remembered, so a re-link does not send it again.
-                await manage.delete(session, account_id)
+                await accounts_service.delete(session, account_id)
 
     run(go())
     typer.echo(f"account {account_id} deleted")

@@ -10,7 +10,7 @@ import structlog
 import typer
 from sqlalchemy import select
 
-from service.accounts import service as accounts_service
+from service.accounts import linking
 from service.accounts.repository import AccountRepository
 from service.destinations.models import Destination
 from service.peloton.sandbox import SandboxConfig, SandboxState
@@ -57,10 +57,10 @@ def demo_setup(
         async with rt.sessions() as session, session.begin():
             existing = await AccountRepository(session).by_peloton_user(info["user_id"])
             if existing is None:
-                await accounts_service.link(
+                await linking.link(
                     rt,
                     session,
-                    accounts_service.LinkRequest(
+                    linking.LinkRequest(
                         label="Demo rider",
                         refresh_token=info["refresh_tokens"][0]["token"],
                         sync_since=rt.clock() - timedelta(days=60),

@@ -101,7 +101,7 @@ class BulkRepository:
             )
             .values(
                 state=DeliveryState.PENDING,
-                # Attempt numbers go on; the retry schedule starts again (service.deliveries.manage)
+                # Attempt numbers go on; the retry schedule starts again (deliveries/service.py)
                 budget_start=Delivery.attempts,
                 next_attempt_at=now,
                 updated_at=now,

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.auth.deps import current_key
 from service.deliveries import bulk
-from service.deliveries.manage import replay
+from service.deliveries.service import replay
 from service.deps import RuntimeDep, SessionDep
 from service.destinations.schemas import ReplayQueued, ReplayRequest
 from service.errors import InvalidInput

@@ -25,8 +25,8 @@ from datetime import timedelta
 
 import structlog
 
+from service.deliveries.engine import AttemptOutcome, DeliveryRunner
 from service.deliveries.repository import DeliveryRepository, Loaded
-from service.deliveries.service import AttemptOutcome, DeliveryRunner
 from service.runtime import Runtime
 
 log = structlog.get_logger(__name__)

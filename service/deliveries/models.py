@@ -12,6 +12,9 @@ from service.db import Base, UTCDateTime, utcnow
 
 
 class DeliveryState(StrEnum):
+    """``Delivery.state``, the API's delivery ``state`` and the ``state`` label of
+    ``pelosync_deliveries``."""
+
     PENDING = "pending"  # waiting for next_attempt_at
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # retries exhausted or a permanent error; can be retried by hand
@@ -46,7 +49,7 @@ class Delivery(Base):
     format: Mapped[str] = mapped_column(String(10))
     # The message id receivers dedupe on: fixed at creation, the same on every retry.
     message_id: Mapped[str] = mapped_column(String(64), unique=True)
-    state: Mapped[str] = mapped_column(String(20), default=DeliveryState.PENDING)
+    state: Mapped[str] = mapped_column(String(20), default=DeliveryState.PENDING)  # DeliveryState
     # Every attempt ever made, manual retries included (the attempt log numbers them 1...n).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # ``attempts`` when the current retry budget began (a manual retry or replay gives a new

@@ -88,6 +88,8 @@ class Outcome:
     then: Write | None = None  # more (the destination's upkeep after a failure)
 
 
+# Performance machinery (benchmarks/deliver.py): the group commit of finished attempts, and on
+# PostgreSQL its one-statement write path (``DeliveryRepository.finish_many``).
 class Recorder:
     """Writes outcomes in shared transactions; ``await record(...)`` returns once committed."""
 

@@ -82,6 +82,8 @@ class FinishedRow:
     healthy_at: datetime | None  # a success: the destination is healthy as of then
 
 
+# Performance machinery (benchmarks/deliver.py --postgres): the PostgreSQL-only write of a batch
+# of finished attempts in one statement outside a transaction, built once per shape of values.
 @functools.cache
 def _finish_statement(value_keys: tuple[str, ...], attempt_keys: tuple[str, ...]) -> TextualSelect:
     """The single statement of :meth:`DeliveryRepository.finish_many` for one shape of values:
@@ -140,6 +142,7 @@ def _finish_statement(value_keys: tuple[str, ...], attempt_keys: tuple[str, ...]
     ).columns(column("id", Integer))
 
 
+# Performance machinery (benchmarks/deliver.py): a statement cache; the claim is built once.
 @functools.cache
 def _claim_statements(skip_locked: bool, check_destination: bool) -> leases.ClaimStatements:
     """The claim of :meth:`DeliveryRepository.claim_for_destination`, built once (it runs on
@@ -201,6 +204,7 @@ _HEALTHY = (
 _ADD_ATTEMPTS = insert(cast(Table, DeliveryAttempt.__table__))
 
 
+# Performance machinery (benchmarks/deliver.py): a statement cache, one per shape of values.
 @functools.cache
 def _release(keys: tuple[str, ...]) -> Any:
     """:meth:`DeliveryRepository.release_many`'s statement for one shape of values."""
@@ -224,6 +228,7 @@ _LISTED = tuple(
 )
 
 
+# Performance machinery (benchmarks/api.py, the deliveries list): a statement cache.
 @functools.cache
 def page_statement(
     below_cursor: bool, state: bool, destination: bool, workout: bool
@@ -286,7 +291,7 @@ class DeliveryRepository:
                     destination_id=destination_id,
                     format=fmt,
                     message_id=new_message_id(),
-                    state="pending",
+                    state=DeliveryState.PENDING,
                     attempts=0,
                     next_attempt_at=now,
                     created_at=now,
@@ -416,6 +421,9 @@ class DeliveryRepository:
         for keys, params_list in shapes.items():
             await self.session.execute(_release(keys), params_list)
 
+    # Performance machinery (benchmarks/deliver.py --postgres): the PostgreSQL-only write path
+    # of the recorder; it spares each batch's BEGIN, COMMIT and separate statements, whose round
+    # trips cost about as much CPU as the deliveries' own HTTP requests.
     async def finish_many(
         self, rows: Sequence[FinishedRow], *, stamp: timedelta = SUCCESS_STAMP
     ) -> set[int]:

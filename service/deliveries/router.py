@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response, status
 
 from service.auth.deps import current_key
-from service.deliveries import listing
-from service.deliveries.manage import retry_delivery
+from service.deliveries import service as deliveries_service
 from service.deliveries.models import DeliveryState
 from service.deliveries.schemas import AttemptOut, DeliveryDetail, DeliveryOut
 from service.deps import ReadConnectionDep, RuntimeDep, SessionDep
@@ -32,7 +31,7 @@ async def list_deliveries(
     cursor: CursorQuery = None,
 ) -> Response:
     """List deliveries, newest first, by state, destination and workout."""
-    rows = await listing.page(
+    rows = await deliveries_service.page(
         db,
         limit=limit,
         before_id=decode_id_cursor(cursor),
@@ -46,7 +45,7 @@ async def list_deliveries(
 @router.get("/{delivery_id}", responses=errors(404))
 async def get_delivery(delivery_id: IdPath, session: SessionDep) -> DeliveryDetail:
     """One delivery with every attempt: when, how long, the answer, the error."""
-    delivery, attempts = await listing.get(session, delivery_id)
+    delivery, attempts = await deliveries_service.get(session, delivery_id)
     return DeliveryDetail(
         **DeliveryOut.model_validate(delivery).model_dump(),
         attempts_log=[AttemptOut.model_validate(a) for a in attempts],
@@ -63,5 +62,5 @@ async def retry(delivery_id: IdPath, runtime: RuntimeDep, session: SessionDep) -
     succeeded (replay its destination to send it again). Nothing is sent while its
     destination is disabled.
     """
-    delivery = await retry_delivery(session, delivery_id, runtime.clock())
+    delivery = await deliveries_service.retry_delivery(session, delivery_id, runtime.clock())
     return DeliveryOut.model_validate(delivery)

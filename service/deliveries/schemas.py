@@ -15,7 +15,7 @@ class DeliveryOut(BaseModel):
     destination_id: int
     format: str
     message_id: str = Field(description="What receivers dedupe on; the same on every retry.")
-    state: str = Field(description="pending, succeeded or failed.")
+    state: str = Field(description="pending, succeeded or failed.")  # DeliveryState
     attempts: int
     next_attempt_at: datetime | None
     last_status_code: int | None

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from service.auth.deps import AdminOnly, Authorized, current_key
 from service.auth.models import Role
 from service.deps import RuntimeDep, SessionDep
-from service.destinations import manage
+from service.destinations import service
 from service.destinations.kinds.base import excerpt
 from service.destinations.models import Destination
 from service.destinations.schemas import (
@@ -49,7 +49,7 @@ def destination_out(
         name=destination.name,
         kind=destination.kind,
         config=destination.config,
-        secrets=manage.masked_secrets(runtime, destination, show_tail=admin),
+        secrets=service.masked_secrets(runtime, destination, show_tail=admin),
         formats=destination.formats,
         account_ids=destination.account_ids,
         disciplines=destination.disciplines,
@@ -80,7 +80,7 @@ async def list_destinations(
     cursor: CursorQuery = None,
 ) -> Page[DestinationOut]:
     """List destinations in the order they were created (secrets masked)."""
-    rows = await manage.page(session, after_id=decode_id_cursor(cursor), limit=limit)
+    rows = await service.page(session, after_id=decode_id_cursor(cursor), limit=limit)
     admin = caller.role == Role.ADMIN
     items = [destination_out(runtime, d, admin=admin) for d in rows]
     return page_of(items, limit, lambda d: encode_cursor(None, d.id))
@@ -98,7 +98,7 @@ async def create_destination(
     """
     values = body.model_dump(exclude_unset=True)
     values["name"] = body.name
-    destination, generated = await manage.create(runtime, session, values)
+    destination, generated = await service.create(runtime, session, values)
     return _with_secret(runtime, destination, generated)
 
 
@@ -107,7 +107,7 @@ async def get_destination(
     destination_id: IdPath, runtime: RuntimeDep, session: SessionDep, caller: Authorized
 ) -> DestinationOut:
     """One destination (secrets masked), with why it was disabled, if it was."""
-    destination = await manage.get(session, destination_id)
+    destination = await service.get(session, destination_id)
     return destination_out(runtime, destination, admin=caller.role == Role.ADMIN)
 
 
@@ -117,7 +117,7 @@ async def update_destination(
 ) -> DestinationOut:
     """Change a destination. `config` and `secrets` merge key by key; null removes a key."""
     changes = body.model_dump(exclude_unset=True)
-    destination = await manage.update(runtime, session, destination_id, changes)
+    destination = await service.update(runtime, session, destination_id, changes)
     return destination_out(runtime, destination)
 
 
@@ -130,10 +130,10 @@ async def delete_destination(
 
     A connected Strava destination's access is then revoked on Strava, once the deletion is
     committed; if Strava cannot be reached the deletion stands and the log says so."""
-    revocation = await manage.delete(runtime, session, destination_id)
+    revocation = await service.delete(runtime, session, destination_id)
     if revocation is not None:
         # Runs after the commit and the response: the deletion never waits for Strava.
-        background.add_task(manage.revoke, runtime, revocation)
+        background.add_task(service.revoke, runtime, revocation)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -145,7 +145,7 @@ async def test_destination(
 
     A destination that does not work answers `ok: false` with the reason (not an error).
     """
-    result, error = await manage.test(runtime, session, destination_id)
+    result, error = await service.test(runtime, session, destination_id)
     if error is not None:
         return TestResult(
             ok=False,
@@ -168,7 +168,7 @@ async def enable_destination(
 ) -> DestinationOut:
     """Enable (again): its pending deliveries resume, its failure streak starts over."""
     return destination_out(
-        runtime, await manage.set_enabled(runtime, session, destination_id, True)
+        runtime, await service.set_enabled(runtime, session, destination_id, True)
     )
 
 
@@ -178,7 +178,7 @@ async def disable_destination(
 ) -> DestinationOut:
     """Disable: nothing is sent; deliveries wait (new workouts still queue for it)."""
     return destination_out(
-        runtime, await manage.set_enabled(runtime, session, destination_id, False)
+        runtime, await service.set_enabled(runtime, session, destination_id, False)
     )
 
 
@@ -194,7 +194,7 @@ async def rotate_destination_secret(
     For 24 hours both secrets sign every request, so receivers can switch without a gap.
     """
     secret = body.secret if body is not None else None
-    destination, generated = await manage.rotate_secret(runtime, session, destination_id, secret)
+    destination, generated = await service.rotate_secret(runtime, session, destination_id, secret)
     return _with_secret(runtime, destination, generated)
 
 
@@ -223,7 +223,7 @@ async def connect_strava(
     register that host as the app's callback domain). The link is valid for 10 minutes and
     works once.
     """
-    url = await manage.strava_authorize_url(
+    url = await service.strava_authorize_url(
         runtime, session, destination_id, callback_url(runtime, request), api_key_id=caller.id
     )
     return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
@@ -241,7 +241,7 @@ async def strava_callback(
     """Where Strava sends the user back: stores the tokens. The `state` works once, and only
     while the admin key that started the authorization is active. A destination parked for
     re-authorization is enabled again; one an admin disabled stays disabled."""
-    destination, athlete_id, granted = await manage.strava_connect(
+    destination, athlete_id, granted = await service.strava_connect(
         runtime, session, state=state, code=code, scope=scope, error=error, now=runtime.clock()
     )
     return StravaConnected(

@@ -28,11 +28,11 @@ from service.destinations.kinds.base import (
     PermanentFailure,
     excerpt,
 )
+from service.destinations.kinds.registry import build_handler
 from service.destinations.kinds.webhook import WebhookKind
-from service.destinations.service import build_handler
 from service.errors import PelosyncError
 from service.events.conditions import check_credentials, resolve_cleared
-from service.events.models import EventAttempt, EventDeliveryState
+from service.events.models import EventAttempt, EventAttemptOutcome, EventDeliveryState
 from service.events.repository import EventRepository, Loaded
 from service.runtime import Runtime
 
@@ -118,7 +118,7 @@ class EventJob:
             duration_ms=duration_ms,
         )
         if result is not None:
-            attempt.outcome = EventDeliveryState.SUCCEEDED
+            attempt.outcome = EventAttemptOutcome.SUCCEEDED
             attempt.status_code = result.status_code
             attempt.response_excerpt = excerpt(result.response_excerpt)
             values.update(
@@ -136,10 +136,10 @@ class EventJob:
             values.update(last_status_code=error.remote_status, last_error=error.message)
             delay = self.retry_delay(number, error.retry_after) if error.retryable else None
             if delay is None:
-                attempt.outcome = "failed"
+                attempt.outcome = EventAttemptOutcome.FAILED
                 values.update(state=EventDeliveryState.FAILED, next_attempt_at=None)
             else:
-                attempt.outcome = "retry"
+                attempt.outcome = EventAttemptOutcome.RETRY
                 values["next_attempt_at"] = now + timedelta(seconds=delay)
         async with self.rt.sessions() as session, session.begin():
             repo = EventRepository(session)

@@ -51,6 +51,14 @@ class EventDeliveryState(StrEnum):
     FAILED = "failed"  # out of retries, or refused for good
 
 
+class EventAttemptOutcome(StrEnum):
+    """What became of one attempt at an event delivery (``event_attempts.outcome``)."""
+
+    SUCCEEDED = "succeeded"
+    RETRY = "retry"  # failed; another attempt is scheduled
+    FAILED = "failed"  # failed for good: out of retries, or refused
+
+
 class Event(Base):
     """One thing that happened. Subject ids are plain columns, not foreign keys: the event
     outlives the account, destination or delivery it was about."""
@@ -104,7 +112,7 @@ class EventDelivery(Base):
 
 
 class EventAttempt(Base):
-    """Every attempt at an event delivery (``outcome``: succeeded, retry or failed)."""
+    """Every attempt at an event delivery (``outcome``: an :class:`EventAttemptOutcome`)."""
 
     __tablename__ = "event_attempts"
     __table_args__ = (Index("ix_event_attempts_delivery", "event_delivery_id", "id"),)

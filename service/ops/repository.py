@@ -8,14 +8,17 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import leases
-from service.accounts.models import Account, SyncRun
+from service.accounts.models import Account, AccountStatus, PollOutcome, SyncRun
 from service.deliveries.models import Delivery, DeliveryState
 from service.destinations.models import Destination
 from service.dialect import text_before
 from service.workouts.models import Workout
 
 # The outcome of a poll that failed says which Peloton error it was.
-ERROR_CLASS_BY_OUTCOME = {"rate_limited": "RateLimited", "needs_reauth": "NeedsReauthentication"}
+ERROR_CLASS_BY_OUTCOME: dict[str, str] = {
+    PollOutcome.RATE_LIMITED: "RateLimited",
+    PollOutcome.NEEDS_REAUTH: "NeedsReauthentication",
+}
 
 
 class MetricsRepository:
@@ -55,7 +58,7 @@ class MetricsRepository:
             .select_from(Account)
             .where(
                 Account.paused.is_(False),
-                Account.status != "needs_reauth",
+                Account.status != AccountStatus.NEEDS_REAUTH,
                 Account.next_poll_at <= now,
                 leases.lease_free(Account, now),
             )
@@ -76,7 +79,7 @@ class MetricsRepository:
         prefix = text_before(SyncRun.error, ":")
         stmt = (
             select(SyncRun.outcome, prefix, func.count())
-            .where(SyncRun.outcome.in_(["error", *ERROR_CLASS_BY_OUTCOME]))
+            .where(SyncRun.outcome.in_([PollOutcome.ERROR, *ERROR_CLASS_BY_OUTCOME]))
             .group_by(SyncRun.outcome, prefix)
         )
         errors: dict[str, int] = {}

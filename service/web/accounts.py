@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from service.accounts import manage
+from service.accounts import service as accounts_service
 from service.accounts.deps import PollJobDep
 from service.accounts.repository import AccountRepository
 from service.deps import RuntimeDep, SessionDep
@@ -70,13 +70,13 @@ async def link_account(
     """Verify the credentials with Peloton and link the account; it syncs at once."""
     form = action.form
     try:
-        link = manage.link_request(
+        link = accounts_service.link_request(
             forms.credentials(form),
             label=form.get("label") or None,
             sync_since=forms.day(form, "sync_since"),
             poll_interval_s=forms.poll_interval(form),
         )
-        account = await manage.link(runtime, db, link)
+        account = await accounts_service.link(runtime, db, link)
     except PelosyncError as exc:
         await db.rollback()
         # Never echo a token or password back into the page.
@@ -106,8 +106,8 @@ async def _detail_page(
     error: str | None = None,
     reauth_error: str | None = None,
 ) -> Response:
-    account = await manage.get(db, account_id)
-    workouts, deliveries = await manage.counts(db, account)
+    account = await accounts_service.get(db, account_id)
+    workouts, deliveries = await accounts_service.counts(db, account)
     runs = await AccountRepository(db).runs(account_id, limit=RUNS_SHOWN)
     return render(
         request,
@@ -138,7 +138,7 @@ async def edit_account(
 ) -> Response:
     try:
         changes = forms.account_update(action.form)
-        await manage.update(runtime, db, account_id, changes)
+        await accounts_service.update(runtime, db, account_id, changes)
     except InvalidInput as exc:
         await db.rollback()
         return await _detail_page(
@@ -155,7 +155,7 @@ async def _set_paused(
     account_id: int,
     paused: bool,
 ) -> Response:
-    account = await manage.update(runtime, db, account_id, {"paused": paused})
+    account = await accounts_service.update(runtime, db, account_id, {"paused": paused})
     back = safe_next(action.form.get("next"), f"/accounts/{account_id}")
     verb = "Paused" if paused else "Resumed"
     return redirect(request, runtime, back, ok=f"{verb} {account.label}.")
@@ -189,7 +189,7 @@ async def sync_account(
     """Poll now, in the background, in this process."""
     back = safe_next(action.form.get("next"), f"/accounts/{account_id}")
     try:
-        started = await manage.sync_now(db, poll_job, account_id)
+        started = await accounts_service.sync_now(db, poll_job, account_id)
     except PelosyncError as exc:
         return redirect(request, runtime, back, error=exc.message)
     message = "Syncing now." if started else "A sync of this account is already running."
@@ -202,8 +202,8 @@ async def reauthenticate_account(
 ) -> Response:
     """New credentials for the same Peloton user; the account is due at once."""
     try:
-        link = manage.link_request(forms.credentials(action.form))
-        await manage.reauthenticate(runtime, db, account_id, link)
+        link = accounts_service.link_request(forms.credentials(action.form))
+        await accounts_service.reauthenticate(runtime, db, account_id, link)
     except PelosyncError as exc:
         await db.rollback()
         if exc.status_code == 404:

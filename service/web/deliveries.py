@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from service.deliveries.manage import replay, retry_delivery
+from service.deliveries.service import replay, retry_delivery
 from service.deps import RuntimeDep, SessionDep
 from service.errors import PelosyncError
 from service.schemas import MAX_ID, IdPath

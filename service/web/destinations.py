@@ -11,7 +11,8 @@ from starlette.responses import Response
 from service.auth.service import Forbidden
 from service.convert.model import Discipline
 from service.deps import RuntimeDep, SessionDep
-from service.destinations import checks, manage
+from service.destinations import checks
+from service.destinations import service as destinations
 from service.destinations.kinds import strava
 from service.destinations.kinds.registry import KINDS
 from service.destinations.kinds.spec import CredentialsNote, KindSpec
@@ -57,27 +58,25 @@ def _addable_spec(kind: str) -> KindSpec:
 
 
 def _connected(runtime: Runtime, destination: Destination) -> bool:
-    return "refresh_token" in manage.masked_secrets(runtime, destination)
+    return "refresh_token" in destinations.masked_secrets(runtime, destination)
 
 
 @router.get("/destinations")
 async def list_destinations(
     request: Request, runtime: RuntimeDep, db: SessionDep, viewer: ViewerDep
 ) -> Response:
-    destinations = await queries.destinations(db)
+    rows = await queries.destinations(db)
     return render(
         request,
         runtime,
         "destinations.html",
         viewer,
         page="destinations",
-        destinations=destinations,
+        destinations=rows,
         counts=await queries.delivery_counts(db),
         kinds=kind_labels(),
         addable=_addable(),
-        strava_connected={
-            d.id: _connected(runtime, d) for d in destinations if d.kind == strava.KIND
-        },
+        strava_connected={d.id: _connected(runtime, d) for d in rows if d.kind == strava.KIND},
     )
 
 
@@ -130,7 +129,7 @@ def _credentials_note(
     """The kind's line about the credentials (Garmin: when the sign-in ends), if it has one."""
     if spec is None or spec.credentials_note is None or destination is None:
         return None
-    return spec.credentials_note(manage.masked_secrets(runtime, destination), runtime.clock())
+    return spec.credentials_note(destinations.masked_secrets(runtime, destination), runtime.clock())
 
 
 def _input_of(field: str | None, spec: KindSpec | None) -> str | None:
@@ -195,7 +194,7 @@ async def create_destination(
     """Add it. A webhook's generated signing secret is shown on this one answer, never again."""
     kind = _addable_spec(action.form.get("kind")).kind
     try:
-        destination, generated = await manage.create(
+        destination, generated = await destinations.create(
             runtime, db, forms.destination_create(kind, action.form)
         )
     except PelosyncError as exc:
@@ -224,7 +223,7 @@ async def create_destination(
 async def show_destination(
     destination_id: IdPath, request: Request, runtime: RuntimeDep, db: SessionDep, viewer: ViewerDep
 ) -> Response:
-    destination = await manage.get(db, destination_id)
+    destination = await destinations.get(db, destination_id)
     secret = cookies.take_reveal(request, runtime, viewer.session)
     response = await _form_page(
         request, runtime, db, viewer, destination.kind, destination, generated_secret=secret
@@ -238,14 +237,14 @@ async def show_destination(
 async def edit_destination(
     destination_id: IdPath, request: Request, runtime: RuntimeDep, db: SessionDep, action: ActionDep
 ) -> Response:
-    destination = await manage.get(db, destination_id)
+    destination = await destinations.get(db, destination_id)
     kind = destination.kind
     try:
         changes = forms.destination_update(kind, action.form)
-        await manage.update(runtime, db, destination_id, changes)
+        await destinations.update(runtime, db, destination_id, changes)
     except PelosyncError as exc:
         await db.rollback()
-        destination = await manage.get(db, destination_id)
+        destination = await destinations.get(db, destination_id)
         return await _form_page(
             request,
             runtime,
@@ -268,7 +267,7 @@ async def test_destination(
     """Send the kind's test event now (a signed webhook ping, an authorization check...)."""
     back = f"/destinations/{destination_id}"
     try:
-        result, error = await manage.test(runtime, db, destination_id)
+        result, error = await destinations.test(runtime, db, destination_id)
     except PelosyncError as exc:
         await db.rollback()
         return redirect(request, runtime, back, error=f"Test: {exc.message}")
@@ -288,7 +287,7 @@ async def _set_enabled(
     destination_id: int,
     on: bool,
 ) -> Response:
-    destination = await manage.set_enabled(runtime, db, destination_id, on)
+    destination = await destinations.set_enabled(runtime, db, destination_id, on)
     back = safe_next(action.form.get("next"), f"/destinations/{destination_id}")
     word = "Resumed" if on else "Paused"
     return redirect(request, runtime, back, ok=f"{word} {destination.name}.")
@@ -318,7 +317,7 @@ async def connect_strava(
     if not viewer.can_write:
         raise Forbidden("this API key is read-only; sign in with an admin key to connect Strava")
     try:
-        url = await manage.strava_authorize_url(
+        url = await destinations.strava_authorize_url(
             runtime, db, destination_id, callback_url(runtime, request), api_key_id=viewer.key_id
         )
     except InvalidInput as exc:

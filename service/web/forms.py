@@ -183,7 +183,7 @@ def _config(kind: str, form: Form) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def destination_create(kind: str, form: Form) -> dict[str, Any]:
-    """``manage.create`` values from the new-destination form."""
+    """``destinations.service.create`` values from the new-destination form."""
     config, secrets = _config(kind, form)
     values = {
         "name": form.get("name"),
@@ -200,8 +200,8 @@ def destination_create(kind: str, form: Form) -> dict[str, Any]:
 
 
 def destination_update(kind: str, form: Form) -> dict[str, Any]:
-    """``manage.update`` changes from the edit form: settings merge, a blank secret keeps the
-    stored one, unticked filters mean "all"."""
+    """``destinations.service.update`` changes from the edit form: settings merge, a blank
+    secret keeps the stored one, unticked filters mean "all"."""
     config, secrets = _config(kind, form)
     filters = _filters(form)
     values: dict[str, Any] = {"name": form.get("name"), **filters}

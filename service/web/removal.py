@@ -8,10 +8,11 @@ from __future__ import annotations
 from fastapi import APIRouter, BackgroundTasks, Request
 from starlette.responses import Response
 
-from service.accounts import manage as accounts
+from service.accounts import service as accounts
 from service.accounts.repository import AccountRepository
+from service.deliveries.models import DeliveryState
 from service.deps import RuntimeDep, SessionDep
-from service.destinations import manage as destinations
+from service.destinations import service as destinations
 from service.destinations.kinds import strava
 from service.schemas import IdPath
 from service.web import queries
@@ -22,7 +23,11 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 
 def _states(counts: dict[str, int]) -> str:
-    words = {"succeeded": "delivered", "failed": "failed", "pending": "pending"}
+    words = {
+        DeliveryState.SUCCEEDED: "delivered",
+        DeliveryState.FAILED: "failed",
+        DeliveryState.PENDING: "pending",
+    }
     parts = [f"{counts[state]} {text}" for state, text in words.items() if counts.get(state)]
     return f" ({', '.join(parts)})" if parts else ""
 

@@ -14,8 +14,9 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from service.deliveries import bulk
+from service.deliveries.models import DeliveryState
 from service.deps import RuntimeDep, SessionDep
-from service.destinations import manage as destinations
+from service.destinations import service as destinations
 from service.errors import InvalidInput, PelosyncError
 from service.schemas import MAX_ID, IdPath, IdQuery
 from service.web import forms, queries
@@ -43,13 +44,14 @@ async def delivered(
     destination = await destinations.get(db, destination_id)
     rows = await queries.delivery_rows(
         db,
-        state="succeeded",
+        state=DeliveryState.SUCCEEDED,
         limit=PAGE_SIZE + 1,
         before_id=before,
         destination_id=destination_id,
     )
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
+    counts = (await queries.delivery_counts(db)).get(destination_id, {})
     return render(
         request,
         runtime,
@@ -58,7 +60,7 @@ async def delivered(
         page="destinations",
         destination=destination,
         rows=rows,
-        total=(await queries.delivery_counts(db)).get(destination_id, {}).get("succeeded", 0),
+        total=counts.get(DeliveryState.SUCCEEDED, 0),
         next_before=rows[-1].delivery.id if more else None,
         first_page=before is None,
     )

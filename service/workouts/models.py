@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
@@ -11,6 +12,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 from service.convert.formats import file_name
 from service.db import Base, UTCDateTime, utcnow
 from service.dialect import JSONDocument
+
+
+class WorkoutStatus(StrEnum):
+    """Where a workout's deliveries stand, worst first: the API's workout ``status`` (computed
+    from its deliveries, never stored)."""
+
+    UNCONVERTIBLE = "unconvertible"  # the bundle cannot be converted (kept for a later fix)
+    FAILED = "failed"  # at least one delivery failed
+    PENDING = "pending"  # deliveries still waiting or retrying
+    DELIVERED = "delivered"  # every delivery succeeded
+    NO_DELIVERIES = "no_deliveries"  # no destination wanted it
 
 
 class Workout(Base):

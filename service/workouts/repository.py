@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.db import Reader, given
 from service.deliveries.models import Delivery, DeliveryState
 from service.dialect import insert_ignoring_duplicates
-from service.workouts.models import Workout
+from service.workouts.models import Workout, WorkoutStatus
 
 # The lists' SQL uses the tables' columns, not the mapped attributes: a statement without ORM
 # entities is executed as plain Core, and its rows skip the ORM's result loading (a third of
@@ -57,9 +57,15 @@ _WORST_DELIVERY = (
     .scalar_subquery()
 )
 STATUS_COLUMN = case(
-    (_WORKOUTS.conversion_error.is_not(None), "unconvertible"),
+    (_WORKOUTS.conversion_error.is_not(None), WorkoutStatus.UNCONVERTIBLE.value),
     else_=case(
-        {1: "failed", 2: "pending", 3: "delivered"}, value=_WORST_DELIVERY, else_="no_deliveries"
+        {
+            1: WorkoutStatus.FAILED.value,
+            2: WorkoutStatus.PENDING.value,
+            3: WorkoutStatus.DELIVERED.value,
+        },
+        value=_WORST_DELIVERY,
+        else_=WorkoutStatus.NO_DELIVERIES.value,
     ),
 ).label("status")
 _PAGE = select(*SUMMARY_COLUMNS, STATUS_COLUMN).order_by(
@@ -75,17 +81,18 @@ def status_condition(status: str) -> ColumnElement[bool]:
     """Workouts whose summary status (see ``WorkoutStatus``) is ``status``."""
     convertible = _WORKOUTS.conversion_error.is_(None)
     failed, pending = _has(DeliveryState.FAILED), _has(DeliveryState.PENDING)
-    if status == "unconvertible":
+    if status == WorkoutStatus.UNCONVERTIBLE:
         return not_(convertible)
-    if status == "failed":
+    if status == WorkoutStatus.FAILED:
         return and_(convertible, failed)
-    if status == "pending":
+    if status == WorkoutStatus.PENDING:
         return and_(convertible, not_(failed), pending)
-    if status == "delivered":
+    if status == WorkoutStatus.DELIVERED:
         return and_(convertible, not_(failed), not_(pending), _has(DeliveryState.SUCCEEDED))
     return and_(convertible, not_(exists().where(_DELIVERIES.workout_id == _WORKOUTS.id)))
 
 
+# Performance machinery (benchmarks/api.py, the workouts list): a statement cache.
 @functools.cache
 def page_statement(
     after_cursor: bool,

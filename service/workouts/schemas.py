@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.deliveries.schemas import DeliveryOut
+from service.workouts.models import WorkoutStatus
 
-
-class WorkoutStatus(StrEnum):
-    """Where a workout's deliveries stand, worst first."""
-
-    UNCONVERTIBLE = "unconvertible"  # the bundle cannot be converted (kept for a later fix)
-    FAILED = "failed"  # at least one delivery failed
-    PENDING = "pending"  # deliveries still waiting or retrying
-    DELIVERED = "delivered"  # every delivery succeeded
-    NO_DELIVERIES = "no_deliveries"  # no destination wanted it
+__all__ = ["WorkoutDetail", "WorkoutOut", "WorkoutStatus"]
 
 
 class WorkoutOut(BaseModel):

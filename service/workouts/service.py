@@ -16,6 +16,7 @@ from service.deliveries.repository import DeliveryRepository
 from service.errors import NotFound
 from service.runtime import Runtime
 from service.workouts import repository
+from service.workouts.models import WorkoutStatus
 from service.workouts.repository import WorkoutRepository
 
 
@@ -26,18 +27,18 @@ class File:
     content_type: str
 
 
-def summary_status(conversion_error: str | None, states: dict[str, int]) -> str:
-    """The workout's status (``WorkoutStatus``) from its deliveries' states, worst first."""
+def summary_status(conversion_error: str | None, states: dict[str, int]) -> WorkoutStatus:
+    """The workout's status from its deliveries' states, worst first."""
     if conversion_error is not None:
-        return "unconvertible"
+        return WorkoutStatus.UNCONVERTIBLE
     for state, status in (
-        (DeliveryState.FAILED, "failed"),
-        (DeliveryState.PENDING, "pending"),
-        (DeliveryState.SUCCEEDED, "delivered"),
+        (DeliveryState.FAILED, WorkoutStatus.FAILED),
+        (DeliveryState.PENDING, WorkoutStatus.PENDING),
+        (DeliveryState.SUCCEEDED, WorkoutStatus.DELIVERED),
     ):
         if states.get(state):
             return status
-    return "no_deliveries"
+    return WorkoutStatus.NO_DELIVERIES
 
 
 def formats_of(has_gps: bool) -> list[str]:

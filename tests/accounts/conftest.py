@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service.accounts import service as accounts
+from service.accounts import linking as accounts
 from service.accounts.models import Account
 from service.destinations.models import Destination
 from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox

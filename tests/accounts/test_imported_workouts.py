@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from service.accounts import manage
+from service.accounts import service as accounts_service
 from service.accounts.jobs import PollJob
 from service.deliveries import bulk
 from service.deliveries.models import Delivery
@@ -87,7 +87,7 @@ async def test_an_account_that_includes_imported_workouts_gets_them_delivered(
     account = await world.link(1)
     await _drain(world, account.id)
     async with world.runtime.sessions() as session, session.begin():
-        changed = await manage.update(
+        changed = await accounts_service.update(
             world.runtime, session, account.id, {"include_external": True}
         )
         assert changed.include_external

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.accounts import service as accounts
+from service.accounts import linking as accounts
 from service.accounts.jobs import PollJob
 from service.accounts.models import Account, AccountStatus, AuthMethod
 from service.accounts.tokens import decrypt_credentials

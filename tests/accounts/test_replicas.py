@@ -28,7 +28,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from service.accounts import service as accounts
+from service.accounts import linking as accounts
 from service.accounts.jobs import PollJob
 from service.accounts.models import Account, SyncRun
 from service.accounts.repository import AccountRepository

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.accounts import service as accounts
+from service.accounts import linking as accounts
 from service.accounts.jobs import PollJob
 from service.app import create_app
 from service.destinations import ssrf

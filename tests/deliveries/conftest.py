@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from service.accounts import service as accounts
+from service.accounts import linking as accounts
 from service.accounts.jobs import PollJob
 from service.accounts.models import Account
+from service.deliveries.engine import DeliveryRunner
 from service.deliveries.jobs import DeliveryJob
 from service.deliveries.models import Delivery, DeliveryAttempt
-from service.deliveries.service import DeliveryRunner
 from service.destinations.kinds.webhook import WebhookConfig, generate_secret
 from service.destinations.models import Destination
 from service.peloton.sandbox import SandboxConfig, SandboxState, run_sandbox

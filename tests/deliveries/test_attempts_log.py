@@ -6,7 +6,7 @@ from pathlib import Path
 
 import structlog
 
-from service.deliveries import manage
+from service.deliveries import service as deliveries_service
 from service.deliveries.models import DeliveryState
 from service.deliveries.retry import MAX_ATTEMPTS
 from tests.deliveries.conftest import Engine, open_engine
@@ -26,7 +26,7 @@ async def test_a_manual_retry_continues_the_numbers_with_a_fresh_budget(
         assert (delivery.state, delivery.attempts) == (DeliveryState.FAILED, MAX_ATTEMPTS)
 
         async with engine.runtime.sessions() as session, session.begin():
-            await manage.retry_delivery(session, delivery.id, engine.clock.now)
+            await deliveries_service.retry_delivery(session, delivery.id, engine.clock.now)
         await engine.run()
         delivery = await engine.delivery(delivery.id)
         # Attempt 9 failed too, but with a new budget it is retried on the schedule again

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from service.accounts.models import Account
 from service.accounts.tokens import decrypt_tokens
 from service.convert.pool import render_bundle
-from service.deliveries import manage
+from service.deliveries import service as deliveries_service
 from service.deliveries.models import Delivery, DeliveryAttempt, DeliveryState
 from service.deliveries.retry import JITTER, MAX_ATTEMPTS, SCHEDULE_S
 from service.destinations.models import Destination
@@ -293,14 +293,14 @@ async def _five_days_without_a_success(engine: Engine, secret: str) -> None:
     # Four days in, someone retries the first by hand: six attempts in the first 7.6 h...
     retried_at = engine.clock.set(began + timedelta(days=4, hours=3))
     async with engine.runtime.sessions() as session, session.begin():
-        await manage.retry_delivery(session, first.id, engine.clock.now)
+        await deliveries_service.retry_delivery(session, first.id, engine.clock.now)
     await walk(engine, until=retried_at + timedelta(hours=12))
     # (the log numbers them 9 to 14, after the first budget's 8)
     assert (await engine.delivery(first.id)).attempts == MAX_ATTEMPTS + 6
     # ...then the second too; the first runs out (day five is past) while the second has
     # attempts left.
     async with engine.runtime.sessions() as session, session.begin():
-        await manage.retry_delivery(session, second.id, engine.clock.now)
+        await deliveries_service.retry_delivery(session, second.id, engine.clock.now)
     await walk(engine)
 
     stored = await engine.destination(destination.id)
@@ -352,11 +352,11 @@ async def test_manual_retry_keeps_the_message_id_and_replay_sends_new_ones(
 
     engine.clock.advance(hours=3)
     async with engine.runtime.sessions() as session, session.begin():
-        await manage.retry_delivery(session, failed.id, engine.clock.now)
+        await deliveries_service.retry_delivery(session, failed.id, engine.clock.now)
         with pytest.raises(Conflict, match="already succeeded"):
-            await manage.retry_delivery(session, succeeded.id, engine.clock.now)
+            await deliveries_service.retry_delivery(session, succeeded.id, engine.clock.now)
         with pytest.raises(NotFound):
-            await manage.retry_delivery(session, 10_000, engine.clock.now)
+            await deliveries_service.retry_delivery(session, 10_000, engine.clock.now)
     await engine.run()
     retried = await engine.delivery(failed.id)
     # Attempt numbers go on across the manual retry: two attempts, numbered 1 and 2.
@@ -372,7 +372,7 @@ async def test_manual_retry_keeps_the_message_id_and_replay_sends_new_ones(
     start, end = older.started_at, older.started_at + timedelta(seconds=1)
     assert newer.started_at >= end
     async with engine.runtime.sessions() as session, session.begin():
-        queued = await manage.replay(
+        queued = await deliveries_service.replay(
             session, destination.id, start=start, end=end, now=engine.clock.now
         )
     assert queued == 1
@@ -389,7 +389,7 @@ async def test_manual_retry_keeps_the_message_id_and_replay_sends_new_ones(
 
     # Replay everything: every workout again, each under yet another new id.
     async with engine.runtime.sessions() as session, session.begin():
-        queued = await manage.replay(
+        queued = await deliveries_service.replay(
             session,
             destination.id,
             start=start - timedelta(days=3650),
@@ -502,7 +502,7 @@ async def test_folder_writes_atomically_and_a_retry_is_idempotent(engine: Engine
     # Sending again (a replay, or a retry after a crash past the write) changes nothing.
     engine.clock.advance(minutes=5)
     async with engine.runtime.sessions() as session, session.begin():
-        queued = await manage.replay(
+        queued = await deliveries_service.replay(
             session,
             destination.id,
             start=engine.clock.now - timedelta(days=3650),

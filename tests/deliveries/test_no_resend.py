@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from service.accounts import manage
-from service.accounts import service as accounts
+from service.accounts import linking as accounts
+from service.accounts import service as accounts_service
 from service.accounts.jobs import PollJob
 from service.accounts.models import Account
 from service.deliveries import bulk
@@ -35,7 +35,7 @@ async def _poll_all(engine: Engine, account_id: int) -> None:
 
 async def _relink(engine: Engine, account_id: int) -> Account:
     async with engine.runtime.sessions() as session, session.begin():
-        await manage.delete(session, account_id)
+        await accounts_service.delete(session, account_id)
     request = accounts.LinkRequest(refresh_token=engine.refresh_token(), sync_since=LONG_AGO)
     async with engine.runtime.sessions() as session, session.begin():
         account = await accounts.link(engine.runtime, session, request)
@@ -60,7 +60,7 @@ async def test_a_delivered_workout_is_never_sent_again_unless_replayed(
 
     # A re-sync: the backfill walks back over the same workouts again.
     async with engine.runtime.sessions() as session, session.begin():
-        await manage.update(
+        await accounts_service.update(
             engine.runtime, session, account.id, {"sync_since": LONG_AGO - timedelta(days=1)}
         )
     await _poll_all(engine, account.id)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from service.destinations.kinds import directory
+from service.destinations.kinds import directory, directory_files
 from service.destinations.kinds.base import DeliveryError, DeliveryRequest, PermanentFailure
 from service.destinations.kinds.directory import (
     DirectoryConfig,
@@ -84,7 +84,7 @@ async def test_same_content_again_is_a_success_without_rewriting(
     def no_replace(*args: object) -> None:
         raise AssertionError("an identical file must not be rewritten")
 
-    monkeypatch.setattr(directory.os, "replace", no_replace)
+    monkeypatch.setattr(directory_files.os, "replace", no_replace)
     again = await kind.deliver(make_request(attempt=2))
     assert again.external_id == first.external_id
     assert again.response_excerpt == "already up to date"
@@ -199,7 +199,7 @@ async def test_disk_errors_are_retried_and_leave_nothing_behind(
     def fail(*args: object, **kwargs: object) -> None:
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(directory.os, step, fail)
+    monkeypatch.setattr(directory_files.os, step, fail)
     with pytest.raises(DeliveryError) as failed:
         await folder(tmp_path).deliver(make_request())
     target = tmp_path / "Alex" / "2026-03-01_0715_cycling_30 min Pop Ride.fit"
@@ -218,7 +218,7 @@ async def test_a_failed_rewrite_keeps_the_old_file(
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(directory.os, "replace", full)
+    monkeypatch.setattr(directory_files.os, "replace", full)
     with pytest.raises(DeliveryError, match="disk full"):
         await kind.deliver(make_request(data=b"new"))
     assert read(first.external_id) == b"old"
@@ -231,7 +231,7 @@ async def test_folder_creation_errors_are_named(
     def read_only(*args: object, **kwargs: object) -> None:
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(directory.os, "mkdir", read_only)
+    monkeypatch.setattr(directory_files.os, "mkdir", read_only)
     with pytest.raises(DeliveryError, match=f"read-only file system creating {tmp_path}/Alex"):
         await folder(tmp_path).deliver(make_request())
 
@@ -250,7 +250,7 @@ async def test_ping_reports_an_unwritable_folder(
     def read_only(fd: int, data: bytes) -> int:
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(directory, "_write_all", read_only)
+    monkeypatch.setattr(directory_files, "_write_all", read_only)
     with pytest.raises(DeliveryError, match="read-only file system writing .*pelosync-probe"):
         await folder(tmp_path).ping()
     assert names(tmp_path) == []

@@ -32,12 +32,11 @@ from service.destinations.kinds.strava import (
 )
 from service.destinations.kinds.strava_oauth import (
     InsufficientScope,
-    InvalidOAuthState,
-    OAuthStateSigner,
     StravaOAuth,
     authorize_url,
     check_granted_scope,
 )
+from service.destinations.kinds.strava_state import InvalidOAuthState, OAuthStateSigner
 from service.destinations.ratelimit import StravaRateLimiter
 from service.errors import InvalidInput
 from tests.destinations.fakes.fake_strava import ATHLETE, CLIENT_ID, CLIENT_SECRET, FakeStrava

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from service.accounts import service as accounts
+from service.accounts import linking as accounts
 from service.accounts.jobs import PollJob
 from service.deliveries.models import DeliveryState
 from service.deliveries.retry import MAX_ATTEMPTS
@@ -106,7 +106,7 @@ async def test_a_delivery_out_of_retries_is_reported_when_it_gives_up(
     assert data["workout"]["id"] == delivery.workout_id
     # A manual retry clears it (the delivery is no longer failed).
     async with engine.runtime.sessions() as session, session.begin():
-        from service.deliveries.manage import retry_delivery
+        from service.deliveries.service import retry_delivery
 
         await retry_delivery(session, delivery.id, engine.clock.now)
     await events.watch.tick()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from service.accounts import service as accounts
+from service.accounts import linking as accounts
 from service.accounts.jobs import PollJob
 from service.accounts.models import Account, SyncRun
 from service.deliveries.jobs import DeliveryJob

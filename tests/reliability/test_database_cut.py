@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from structlog.testing import capture_logs
 
-from service.deliveries.service import AttemptOutcome
+from service.deliveries.engine import AttemptOutcome
 from service.destinations.kinds.webhook import WebhookConfig, generate_secret
 from service.destinations.models import Destination
 from tests.destinations.receiver import Receiver

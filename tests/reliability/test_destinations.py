@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from service.destinations.kinds import directory
+from service.destinations.kinds import directory_files
 from service.destinations.kinds.webhook import WebhookConfig, generate_secret
 from service.destinations.models import Destination
 from tests.destinations.receiver import Receiver
@@ -131,7 +131,7 @@ async def test_a_full_or_read_only_folder_retries_and_leaves_no_partial_files(
         if target == "fsync":
             patch.setattr("os.fsync", _failing(code))  # what the folder's writer calls
         else:
-            patch.setattr(directory, "_create_temporary", _failing(code))
+            patch.setattr(directory_files, "_create_temporary", _failing(code))
         await rig.job.run_until_idle()
         await catch_up(rig)
         leftovers = [p for p in root.rglob("*") if p.is_file()] if root.exists() else []

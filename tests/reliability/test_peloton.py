@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from service.accounts import service as accounts
+from service.accounts import linking as accounts
 from service.accounts.models import Account, AuthMethod
 from service.accounts.tokens import client_for
 from service.peloton.budget import PAUSE_BASE

@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from service.accounts.models import Account, SyncRun
 from service.deliveries.models import Delivery
+from service.destinations.kinds.spec import decrypted_secrets
 from service.destinations.kinds.webhook import WebhookConfig
 from service.destinations.models import Destination
-from service.destinations.service import decrypted_secrets
 from service.web import session as cookies
 from service.workouts.models import Workout
 from tests.api.seed import START

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from service.accounts import service as accounts
+from service.accounts import linking as accounts
 from service.accounts.models import SyncRun
 from service.convert.peloton import parse_bundle
 from service.deliveries.models import Delivery

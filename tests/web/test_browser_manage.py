@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from service.accounts import service as accounts
+from service.accounts import linking as accounts
 from service.accounts.models import Account
 from service.auth.models import ApiKey
 from service.deliveries.models import Delivery
-from service.destinations import manage as destinations
+from service.destinations import service as destinations
 from service.workouts.models import Workout
 from tests.destinations.receiver import Receiver, refuse_the_first_message
 from tests.web.conftest import LiveSite

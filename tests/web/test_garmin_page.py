@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from service.destinations.kinds.garmin_devices import CHOICES
+from service.destinations.kinds.spec import decrypted_secrets
 from service.destinations.models import Destination
-from service.destinations.service import decrypted_secrets
 from tests.destinations.fakes.fake_garmin import FakeGarmin
 from tests.support.servers import Switch, serve
 from tests.web.conftest import Site, fresh, page, sign_in

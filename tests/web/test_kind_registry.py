@@ -16,7 +16,7 @@ from sqlalchemy import select
 from service.convert.fit import FitDevice
 from service.destinations.kinds import registry
 from service.destinations.kinds.base import Delivered, DeliveryRequest
-from service.destinations.kinds.registry import KINDS, spec_for
+from service.destinations.kinds.registry import KINDS, build_handler, fit_device, spec_for
 from service.destinations.kinds.spec import (
     FormField,
     KindSpec,
@@ -24,7 +24,6 @@ from service.destinations.kinds.spec import (
     stored_config,
 )
 from service.destinations.models import Destination
-from service.destinations.service import build_handler, fit_device
 from service.errors import InvalidInput
 from service.runtime import Runtime
 from tests.api.conftest import bearer

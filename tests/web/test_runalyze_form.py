@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from service.destinations.kinds.registry import build_handler
 from service.destinations.kinds.runalyze import RunalyzeDestination
 from service.destinations.kinds.spec import decrypted_secrets
 from service.destinations.models import Destination
-from service.destinations.service import build_handler
 from tests.web.conftest import Site, fresh, page, sign_in
 from tests.web.test_actions import follow
 

@@ -44,6 +44,7 @@ from service.destinations.kinds.base import (
     PermanentFailure,
     Postponed,
 )
+from service.destinations.kinds.garmin_answers import import_result
 from service.destinations.kinds.garmin_auth import (
     DEFAULT_CLIENT_IDS,
     DEFAULT_SERVICE_URL,
@@ -89,7 +90,6 @@ DEFAULT_UPLOAD_URL = "https://connectapi.garmin.com/upload-service/upload"
 DEFAULT_PROFILE_URL = "https://connectapi.garmin.com/userprofile-service/socialProfile"
 ORIGIN = "https://sso.garmin.com"
 FORMATS = ("fit", "tcx", "gpx")
-DUPLICATE_CODE = 202  # detailedImportResult failure message: "Duplicate Activity."
 REFRESH_MARGIN_S = 900  # python-garminconnect refreshes 15 minutes before exp
 RATE_LIMIT_WAIT_S = 900.0
 UPLOAD_TIMEOUT_S = 120.0
@@ -99,29 +99,6 @@ REQUEST_TIMEOUT_S = 30.0
 def fit_device_for(discipline: Discipline | str, device: str = AUTO) -> FitDevice | None:
     """The device Garmin's FIT should claim (see :mod:`.garmin_devices`)."""
     return device_for(device, discipline)
-
-
-def _import_result(body: Mapping[str, Any] | None) -> tuple[str | None, str | None, list[str]]:
-    """(new activity id, duplicate's existing id, other failure messages) of an upload answer."""
-    result = (body or {}).get("detailedImportResult")
-    if not isinstance(result, dict):
-        return None, None, []
-    created = None
-    for success in result.get("successes") or []:
-        if isinstance(success, dict) and success.get("internalId") is not None:
-            created = str(success["internalId"])
-            break
-    duplicate, problems = None, []
-    for failure in result.get("failures") or []:
-        if not isinstance(failure, dict):
-            continue
-        messages = [m for m in failure.get("messages") or [] if isinstance(m, dict)]
-        if any(m.get("code") == DUPLICATE_CODE for m in messages):
-            internal = failure.get("internalId")
-            duplicate = str(internal) if internal is not None else duplicate or ""
-        else:
-            problems += [f"{m.get('code')}: {m.get('content')}" for m in messages] or ["failed"]
-    return created, duplicate, problems
 
 
 class GarminDestination:
@@ -210,7 +187,7 @@ class GarminDestination:
 
     def _uploaded(self, response: httpx.Response) -> Delivered:
         body = json_object(response)
-        created, duplicate, problems = _import_result(body)
+        created, duplicate, problems = import_result(body)
         excerpt = self._redactor.excerpt(response)
         if response.status_code == 409 or (response.is_success and duplicate is not None):
             log.info("garmin.upload.duplicate", activity=duplicate)

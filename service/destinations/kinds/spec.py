@@ -1,9 +1,9 @@
 """What a destination kind is to the rest of the service: one :class:`KindSpec` per kind.
 
 Each kind module (``webhook.py``, ``strava.py``...) defines its ``SPEC``; :mod:`.registry` lists
-them. The admin API (``kinds_api``, ``manage``), the engine (``service.build_handler``,
-``fit_device``) and the dashboard (the destination form) read the spec and nothing else, so a
-new kind is its module plus one line in the registry.
+them. The admin API (``kinds_api``, ``destinations.service``), the engine
+(``registry.build_handler``, ``fit_device``) and the dashboard (the destination form) read the
+spec and nothing else, so a new kind is its module plus one line in the registry.
 """
 
 from __future__ import annotations

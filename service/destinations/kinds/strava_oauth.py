@@ -4,8 +4,8 @@ Flow (developers.strava.com/docs/authentication):
 
 1. Send the user to :func:`authorize_url` (``{oauth}/authorize`` with ``response_type=code``,
    the app's ``client_id``, our ``redirect_uri``, ``scope`` and a signed ``state``: see
-   :class:`OAuthStateSigner`, which binds the callback to the destination that started it and
-   expires after 10 minutes).
+   :class:`~.strava_state.OAuthStateSigner`, which binds the callback to the destination that
+   started it and expires after 10 minutes).
 2. Strava redirects back with ``code``, ``state`` and the ``scope`` the user actually granted;
    the user may untick scopes, so call :func:`check_granted_scope` (uploads need
    ``activity:write``).
@@ -33,19 +33,14 @@ Failures are :mod:`.base` errors so the delivery path needs no translation: a re
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import structlog
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import SecretStr
 
 from service.destinations.kinds.base import (
@@ -69,7 +64,6 @@ log = structlog.get_logger(__name__)
 DEFAULT_OAUTH_URL = "https://www.strava.com/oauth"
 DEFAULT_SCOPE = "activity:write,read"
 REQUIRED_SCOPE = "activity:write"
-STATE_MAX_AGE_S = 600
 #: How long a refresh's result is remembered for callers still holding the old refresh token.
 ROTATION_MEMORY_S = 600.0
 SERVICE = "Strava"
@@ -80,12 +74,6 @@ ATHLETE_LIMIT = (
     "secrets.client_secret, from the rider's strava.com/settings/api) or have the shared "
     "application's athlete capacity raised"
 )
-
-
-class InvalidOAuthState(InvalidInput):
-    """The ``state`` of an OAuth callback is forged, corrupted or too old."""
-
-    title = "Invalid OAuth state"
 
 
 class InsufficientScope(InvalidInput):
@@ -128,46 +116,6 @@ def check_granted_scope(scope: str | None, required: str = REQUIRED_SCOPE) -> No
             f"{', '.join(sorted(granted)) or 'nothing'}); authorize again and keep "
             "'Upload your activities' ticked"
         )
-
-
-class OAuthStateSigner:
-    """Signs and checks the OAuth ``state``: authenticated, encrypted, timestamped (Fernet).
-
-    The key is derived (HKDF) from the service's secret so a state token can never be used
-    where a stored secret is expected, or the other way round.
-    """
-
-    def __init__(self, secret: str | bytes | SecretStr, *, clock: Clock = utcnow) -> None:
-        raw = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
-        material = raw.encode() if isinstance(raw, str) else raw
-        if len(material) < 16:
-            raise InvalidInput("the OAuth state secret must be at least 16 bytes")
-        key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"pelosync strava oauth state"
-        ).derive(material)
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
-        self._clock = clock
-
-    def sign(self, data: Mapping[str, str | int]) -> str:
-        """A state value carrying ``data`` (e.g. the destination id and a nonce)."""
-        payload = json.dumps(dict(data), sort_keys=True, separators=(",", ":")).encode()
-        now = int(self._clock().timestamp())
-        return self._fernet.encrypt_at_time(payload, now).decode()
-
-    def verify(self, state: str, *, max_age_s: int = STATE_MAX_AGE_S) -> dict[str, Any]:
-        """The data signed into ``state``; :class:`InvalidOAuthState` if forged or expired."""
-        now = int(self._clock().timestamp())
-        try:
-            payload = self._fernet.decrypt_at_time(state.encode(), max_age_s, now)
-        except (InvalidToken, ValueError):
-            raise InvalidOAuthState(
-                "the Strava authorization callback has an invalid or expired state; "
-                "start the authorization again"
-            ) from None
-        value = json.loads(payload)
-        if not isinstance(value, dict):
-            raise InvalidOAuthState("the Strava authorization state is not an object")
-        return value
 
 
 @dataclass(frozen=True)
