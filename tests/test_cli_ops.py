@@ -112,6 +112,13 @@ async def test_link_list_sync_pause_delete(base_env: dict[str, str]) -> None:
             "after",
             "reauth",
         ]
+        code, out, err = await pelosync(env, "account", "delete", "99")
+        assert code == 2  # said before asking, not after
+        assert err.strip() == "pelosync: error: account 99 not found"
+        code, out, err = await pelosync(env, "account", "delete", "1", stdin=b"n\n")
+        assert code == 2  # answered no: kept
+        assert "Delete account 1 (Me) with its 3 workouts and their deliveries?" in out
+        assert "not deleted" in err
         code, out, err = await pelosync(env, "account", "delete", "1", "--yes")
         assert code == 0, err
         code, out, _ = await pelosync(env, "account", "list")

@@ -178,9 +178,20 @@ def delete(
 ) -> None:
     """Delete an account with its workouts, deliveries and sync history."""
     settings = setup("ERROR")
-    if not yes and not typer.confirm(
-        f"Delete account {account_id} with all its workouts and deliveries?"
-    ):
+
+    async def describe() -> str:
+        """What is about to go, named, or NotFound before anyone is asked."""
+        async with open_runtime(settings) as rt:
+            await check_current(rt.engine)
+            async with rt.sessions() as session:
+                repo = AccountRepository(session)
+                account = await repo.get(account_id)
+                if account is None:
+                    raise NotFound(f"account {account_id} not found")
+                workouts = (await repo.workout_counts([account_id])).get(account_id, 0)
+        return f"account {account_id} ({account.label}) with its {workouts} workouts"
+
+    if not yes and not typer.confirm(f"Delete {run(describe())} and their deliveries?"):
         raise InvalidInput("not deleted")
 
     async def go() -> None:
