@@ -33,6 +33,7 @@ from typing import Protocol
 from service.deliveries.models import AttemptResult, DeliveryState
 from service.destinations.kinds.base import (
     OVERLOAD_PENALTY_S,
+    REAUTHORIZATION_REASON,
     DeliveryError,
     DestinationGone,
     NeedsReauthorization,
@@ -168,7 +169,7 @@ def decide_attempt(
             postpone_destination_until=until,
         )
     if isinstance(error, NeedsReauthorization | DestinationGone):
-        reason = "needs re-authorization" if isinstance(error, NeedsReauthorization) else "gone"
+        reason = REAUTHORIZATION_REASON if isinstance(error, NeedsReauthorization) else "gone"
         return AttemptDecision(
             AttemptResult.PARKED,
             None,

@@ -21,7 +21,12 @@ from service.auth.repository import ApiKeyRepository
 from service.db import autocommit_session
 from service.destinations import checks, kinds_api
 from service.destinations.kinds import strava, webhook
-from service.destinations.kinds.base import Delivered, DeliveryError, NeedsReauthorization
+from service.destinations.kinds.base import (
+    REAUTHORIZATION_REASON,
+    Delivered,
+    DeliveryError,
+    NeedsReauthorization,
+)
 from service.destinations.kinds.registry import build_handler, spec_for
 from service.destinations.kinds.spec import decrypted_secrets
 from service.destinations.kinds.strava_app import StravaApp, revoke_access, strava_app
@@ -43,7 +48,6 @@ DEFAULT_FORMATS = ["fit"]
 STATE_PURPOSE = "pelosync strava oauth state"
 #: How a destination parked by a refused grant is disabled (``deliveries.retry.decide_attempt``):
 #: the one disabled state a new Strava authorization lifts.
-REAUTHORIZATION_REASON = "needs re-authorization"
 #: Where an athlete sees (and removes) the applications connected to their Strava account.
 STRAVA_APPS_PAGE = "https://www.strava.com/settings/apps"
 

@@ -165,6 +165,11 @@ class DestinationGone(PermanentFailure):
     """The destination answered that it no longer exists (HTTP 410): disable it."""
 
 
+#: How a destination parked for new credentials is marked (``disabled_reason`` starts with it):
+#: new credentials lift exactly such a parking, never a destination an admin disabled.
+REAUTHORIZATION_REASON = "needs re-authorization"
+
+
 class NeedsReauthorization(DeliveryError):
     """Credentials refused: the destination waits for the user to re-authorise it."""
 

@@ -277,10 +277,16 @@ def credentials_note(secrets: Mapping[str, Any], now: datetime) -> CredentialsNo
         )
     day = expiry.at.strftime("%Y-%m-%d %H:%M UTC")
     if expiry.ended:
-        text = f"Garmin sign-in ended on {day}: give the destination a new service ticket"
+        text = (
+            f"Garmin sign-in ended on {day}: "
+            "give the destination a new service ticket or token file"
+        )
     elif expiry.warning:
         days = "less than a day" if expiry.days_left == 0 else f"{expiry.days_left} days"
-        text = f"Garmin sign-in expires in {days} ({day}): give it a new service ticket soon"
+        text = (
+            f"Garmin sign-in expires in {days} ({day}): "
+            "give it a new service ticket or token file soon"
+        )
     else:
         text = f"Garmin sign-in valid until {day}"
     return CredentialsNote(text, warning=expiry.warning)
