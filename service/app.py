@@ -73,8 +73,10 @@ def create_app(
                     yield
             finally:
                 ticker.stop()
-                # Work in flight finishes (or its lease lapses and another replica takes it).
+                # Work in flight finishes (or its lease lapses and another replica takes it);
+                # nothing may still hold a connection once the runtime closes the engine.
                 await asyncio.gather(
+                    ticker.drain(SHUTDOWN_GRACE_S),
                     poll_job.drain(SHUTDOWN_GRACE_S),
                     delivery_job.drain(SHUTDOWN_GRACE_S),
                     event_job.drain(SHUTDOWN_GRACE_S),

@@ -123,6 +123,9 @@ class PollJob:
                 pass
         if self._refill is not None and not self._refill.done():
             await asyncio.wait([self._refill], timeout=grace)
+            if not self._refill.done():  # the database hangs it: nothing may outlive the runtime
+                self._refill.cancel()
+                await asyncio.gather(self._refill, return_exceptions=True)
         if not self.running:
             return
         tasks = list(self.running.values())
