@@ -106,6 +106,28 @@ def transport_error(service: str, what: str, exc: httpx.HTTPError) -> DeliveryEr
     return DeliveryError(f"{service} did not answer {what}: {type(exc).__name__}")
 
 
+#: How long one call to a service's API may take (uploads may set their own).
+REQUEST_TIMEOUT_S = 30.0
+
+
+async def call_api(
+    http: httpx.AsyncClient,
+    service: str,
+    what: str,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    **kwargs: Any,
+) -> httpx.Response:
+    """One request to a service's API; no answer at all is :func:`transport_error`."""
+    kwargs.setdefault("timeout", REQUEST_TIMEOUT_S)
+    try:
+        return await http.request(method, url, headers=headers, **kwargs)
+    except httpx.HTTPError as exc:
+        raise transport_error(service, what, exc) from None
+
+
 def status_error(
     service: str,
     what: str,

@@ -53,9 +53,9 @@ from service.destinations.kinds.http_common import (
     Redactor,
     Sleep,
     activity_text,
+    call_api,
     json_object,
     status_error,
-    transport_error,
     utcnow,
 )
 from service.destinations.kinds.spec import (
@@ -76,7 +76,6 @@ SERVICE = "intervals.icu"
 DEFAULT_API_URL = "https://intervals.icu"
 FORMATS = ("fit", "tcx", "gpx")
 UPLOAD_TIMEOUT_S = 120.0
-REQUEST_TIMEOUT_S = 30.0
 
 
 class IntervalsConfig(BaseModel):
@@ -231,16 +230,15 @@ class IntervalsDestination:
                 "the intervals.icu destination has neither api_key nor access_token; "
                 "add an API key from intervals.icu/settings"
             )
-        kwargs.setdefault("timeout", REQUEST_TIMEOUT_S)
-        try:
-            return await self._http.request(
-                method,
-                f"{self._api}{path}",
-                headers={"Authorization": self._auth, "Accept": "application/json"},
-                **kwargs,
-            )
-        except httpx.HTTPError as exc:
-            raise transport_error(SERVICE, what, exc) from None
+        return await call_api(
+            self._http,
+            SERVICE,
+            what,
+            method,
+            f"{self._api}{path}",
+            headers={"Authorization": self._auth, "Accept": "application/json"},
+            **kwargs,
+        )
 
     def _error(self, what: str, response: httpx.Response) -> DeliveryError:
         return status_error(

@@ -58,9 +58,9 @@ from service.destinations.kinds.http_common import (
     Redactor,
     Sleep,
     activity_text,
+    call_api,
     json_object,
     status_error,
-    transport_error,
     utcnow,
 )
 from service.destinations.kinds.spec import FormField, KindSpec, decrypted_secrets, stored_config
@@ -78,7 +78,6 @@ ACTIVITY_URL = "https://runalyze.com/activity/{id}"
 #: What Runalyze takes, best first (FIT keeps power, cadence and laps; TCX is the fallback).
 FORMATS = ("fit", "tcx")
 UPLOAD_TIMEOUT_S = 120.0
-REQUEST_TIMEOUT_S = 30.0
 FIRST_POLL_S = 2.0
 POLL_EVERY_S = 5.0
 _BAD_TOKEN = "no valid token"
@@ -262,16 +261,15 @@ class RunalyzeDestination:
                 "the Runalyze destination has no token; "
                 "add the personal API token from runalyze.com/settings/personal-api"
             )
-        kwargs.setdefault("timeout", REQUEST_TIMEOUT_S)
-        try:
-            return await self._http.request(
-                method,
-                f"{self._api}{path}",
-                headers={"token": self._token, "Accept": "application/json"},
-                **kwargs,
-            )
-        except httpx.HTTPError as exc:
-            raise transport_error(SERVICE, what, exc) from None
+        return await call_api(
+            self._http,
+            SERVICE,
+            what,
+            method,
+            f"{self._api}{path}",
+            headers={"token": self._token, "Accept": "application/json"},
+            **kwargs,
+        )
 
     @staticmethod
     def _is_duplicate(response: httpx.Response) -> bool:
